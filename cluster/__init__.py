@@ -1,0 +1,1 @@
+"""Tooling that runs and tortures kvnode clusters: supervisor, nemesis, workload, checker."""

@@ -1,0 +1,9 @@
+"""The file-based state machine: WAL, checkpoints, snapshots, TTL and CAS.
+
+This package knows nothing of Raft or HTTP; `kvnode.raft` is its only caller.
+"""
+
+from kvnode.storage.keyspace import KeyRecord, Outcome, Status
+from kvnode.storage.machine import Entry, StateMachine
+
+__all__ = ["Entry", "KeyRecord", "Outcome", "StateMachine", "Status"]

@@ -1,0 +1,140 @@
+"""Checkpoints: `state.data` (the state image) plus `metadata.bin`, written crash-safely.
+
+The sequence, each file replaced with tmp + fsync + rename + fsync(dir):
+
+    1. state.data      the full image at last_applied (format in image.py)
+    2. metadata.bin    index, term and CRC of that image
+    3. wal.log         truncated back to its header (done by the caller)
+
+A crash before step 1's rename leaves the old checkpoint and the full WAL; the
+WAL records it covers are skipped on replay by index, so a crash after step 1
+or 2 is harmless too.
+
+`metadata.bin` layout (little-endian):
+
+    header   b"KVN\\0" b"META" u16 version=1     (10 bytes)
+    index    u64   last applied index covered by the checkpoint
+    term     u64   its term
+    ckpt_crc u32   the CRC of that state.data
+    crc32    u32   zlib.crc32 of every byte before it
+
+Recovery accepts a metadata index *older* than the checkpoint's (the crash fell
+between the two renames) and repairs it, but refuses a *newer* one or a
+different CRC at the same index: then `state.data` is not the file the node
+wrote, and serving from it would be serving data no one can vouch for.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from kvnode.storage.errors import CorruptFile
+from kvnode.storage.fileformat import (
+    HEADER_SIZE,
+    KIND_CHECKPOINT,
+    KIND_METADATA,
+    FaultHook,
+    atomic_write,
+    check_header,
+    encode_header,
+    no_fault,
+)
+from kvnode.storage.image import StateImage, decode_image, encode_image
+from kvnode.storage.keyspace import KeyRecord
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.data"
+METADATA_FILE = "metadata.bin"
+METADATA_VERSION = 1
+METADATA_BODY = struct.Struct("<QQI")
+CRC = struct.Struct("<I")
+
+
+class Metadata(NamedTuple):
+    index: int
+    term: int
+    checkpoint_crc: int
+
+
+def encode_metadata(meta: Metadata) -> bytes:
+    data = encode_header(KIND_METADATA, METADATA_VERSION) + METADATA_BODY.pack(*meta)
+    return data + CRC.pack(zlib.crc32(data))
+
+
+def decode_metadata(data: bytes, path: Path) -> Metadata:
+    check_header(data, KIND_METADATA, METADATA_VERSION, path)
+    expected = HEADER_SIZE + METADATA_BODY.size + CRC.size
+    if len(data) != expected:
+        raise CorruptFile(path, f"metadata is {len(data)} bytes, expected {expected}")
+    (stored,) = CRC.unpack_from(data, len(data) - CRC.size)
+    if zlib.crc32(data[: -CRC.size]) != stored:
+        raise CorruptFile(path, "checksum mismatch: the file is damaged")
+    return Metadata(*METADATA_BODY.unpack_from(data, HEADER_SIZE))
+
+
+def write_checkpoint(
+    directory: Path,
+    index: int,
+    term: int,
+    log_clock_ms: int,
+    items: Iterable[tuple[str, KeyRecord]],
+    count: int,
+    *,
+    durable: bool,
+    fault_hook: FaultHook = no_fault,
+) -> int:
+    """Steps 1 and 2 of the sequence; returns the size of state.data."""
+    image, crc = encode_image(KIND_CHECKPOINT, index, term, log_clock_ms, items, count)
+    atomic_write(directory / STATE_FILE, image, durable=durable, fault_hook=fault_hook)
+    atomic_write(
+        directory / METADATA_FILE,
+        encode_metadata(Metadata(index, term, crc)),
+        durable=durable,
+        fault_hook=fault_hook,
+    )
+    return len(image)
+
+
+def load_checkpoint(directory: Path, *, durable: bool) -> StateImage:
+    """Read and cross-check state.data and metadata.bin."""
+    state_path = directory / STATE_FILE
+    meta_path = directory / METADATA_FILE
+    image = decode_image(state_path.read_bytes(), KIND_CHECKPOINT, state_path)
+    if meta_path.exists():
+        meta = decode_metadata(meta_path.read_bytes(), meta_path)
+    elif image.index == 0:
+        meta = Metadata(0, 0, 0)  # a crash while initialising the directory
+    else:
+        raise CorruptFile(meta_path, "missing, but state.data exists")
+    if meta.index > image.index:
+        raise CorruptFile(
+            meta_path,
+            f"metadata names index {meta.index} but state.data holds the older index "
+            f"{image.index}: state.data was replaced or rolled back",
+        )
+    if meta.index == image.index and meta.checkpoint_crc != image.crc:
+        raise CorruptFile(
+            state_path,
+            f"CRC {image.crc:#010x} differs from the {meta.checkpoint_crc:#010x} recorded in "
+            "metadata.bin: this is not the checkpoint the node wrote",
+        )
+    if meta.index < image.index:
+        log.info(
+            "%s: metadata at index %d lags state.data at %d (crash between checkpoint steps); "
+            "repairing",
+            meta_path,
+            meta.index,
+            image.index,
+        )
+        atomic_write(
+            meta_path,
+            encode_metadata(Metadata(image.index, image.term, image.crc)),
+            durable=durable,
+        )
+    return image

@@ -1,0 +1,108 @@
+"""Shared on-disk conventions: the file header and crash-safe file replacement.
+
+Every kvnode file starts with a 10-byte header (little-endian):
+
+    magic   4 bytes  b"KVN\\0"
+    kind    4 bytes  b"WAL\\0", b"CKPT", b"META" or b"SNAP"
+    version u16      format version of that kind
+
+so a node can tell its own files from foreign ones and refuse files written by
+a newer build instead of misreading them.
+
+Replaced files (checkpoint, metadata, snapshots) are never rewritten in place:
+`atomic_write` writes `<name>.tmp`, fsyncs it, renames it over the old file and
+fsyncs the directory, so a crash at any instant leaves either the old or the
+new file, complete.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from kvnode.storage.errors import NotKvnodeFile, UnsupportedFormat
+
+MAGIC = b"KVN\x00"
+HEADER = struct.Struct("<4s4sH")
+HEADER_SIZE = HEADER.size
+
+KIND_WAL = b"WAL\x00"
+KIND_CHECKPOINT = b"CKPT"
+KIND_METADATA = b"META"
+KIND_SNAPSHOT = b"SNAP"
+
+TMP_SUFFIX = ".tmp"
+
+FaultHook = Callable[[str], None]
+"""Called with a step name at each point of a crash-sensitive sequence (tests crash there)."""
+
+
+def no_fault(_step: str) -> None:
+    """The production fault hook: does nothing."""
+
+
+def encode_header(kind: bytes, version: int) -> bytes:
+    return HEADER.pack(MAGIC, kind, version)
+
+
+def check_header(data: bytes | memoryview, kind: bytes, max_version: int, path: Path) -> int:
+    """Validate a file header and return its version.
+
+    Raises NotKvnodeFile for foreign content and UnsupportedFormat for a newer version.
+    """
+    if len(data) < HEADER_SIZE:
+        raise NotKvnodeFile(path, f"file is {len(data)} bytes, shorter than a kvnode header")
+    magic, found_kind, version = HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise NotKvnodeFile(path, f"not a kvnode file (magic {bytes(magic)!r})", offset=0)
+    if found_kind != kind:
+        raise NotKvnodeFile(
+            path, f"expected a {kind!r} file, found a {bytes(found_kind)!r} file", offset=4
+        )
+    if version > max_version:
+        raise UnsupportedFormat(
+            path,
+            f"format version {version} is newer than this kvnode supports ({max_version}); "
+            "upgrade kvnode",
+            offset=8,
+        )
+    return version
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or file creation in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: Path, data: bytes, *, durable: bool, fault_hook: FaultHook = no_fault
+) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new file, never a mix.
+
+    With durable=False the fsyncs are skipped (fsync=never): still atomic against
+    a process crash, not against power loss.
+    """
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        fault_hook(f"{path.name}:tmp-written")
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    fault_hook(f"{path.name}:tmp-synced")
+    os.replace(tmp, path)
+    fault_hook(f"{path.name}:renamed")
+    if durable:
+        fsync_dir(path.parent)
+    fault_hook(f"{path.name}:dir-synced")

@@ -1,0 +1,113 @@
+"""The state image: every stored key at one Raft index, in one checksummed file.
+
+The same layout serves two kinds of file (told apart by the header kind):
+`state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
+self-contained snapshot handed to other nodes. All integers little-endian:
+
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=1        (10 bytes)
+    index       u64   Raft index of the last command reflected in the image
+    term        u64   its term
+    log_clock   u64   the key space's log clock (ms), see keyspace.py
+    count       u64   number of key records that follow
+    record*     key_len u32 | value_len u32 | create_rev u64 | mod_rev u64 |
+                expire_at_ms u64 | key (UTF-8) | value
+    extra_len   u32   length of an opaque blob owned by the caller
+    extra       bytes (the Raft layer keeps its own snapshot data here)
+    crc32       u32   zlib.crc32 of every byte before it
+
+The whole file is built in memory and checked as a whole: a single flipped bit
+anywhere makes it unreadable rather than silently wrong.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from kvnode.storage.errors import CorruptFile, StorageError
+from kvnode.storage.fileformat import HEADER_SIZE, check_header, encode_header
+from kvnode.storage.keyspace import KeyRecord
+
+IMAGE_VERSION = 1
+IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
+ITEM = struct.Struct("<IIQQQ")
+EXTRA_LEN = struct.Struct("<I")
+CRC = struct.Struct("<I")
+
+
+class StateImage(NamedTuple):
+    index: int
+    term: int
+    log_clock_ms: int
+    items: list[tuple[str, KeyRecord]]
+    extra: bytes
+    crc: int
+
+
+def encode_image(
+    kind: bytes,
+    index: int,
+    term: int,
+    log_clock_ms: int,
+    items: Iterable[tuple[str, KeyRecord]],
+    count: int,
+    extra: bytes = b"",
+) -> tuple[bytes, int]:
+    """Serialize an image; returns the bytes and their CRC (recorded in metadata.bin)."""
+    parts = [encode_header(kind, IMAGE_VERSION), IMAGE_HEAD.pack(index, term, log_clock_ms, count)]
+    pack = ITEM.pack
+    for key, record in items:
+        encoded = key.encode()
+        parts.append(
+            pack(
+                len(encoded),
+                len(record.value),
+                record.create_revision,
+                record.mod_revision,
+                record.expire_at_ms,
+            )
+        )
+        parts.append(encoded)
+        parts.append(record.value)
+    parts.append(EXTRA_LEN.pack(len(extra)))
+    parts.append(extra)
+    body = b"".join(parts)
+    crc = zlib.crc32(body)
+    return body + CRC.pack(crc), crc
+
+
+def decode_image(
+    data: bytes, kind: bytes, path: Path, error: type[StorageError] = CorruptFile
+) -> StateImage:
+    """Verify and decode an image; any damage raises `error` naming the file."""
+    check_header(data, kind, IMAGE_VERSION, path)
+    if len(data) < HEADER_SIZE + IMAGE_HEAD.size + EXTRA_LEN.size + CRC.size:
+        raise error(path, f"file is truncated ({len(data)} bytes)")
+    (stored_crc,) = CRC.unpack_from(data, len(data) - CRC.size)
+    if zlib.crc32(memoryview(data)[: len(data) - CRC.size]) != stored_crc:
+        raise error(path, "checksum mismatch: the file is damaged")
+    index, term, log_clock_ms, count = IMAGE_HEAD.unpack_from(data, HEADER_SIZE)
+    offset = HEADER_SIZE + IMAGE_HEAD.size
+    items: list[tuple[str, KeyRecord]] = []
+    unpack = ITEM.unpack_from
+    try:
+        for _ in range(count):
+            key_len, value_len, create_rev, mod_rev, expire_at = unpack(data, offset)
+            offset += ITEM.size
+            key = data[offset : offset + key_len].decode()
+            offset += key_len
+            value = data[offset : offset + value_len]
+            offset += value_len
+            items.append((key, KeyRecord(value, create_rev, mod_rev, expire_at)))
+        (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
+        offset += EXTRA_LEN.size
+        extra = data[offset : offset + extra_len]
+        offset += extra_len
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise error(path, f"malformed record near offset {offset}: {exc}", offset) from exc
+    if offset != len(data) - CRC.size:
+        raise error(path, "record count does not match the file length", offset)
+    return StateImage(index, term, log_clock_ms, items, extra, stored_crc)

@@ -1,0 +1,355 @@
+"""StateMachine: the durable, replayable key-value state that Raft applies entries to.
+
+Interface (the Raft layer is the only caller):
+
+    apply(entries)       append + sync: decide, log and make durable a batch
+    append(entries)      decide and log a batch, without fsync (group commit)
+    sync()               one fsync for everything appended since the last one;
+                         takes a checkpoint when one is due
+    get / scan           reads from memory
+    snapshot() -> path   a self-contained, checksummed snapshot file
+    restore(path)        verify a snapshot and install it atomically
+    last_applied         the Raft index of the last applied entry
+
+Apply is idempotent by Raft index: an entry at or below `last_applied` is
+skipped, because PySyncObj re-delivers entries after every restart.
+
+Recovery = load checkpoint (verified) + replay the WAL records after its index.
+Files live in one directory (normally `<data_dir>/sm/`): `state.data`,
+`metadata.bin`, `wal.log`, `snapshot-<index>-<term>.snap`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from google.protobuf.message import DecodeError
+
+from kvnode.commands_pb2 import Command
+from kvnode.storage.checkpoint import METADATA_FILE, STATE_FILE, load_checkpoint, write_checkpoint
+from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile, StorageFailure
+from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
+from kvnode.storage.keyspace import Keyspace, KeyRecord, Outcome, Status
+from kvnode.storage.snapshot import (
+    SNAPSHOT_PATTERN,
+    prune_snapshots,
+    read_snapshot,
+    snapshot_name,
+    write_snapshot,
+)
+from kvnode.storage.wal import (
+    DEFAULT_MAX_RECORD_BYTES,
+    MIN_LENGTH,
+    Opcode,
+    WriteAheadLog,
+    encode_record,
+)
+
+log = logging.getLogger(__name__)
+
+WAL_FILE = "wal.log"
+CHECKPOINT_EVERY_ENTRIES = 1000
+CHECKPOINT_EVERY_SECONDS = 10.0
+
+OPCODE_BY_OP = {
+    "put": Opcode.PUT,
+    "delete": Opcode.DELETE,
+    "cas": Opcode.CAS,
+    "expire": Opcode.EXPIRE,
+    "noop": Opcode.NOOP,
+}
+_INVALID = Outcome(Status.INVALID, 0)
+_EMPTY_COMMAND = Command()
+
+
+class Entry(NamedTuple):
+    """A committed Raft log entry: its position and the protobuf-encoded kvnode.Command."""
+
+    index: int
+    term: int
+    command: bytes
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class StateMachine:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        fsync: bool = True,
+        checkpoint_entries: int = CHECKPOINT_EVERY_ENTRIES,
+        checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        repair: bool = False,
+        fault_hook: FaultHook = no_fault,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = Path(directory)
+        self._durable = fsync
+        self._checkpoint_entries = checkpoint_entries
+        self._checkpoint_seconds = checkpoint_seconds
+        self._max_record = max_record_bytes
+        self._fault_hook = fault_hook
+        self._monotonic = monotonic
+        self._failure: StorageFailure | None = None
+        self._unsynced = False
+        self._digest_cache: tuple[int, str] | None = None
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._prepare_directory()
+        image = load_checkpoint(self.directory, durable=fsync)
+        self._keys = Keyspace(image.items, image.log_clock_ms)
+        self._last_applied = image.index
+        self._last_term = image.term
+        self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
+        self._wal, records = WriteAheadLog.recover(
+            self.directory / WAL_FILE, max_record=max_record_bytes, repair=repair, durable=fsync
+        )
+        replayed = 0
+        for record in records:
+            if record.index <= self._last_applied:
+                continue  # covered by the checkpoint; the WAL truncation had not happened yet
+            command = self._decode_logged(record.payload, record.opcode, record.offset)
+            self._keys.execute(record.index, command)
+            self._last_applied, self._last_term = record.index, record.term
+            replayed += 1
+        self._entries_since_checkpoint = replayed
+        self._last_checkpoint_at = monotonic()
+        log.info(
+            "%s: recovered checkpoint at index %d + %d WAL records; last_applied=%d, %d keys",
+            self.directory,
+            image.index,
+            replayed,
+            self._last_applied,
+            len(self._keys),
+        )
+
+    # -- opening -------------------------------------------------------------
+
+    def _prepare_directory(self) -> None:
+        """Initialise an empty directory; refuse one that holds someone else's files."""
+        for leftover in self.directory.glob(f"*{TMP_SUFFIX}"):
+            leftover.unlink()  # an unfinished atomic_write: the real file is intact
+        if (self.directory / STATE_FILE).exists():
+            if not (self.directory / WAL_FILE).exists():
+                raise CorruptFile(self.directory / WAL_FILE, "missing, but state.data exists")
+            return
+        ours = {WAL_FILE, METADATA_FILE}
+        foreign = sorted(
+            p.name
+            for p in self.directory.iterdir()
+            if p.name not in ours and not SNAPSHOT_PATTERN.match(p.name)
+        )
+        if foreign:
+            raise NotKvnodeFile(
+                self.directory,
+                f"not a kvnode data directory (it holds {', '.join(foreign[:5])}); "
+                "point data_dir at an empty or kvnode-owned directory",
+            )
+        wal_path = self.directory / WAL_FILE
+        if wal_path.exists() and wal_path.stat().st_size > 0:
+            _wal, records = WriteAheadLog.recover(
+                wal_path, max_record=self._max_record, repair=False, durable=self._durable
+            )
+            _wal.close()
+            if records:
+                raise CorruptFile(
+                    self.directory / STATE_FILE, "missing, but wal.log holds applied records"
+                )
+        WriteAheadLog.create(wal_path, durable=self._durable)
+        write_checkpoint(self.directory, 0, 0, 0, (), 0, durable=self._durable)
+        log.info("%s: initialised an empty state machine", self.directory)
+
+    def _decode_logged(self, payload: bytes, opcode: int, offset: int) -> Command:
+        """Decode a command read back from the WAL; a mismatch means the log is not ours."""
+        path = self.directory / WAL_FILE
+        try:
+            command = Command.FromString(payload)
+        except DecodeError as exc:
+            raise CorruptRecord(path, f"undecodable command payload: {exc}", offset) from exc
+        expected = OPCODE_BY_OP.get(command.WhichOneof("op"), Opcode.NOOP)
+        if expected != opcode:
+            raise CorruptRecord(
+                path, f"opcode {opcode} does not match the command it holds", offset
+            )
+        return command
+
+    # -- applying --------------------------------------------------------------
+
+    @property
+    def last_applied(self) -> int:
+        return self._last_applied
+
+    @property
+    def last_applied_term(self) -> int:
+        return self._last_term
+
+    def apply(self, entries: Sequence[Entry]) -> list[Outcome | None]:
+        """Apply a batch and make it durable with one fsync (group commit)."""
+        outcomes = self.append(entries)
+        self.sync()
+        return outcomes
+
+    def append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
+        """Decide and log each entry; None marks one skipped as already applied. Never
+        fails on a bad command (that is a deterministic INVALID outcome); raises
+        StorageFailure only when the disk cannot be written."""
+        self._check_healthy()
+        outcomes: list[Outcome | None] = []
+        records: list[bytes] = []
+        for entry in entries:
+            if entry.index <= self._last_applied:
+                outcomes.append(None)
+                continue
+            command = self._decode_proposed(entry.command)
+            if command is _EMPTY_COMMAND:
+                outcome, opcode, payload = _INVALID, Opcode.NOOP, b""
+            else:
+                outcome = self._keys.execute(entry.index, command)
+                opcode, payload = OPCODE_BY_OP[command.WhichOneof("op")], entry.command
+            records.append(encode_record(entry.index, entry.term, opcode, payload))
+            self._last_applied, self._last_term = entry.index, entry.term
+            outcomes.append(outcome)
+        if records:
+            try:
+                self._wal.append(b"".join(records))
+            except StorageFailure as exc:
+                self._failure = exc
+                raise
+            self._unsynced = True
+            self._entries_since_checkpoint += len(records)
+        return outcomes
+
+    def _decode_proposed(self, data: bytes) -> Command:
+        """Decode a command from the Raft log; anything unusable becomes the empty command."""
+        if len(data) + MIN_LENGTH > self._max_record:
+            return _EMPTY_COMMAND
+        try:
+            command = Command.FromString(data)
+        except DecodeError:
+            return _EMPTY_COMMAND
+        return command if command.WhichOneof("op") else _EMPTY_COMMAND
+
+    def sync(self) -> None:
+        """Make every appended record durable (one fsync), then checkpoint if one is due."""
+        self._check_healthy()
+        try:
+            if self._unsynced and self._durable:
+                self._wal.sync()
+            self._unsynced = False
+            if self._checkpoint_due():
+                self.checkpoint()
+        except (StorageFailure, OSError) as exc:
+            self._failure = (
+                exc if isinstance(exc, StorageFailure) else StorageFailure(self.directory, str(exc))
+            )
+            raise self._failure from exc
+
+    def _checkpoint_due(self) -> bool:
+        if self._entries_since_checkpoint == 0:
+            return False
+        if self._entries_since_checkpoint >= self._checkpoint_entries:
+            return True
+        return self._monotonic() - self._last_checkpoint_at >= self._checkpoint_seconds
+
+    def checkpoint(self) -> None:
+        """Write the full state at last_applied, then drop the WAL it covers."""
+        self._checkpoint_bytes = write_checkpoint(
+            self.directory,
+            self._last_applied,
+            self._last_term,
+            self._keys.log_clock_ms,
+            self._keys.items(),
+            len(self._keys),
+            durable=self._durable,
+            fault_hook=self._fault_hook,
+        )
+        self._wal.reset(durable=self._durable)
+        self._fault_hook("wal.log:truncated")
+        self._entries_since_checkpoint = 0
+        self._last_checkpoint_at = self._monotonic()
+
+    def _check_healthy(self) -> None:
+        if self._failure is not None:
+            raise StorageFailure(
+                self.directory, f"state machine stopped after an earlier failure: {self._failure}"
+            )
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, key: str, now_ms: int | None = None) -> KeyRecord | None:
+        """The live record of `key`, or None if absent or past its deadline."""
+        return self._keys.get(key, wall_clock_ms() if now_ms is None else now_ms)
+
+    def scan(self, prefix: str = "", now_ms: int | None = None) -> Iterator[tuple[str, KeyRecord]]:
+        return self._keys.scan(prefix, wall_clock_ms() if now_ms is None else now_ms)
+
+    def digest(self) -> str:
+        """Hash of the stored state; replicas at the same last_applied must agree."""
+        if self._digest_cache is None or self._digest_cache[0] != self._last_applied:
+            self._digest_cache = (self._last_applied, self._keys.digest())
+        return self._digest_cache[1]
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "last_applied": self._last_applied,
+            "last_applied_term": self._last_term,
+            "keys": len(self._keys),
+            "wal_bytes": self._wal.size,
+            "checkpoint_bytes": self._checkpoint_bytes,
+            "entries_since_checkpoint": self._entries_since_checkpoint,
+        }
+
+    # -- snapshots ---------------------------------------------------------------
+
+    def snapshot(self, path: Path | None = None, extra: bytes = b"") -> Path:
+        """Write a verified snapshot of the current state; `extra` is stored opaquely.
+
+        Without `path` it goes to `snapshot-<index>-<term>.snap` beside the
+        checkpoint, and older local snapshots are removed.
+        """
+        self._check_healthy()
+        target = path or self.directory / snapshot_name(self._last_applied, self._last_term)
+        write_snapshot(
+            target,
+            self._last_applied,
+            self._last_term,
+            self._keys.log_clock_ms,
+            self._keys.items(),
+            len(self._keys),
+            extra,
+            durable=self._durable,
+        )
+        if path is None:
+            prune_snapshots(self.directory, target)
+        return target
+
+    def restore(self, path: Path) -> bytes:
+        """Verify a snapshot and make it the state (atomically, via a checkpoint).
+
+        Returns the snapshot's `extra` blob. A crash part-way leaves the
+        previous state, which is still a valid prefix of the same log.
+        """
+        self._check_healthy()
+        image = read_snapshot(path)
+        self._keys = Keyspace(image.items, image.log_clock_ms)
+        self._last_applied, self._last_term = image.index, image.term
+        self._unsynced = False
+        self.checkpoint()
+        log.info("%s: installed snapshot %s at index %d", self.directory, path, image.index)
+        return image.extra
+
+    def close(self) -> None:
+        """Sync, take a final checkpoint (fast restart), and release the WAL."""
+        if self._failure is None:
+            self.sync()
+            if self._entries_since_checkpoint:
+                self.checkpoint()
+        self._wal.close()

@@ -1,0 +1,55 @@
+"""Snapshot files: a self-contained, verified state image handed from node to node.
+
+A snapshot has the layout of a checkpoint (image.py) with kind b"SNAP" and an
+opaque `extra` blob that the Raft layer fills with its own bookkeeping, so the
+whole handoff is one regular file that PySyncObj can stream. Installing one
+goes through the normal checkpoint sequence, so it is atomic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from kvnode.storage.errors import SnapshotMismatch
+from kvnode.storage.fileformat import KIND_SNAPSHOT, atomic_write
+from kvnode.storage.image import StateImage, decode_image, encode_image
+from kvnode.storage.keyspace import KeyRecord
+
+SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
+
+
+def snapshot_name(index: int, term: int) -> str:
+    return f"snapshot-{index}-{term}.snap"
+
+
+def write_snapshot(
+    path: Path,
+    index: int,
+    term: int,
+    log_clock_ms: int,
+    items: Iterable[tuple[str, KeyRecord]],
+    count: int,
+    extra: bytes,
+    *,
+    durable: bool,
+) -> None:
+    data, _crc = encode_image(KIND_SNAPSHOT, index, term, log_clock_ms, items, count, extra)
+    atomic_write(path, data, durable=durable)
+
+
+def read_snapshot(path: Path) -> StateImage:
+    """Read and verify a snapshot; raises SnapshotMismatch if it is damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotMismatch(path, f"cannot read snapshot: {exc}") from exc
+    return decode_image(data, KIND_SNAPSHOT, path, error=SnapshotMismatch)
+
+
+def prune_snapshots(directory: Path, keep: Path) -> None:
+    """Delete older local snapshot files; only the newest one is ever useful."""
+    for candidate in directory.iterdir():
+        if candidate != keep and SNAPSHOT_PATTERN.match(candidate.name):
+            candidate.unlink(missing_ok=True)

@@ -1,0 +1,242 @@
+"""The write-ahead log: every command applied since the last checkpoint.
+
+File format (`<data_dir>/sm/wal.log`, all integers little-endian)
+-----------------------------------------------------------------
+    header   b"KVN\\0" b"WAL\\0" u16 version=1                       (10 bytes)
+    record*  length u32 | crc32 u32 | index u64 | term u64 | opcode u8 | payload
+
+`length` counts the bytes after the crc field (17 + len(payload)) and `crc32`
+(zlib.crc32) covers exactly those bytes. `index` and `term` are the Raft log
+position of the command; indexes are strictly increasing within the file (they
+may have gaps: Raft uses some indexes for internal entries). `opcode` names the
+command kind (see `Opcode`) and `payload` is the protobuf-encoded
+`kvnode.Command`, stored byte for byte as it came out of the Raft log.
+
+What a record means: the command was applied to the state machine. Replaying
+the records after the checkpoint's index, in order, re-executes each command
+against the same state and so reaches the same outcome (a CAS is re-evaluated,
+never blindly re-applied).
+
+Torn tails and corruption
+-------------------------
+Appends are not atomic: a crash can leave the last record short, or with a
+payload whose CRC fails. On recovery such a record **at the tail** is a torn
+write: it is truncated and recovery goes on (the command is still in the Raft
+log and will be delivered again). A damaged record **followed by a valid one**
+cannot come from a crash; it is corruption and the node refuses to start with
+`CorruptRecord` naming the file and offset, unless it is opened with
+`repair=True`, which truncates the log at the damaged record (safe while the
+Raft journal still holds those entries).
+
+After a checkpoint the log is truncated back to its header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from enum import IntEnum
+from pathlib import Path
+from struct import Struct
+from typing import NamedTuple
+
+from kvnode.storage.errors import (
+    CorruptRecord,
+    RecordTooLarge,
+    StorageFailure,
+    TornTail,
+    UnknownOpcode,
+)
+from kvnode.storage.fileformat import (
+    HEADER_SIZE,
+    KIND_WAL,
+    atomic_write,
+    check_header,
+    encode_header,
+)
+
+log = logging.getLogger(__name__)
+
+WAL_VERSION = 1
+FRAME = Struct("<II")  # length, crc32
+BODY = Struct("<QQB")  # index, term, opcode
+MIN_LENGTH = BODY.size
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+class Opcode(IntEnum):
+    """The kind of command a record holds; mirrors the `op` oneof of `kvnode.Command`."""
+
+    PUT = 1
+    DELETE = 2
+    CAS = 3
+    EXPIRE = 4
+    NOOP = 5
+
+
+KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+
+
+class WalRecord(NamedTuple):
+    index: int
+    term: int
+    opcode: int
+    payload: bytes
+    offset: int
+
+
+def encode_record(index: int, term: int, opcode: int, payload: bytes) -> bytes:
+    body = BODY.pack(index, term, opcode) + payload
+    return FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode_record(
+    buf: bytes, offset: int, prev_index: int, max_record: int, path: Path
+) -> WalRecord:
+    """Decode the record at `offset`.
+
+    Raises TornTail when the bytes there are not a complete, checksummed record
+    (the caller decides whether that is a torn tail or corruption), and a
+    CorruptRecord subclass when the record is intact but not acceptable.
+    """
+    end_of_data = len(buf)
+    if end_of_data - offset < FRAME.size:
+        raise TornTail(path, "incomplete record frame", offset)
+    length, crc = FRAME.unpack_from(buf, offset)
+    start = offset + FRAME.size
+    end = start + length
+    if length < MIN_LENGTH or end > end_of_data:
+        raise TornTail(path, f"record length {length} does not fit the file", offset)
+    if zlib.crc32(buf[start:end]) != crc:
+        raise TornTail(path, "record checksum mismatch", offset)
+    if length > max_record:
+        raise RecordTooLarge(
+            path, f"record of {length} bytes exceeds the maximum of {max_record}", offset
+        )
+    index, term, opcode = BODY.unpack_from(buf, start)
+    if opcode not in KNOWN_OPCODES:
+        raise UnknownOpcode(path, f"unknown opcode {opcode}", offset)
+    if index <= prev_index:
+        raise CorruptRecord(
+            path, f"record index {index} does not follow previous index {prev_index}", offset
+        )
+    return WalRecord(index, term, opcode, buf[start + BODY.size : end], offset)
+
+
+def _valid_record_after(
+    buf: bytes, start: int, prev_index: int, max_record: int, path: Path
+) -> int | None:
+    """Return the offset of the first decodable record at or after `start`, if any.
+
+    Used only on the error path, to tell a torn tail (nothing valid follows)
+    from corruption in the middle of the log (something valid follows).
+    """
+    for offset in range(start, len(buf) - FRAME.size - MIN_LENGTH + 1):
+        try:
+            decode_record(buf, offset, prev_index, max_record, path)
+        except (TornTail, CorruptRecord):
+            continue
+        return offset
+    return None
+
+
+class WalScan(NamedTuple):
+    records: list[WalRecord]
+    valid_end: int  # offset just after the last good record
+    torn_bytes: int  # bytes after valid_end that recovery must truncate
+
+
+def scan(buf: bytes, path: Path, max_record: int, *, repair: bool = False) -> WalScan:
+    """Decode every record of a WAL image (header included) and locate its valid end."""
+    check_header(buf, KIND_WAL, WAL_VERSION, path)
+    records: list[WalRecord] = []
+    offset = HEADER_SIZE
+    prev_index = 0
+    end_of_data = len(buf)
+    while offset < end_of_data:
+        try:
+            record = decode_record(buf, offset, prev_index, max_record, path)
+        except TornTail as torn:
+            following = _valid_record_after(buf, offset + 1, prev_index, max_record, path)
+            if following is not None and not repair:
+                raise CorruptRecord(
+                    path,
+                    f"damaged record ({torn.reason}) followed by a valid "
+                    f"record at offset {following}; refusing to start (use --repair to "
+                    "truncate the log here and let Raft re-deliver the rest)",
+                    offset,
+                ) from torn
+            break
+        except CorruptRecord:
+            if not repair:
+                raise
+            break
+        records.append(record)
+        prev_index = record.index
+        offset = record.offset + FRAME.size + MIN_LENGTH + len(record.payload)
+    return WalScan(records, offset, end_of_data - offset)
+
+
+class WriteAheadLog:
+    """Append-only handle on `wal.log`. Appends go straight to the kernel; `sync` makes them durable."""
+
+    def __init__(self, path: Path, fd: int, size: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._size = size
+
+    @classmethod
+    def create(cls, path: Path, *, durable: bool) -> None:
+        atomic_write(path, encode_header(KIND_WAL, WAL_VERSION), durable=durable)
+
+    @classmethod
+    def recover(
+        cls, path: Path, *, max_record: int, repair: bool, durable: bool
+    ) -> tuple[WriteAheadLog, list[WalRecord]]:
+        """Open an existing log, truncating a torn tail, and return it with its records."""
+        buf = path.read_bytes()
+        result = scan(buf, path, max_record, repair=repair)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        if result.torn_bytes:
+            log.warning(
+                "%s: truncating %d bytes of torn tail at offset %d (last good index %s)",
+                path,
+                result.torn_bytes,
+                result.valid_end,
+                result.records[-1].index if result.records else "none",
+            )
+            os.ftruncate(fd, result.valid_end)
+            if durable:
+                os.fsync(fd)
+        return cls(path, fd, result.valid_end), result.records
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise StorageFailure(self.path, f"append failed: {exc}") from exc
+        self._size += len(data)
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise StorageFailure(self.path, f"fsync failed: {exc}") from exc
+
+    def reset(self, *, durable: bool) -> None:
+        """Drop every record (they are covered by a checkpoint), keeping the header."""
+        os.ftruncate(self._fd, HEADER_SIZE)
+        if durable:
+            os.fsync(self._fd)
+        self._size = HEADER_SIZE
+
+    def close(self) -> None:
+        os.close(self._fd)
