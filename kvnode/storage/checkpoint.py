@@ -54,6 +54,15 @@ METADATA_FILE = "metadata.bin"
 METADATA_VERSION = 1
 METADATA_BODY = struct.Struct("<QQI")
 CRC = struct.Struct("<I")
+CHECKPOINT_STEPS = (
+    *(
+        f"{name}:{step}"
+        for name in (STATE_FILE, METADATA_FILE)
+        for step in ("tmp-written", "tmp-synced", "renamed", "dir-synced")
+    ),
+    "wal.log:truncated",
+)
+"""Names passed to the fault hook, in order, during one checkpoint."""
 
 
 class Metadata(NamedTuple):

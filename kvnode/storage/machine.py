@@ -33,7 +33,7 @@ from kvnode.commands_pb2 import Command
 from kvnode.storage.checkpoint import METADATA_FILE, STATE_FILE, load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
-from kvnode.storage.keyspace import Keyspace, KeyRecord, Outcome, Status
+from kvnode.storage.keyspace import KeyRecord, Keyspace, Outcome, Status
 from kvnode.storage.snapshot import (
     SNAPSHOT_PATTERN,
     prune_snapshots,
@@ -346,10 +346,10 @@ class StateMachine:
         log.info("%s: installed snapshot %s at index %d", self.directory, path, image.index)
         return image.extra
 
-    def close(self) -> None:
-        """Sync, take a final checkpoint (fast restart), and release the WAL."""
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Sync, take a final checkpoint (so the next start replays nothing), release the WAL."""
         if self._failure is None:
             self.sync()
-            if self._entries_since_checkpoint:
+            if checkpoint and self._entries_since_checkpoint:
                 self.checkpoint()
         self._wal.close()

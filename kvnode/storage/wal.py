@@ -179,7 +179,11 @@ def scan(buf: bytes, path: Path, max_record: int, *, repair: bool = False) -> Wa
 
 
 class WriteAheadLog:
-    """Append-only handle on `wal.log`. Appends go straight to the kernel; `sync` makes them durable."""
+    """Append-only handle on `wal.log`.
+
+    Appends go straight to the kernel (they survive a process crash); `sync`
+    makes them survive power loss.
+    """
 
     def __init__(self, path: Path, fd: int, size: int) -> None:
         self.path = path
