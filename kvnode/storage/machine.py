@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 WAL_FILE = "wal.log"
 CHECKPOINT_EVERY_ENTRIES = 1000
 CHECKPOINT_EVERY_SECONDS = 10.0
+WAL_TO_CHECKPOINT_RATIO = 4  # checkpoint once the WAL is a quarter of the checkpoint's size
 
 OPCODE_BY_OP = {
     "put": Opcode.PUT,
@@ -253,9 +254,19 @@ class StateMachine:
             raise self._failure from exc
 
     def _checkpoint_due(self) -> bool:
+        """Due after `checkpoint_entries` entries, once the WAL is also a fair share of the
+        checkpoint's size, or after `checkpoint_seconds`.
+
+        The size rule keeps the cost amortised: rewriting a large state every
+        1000 small writes would spend most of the disk and CPU on checkpoints,
+        while recovery time stays bounded by the WAL it leaves to replay.
+        """
         if self._entries_since_checkpoint == 0:
             return False
-        if self._entries_since_checkpoint >= self._checkpoint_entries:
+        if (
+            self._entries_since_checkpoint >= self._checkpoint_entries
+            and self._wal.size * WAL_TO_CHECKPOINT_RATIO >= self._checkpoint_bytes
+        ):
             return True
         return self._monotonic() - self._last_checkpoint_at >= self._checkpoint_seconds
 

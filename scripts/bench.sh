@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Benchmarks. Usage: scripts/bench.sh storage [--json FILE] [--entries N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+what=${1:-}
+shift || true
+case "$what" in
+  storage) exec python3 -m kvnode.bench.storage "$@" ;;
+  *) echo "usage: scripts/bench.sh storage [options]   (see --help of each)" >&2; exit 2 ;;
+esac
