@@ -35,19 +35,12 @@ from __future__ import annotations
 
 import logging
 import os
-import zlib
 from enum import IntEnum
 from pathlib import Path
 from struct import Struct
 from typing import NamedTuple
 
-from kvnode.storage.errors import (
-    CorruptRecord,
-    RecordTooLarge,
-    StorageFailure,
-    TornTail,
-    UnknownOpcode,
-)
+from kvnode.storage.errors import CorruptRecord, StorageFailure, UnknownOpcode
 from kvnode.storage.fileformat import (
     HEADER_SIZE,
     KIND_WAL,
@@ -55,11 +48,11 @@ from kvnode.storage.fileformat import (
     check_header,
     encode_header,
 )
+from kvnode.storage.framing import encode_frame, read_frames
 
 log = logging.getLogger(__name__)
 
 WAL_VERSION = 1
-FRAME = Struct("<II")  # length, crc32
 BODY = Struct("<QQB")  # index, term, opcode
 MIN_LENGTH = BODY.size
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -87,58 +80,7 @@ class WalRecord(NamedTuple):
 
 
 def encode_record(index: int, term: int, opcode: int, payload: bytes) -> bytes:
-    body = BODY.pack(index, term, opcode) + payload
-    return FRAME.pack(len(body), zlib.crc32(body)) + body
-
-
-def decode_record(
-    buf: bytes, offset: int, prev_index: int, max_record: int, path: Path
-) -> WalRecord:
-    """Decode the record at `offset`.
-
-    Raises TornTail when the bytes there are not a complete, checksummed record
-    (the caller decides whether that is a torn tail or corruption), and a
-    CorruptRecord subclass when the record is intact but not acceptable.
-    """
-    end_of_data = len(buf)
-    if end_of_data - offset < FRAME.size:
-        raise TornTail(path, "incomplete record frame", offset)
-    length, crc = FRAME.unpack_from(buf, offset)
-    start = offset + FRAME.size
-    end = start + length
-    if length < MIN_LENGTH or end > end_of_data:
-        raise TornTail(path, f"record length {length} does not fit the file", offset)
-    if zlib.crc32(buf[start:end]) != crc:
-        raise TornTail(path, "record checksum mismatch", offset)
-    if length > max_record:
-        raise RecordTooLarge(
-            path, f"record of {length} bytes exceeds the maximum of {max_record}", offset
-        )
-    index, term, opcode = BODY.unpack_from(buf, start)
-    if opcode not in KNOWN_OPCODES:
-        raise UnknownOpcode(path, f"unknown opcode {opcode}", offset)
-    if index <= prev_index:
-        raise CorruptRecord(
-            path, f"record index {index} does not follow previous index {prev_index}", offset
-        )
-    return WalRecord(index, term, opcode, buf[start + BODY.size : end], offset)
-
-
-def _valid_record_after(
-    buf: bytes, start: int, prev_index: int, max_record: int, path: Path
-) -> int | None:
-    """Return the offset of the first decodable record at or after `start`, if any.
-
-    Used only on the error path, to tell a torn tail (nothing valid follows)
-    from corruption in the middle of the log (something valid follows).
-    """
-    for offset in range(start, len(buf) - FRAME.size - MIN_LENGTH + 1):
-        try:
-            decode_record(buf, offset, prev_index, max_record, path)
-        except (TornTail, CorruptRecord):
-            continue
-        return offset
-    return None
+    return encode_frame(BODY.pack(index, term, opcode) + payload)
 
 
 class WalScan(NamedTuple):
@@ -151,31 +93,28 @@ def scan(buf: bytes, path: Path, max_record: int, *, repair: bool = False) -> Wa
     """Decode every record of a WAL image (header included) and locate its valid end."""
     check_header(buf, KIND_WAL, WAL_VERSION, path)
     records: list[WalRecord] = []
-    offset = HEADER_SIZE
-    prev_index = 0
-    end_of_data = len(buf)
-    while offset < end_of_data:
-        try:
-            record = decode_record(buf, offset, prev_index, max_record, path)
-        except TornTail as torn:
-            following = _valid_record_after(buf, offset + 1, prev_index, max_record, path)
-            if following is not None and not repair:
-                raise CorruptRecord(
-                    path,
-                    f"damaged record ({torn.reason}) followed by a valid "
-                    f"record at offset {following}; refusing to start (use --repair to "
-                    "truncate the log here and let Raft re-deliver the rest)",
-                    offset,
-                ) from torn
-            break
-        except CorruptRecord:
-            if not repair:
-                raise
-            break
-        records.append(record)
-        prev_index = record.index
-        offset = record.offset + FRAME.size + MIN_LENGTH + len(record.payload)
-    return WalScan(records, offset, end_of_data - offset)
+
+    def accept(body: bytes, offset: int) -> None:
+        index, term, opcode = BODY.unpack_from(body, 0)
+        if opcode not in KNOWN_OPCODES:
+            raise UnknownOpcode(path, f"unknown opcode {opcode}", offset)
+        prev_index = records[-1].index if records else 0
+        if index <= prev_index:
+            raise CorruptRecord(
+                path, f"record index {index} does not follow previous index {prev_index}", offset
+            )
+        records.append(WalRecord(index, term, opcode, body[BODY.size :], offset))
+
+    result = read_frames(
+        buf,
+        HEADER_SIZE,
+        path,
+        min_body=MIN_LENGTH,
+        max_body=max_record,
+        check=accept,
+        repair=repair,
+    )
+    return WalScan(records, result.valid_end, result.torn_bytes)
 
 
 class WriteAheadLog:

@@ -20,7 +20,8 @@ from kvnode.storage.errors import (
     UnsupportedFormat,
 )
 from kvnode.storage.fileformat import HEADER_SIZE
-from kvnode.storage.wal import FRAME, WalRecord, encode_record, scan
+from kvnode.storage.framing import FRAME
+from kvnode.storage.wal import WalRecord, encode_record, scan
 
 RECORDS = 6
 

@@ -1,0 +1,108 @@
+"""CRC-framed records shared by every append-only kvnode log (WAL, Raft journal).
+
+A frame is `length u32 | crc32 u32 | body`, little-endian, where `length` is
+len(body) and `crc32` (zlib) covers the body. `read_frames` walks a file image
+and tells a torn tail (a crash mid-append: nothing valid follows, truncate it)
+from corruption (a damaged frame with a valid one after it: refuse to start).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from struct import Struct
+from typing import NamedTuple
+
+from kvnode.storage.errors import CorruptRecord, RecordTooLarge, TornTail
+
+FRAME = Struct("<II")  # length, crc32
+
+
+class Frame(NamedTuple):
+    offset: int
+    body: bytes
+
+
+class FrameScan(NamedTuple):
+    frames: list[Frame]
+    valid_end: int  # offset just after the last accepted frame
+    torn_bytes: int  # bytes after valid_end that recovery must truncate
+
+
+BodyCheck = Callable[[bytes, int], None]
+"""Validates an intact frame's body at an offset; raises CorruptRecord if unacceptable."""
+
+
+def encode_frame(body: bytes) -> bytes:
+    return FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode_frame(buf: bytes, offset: int, min_body: int, max_body: int, path: Path) -> Frame:
+    """The intact frame at `offset`; TornTail if the bytes there are not one."""
+    if len(buf) - offset < FRAME.size:
+        raise TornTail(path, "incomplete record frame", offset)
+    length, crc = FRAME.unpack_from(buf, offset)
+    start = offset + FRAME.size
+    end = start + length
+    if length < min_body or end > len(buf):
+        raise TornTail(path, f"record length {length} does not fit the file", offset)
+    body = buf[start:end]
+    if zlib.crc32(body) != crc:
+        raise TornTail(path, "record checksum mismatch", offset)
+    if length > max_body:
+        raise RecordTooLarge(
+            path, f"record of {length} bytes exceeds the maximum of {max_body}", offset
+        )
+    return Frame(offset, body)
+
+
+def _intact_frame_after(buf: bytes, start: int, min_body: int, max_body: int, path: Path) -> int:
+    """Offset of the first intact frame at or after `start`, or -1 (error path only)."""
+    for offset in range(start, len(buf) - FRAME.size - min_body + 1):
+        try:
+            decode_frame(buf, offset, min_body, max_body, path)
+        except (TornTail, CorruptRecord):
+            continue
+        return offset
+    return -1
+
+
+def read_frames(
+    buf: bytes,
+    start: int,
+    path: Path,
+    *,
+    min_body: int,
+    max_body: int,
+    check: BodyCheck,
+    repair: bool = False,
+) -> FrameScan:
+    """Decode consecutive frames from `start` to the end of `buf`.
+
+    Raises CorruptRecord (naming file and offset) for damage that a crash
+    cannot explain, unless `repair` is set, in which case the scan stops there.
+    """
+    frames: list[Frame] = []
+    offset = start
+    while offset < len(buf):
+        try:
+            frame = decode_frame(buf, offset, min_body, max_body, path)
+            check(frame.body, offset)
+        except TornTail as torn:
+            following = _intact_frame_after(buf, offset + 1, min_body, max_body, path)
+            if following >= 0 and not repair:
+                raise CorruptRecord(
+                    path,
+                    f"damaged record ({torn.reason}) followed by a valid record at offset "
+                    f"{following}; refusing to start",
+                    offset,
+                ) from torn
+            break
+        except CorruptRecord:
+            if not repair:
+                raise
+            break
+        frames.append(frame)
+        offset += FRAME.size + len(frame.body)
+    return FrameScan(frames, offset, len(buf) - offset)
