@@ -8,13 +8,14 @@ from corruption (a damaged frame with a valid one after it: refuse to start).
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from struct import Struct
 from typing import NamedTuple
 
-from kvnode.storage.errors import CorruptRecord, RecordTooLarge, TornTail
+from kvnode.storage.errors import CorruptRecord, RecordTooLarge, StorageFailure, TornTail
 
 FRAME = Struct("<II")  # length, crc32
 
@@ -106,3 +107,47 @@ def read_frames(
         frames.append(frame)
         offset += FRAME.size + len(frame.body)
     return FrameScan(frames, offset, len(buf) - offset)
+
+
+class AppendOnlyFile:
+    """A log file opened for appending. Appends go straight to the kernel (they survive a
+    process crash); `sync` makes them survive power loss."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._size = size
+        if os.fstat(self._fd).st_size != size:
+            self.truncate(size, durable=True)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise StorageFailure(self.path, f"append failed: {exc}") from exc
+        self._size += len(data)
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise StorageFailure(self.path, f"fsync failed: {exc}") from exc
+
+    def truncate(self, size: int, *, durable: bool) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+            if durable:
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise StorageFailure(self.path, f"truncate failed: {exc}") from exc
+        self._size = size
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -89,6 +89,9 @@ class Keyspace:
             if not record.expired(now_ms):
                 yield key, record
 
+    def next_deadline(self) -> int | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
     def digest(self) -> str:
         """A hash of every stored key, equal on replicas that applied the same log prefix."""
         h = hashlib.sha256()

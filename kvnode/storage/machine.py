@@ -33,6 +33,7 @@ from kvnode.commands_pb2 import Command
 from kvnode.storage.checkpoint import METADATA_FILE, STATE_FILE, load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
+from kvnode.storage.image import StateImage
 from kvnode.storage.keyspace import KeyRecord, Keyspace, Outcome, Status
 from kvnode.storage.snapshot import (
     SNAPSHOT_PATTERN,
@@ -308,6 +309,10 @@ class StateMachine:
             self._digest_cache = (self._last_applied, self._keys.digest())
         return self._digest_cache[1]
 
+    def next_deadline(self) -> int | None:
+        """The earliest TTL deadline of any stored key (ms), or None."""
+        return self._keys.next_deadline()
+
     def stats(self) -> dict[str, int]:
         return {
             "last_applied": self._last_applied,
@@ -348,14 +353,18 @@ class StateMachine:
         Returns the snapshot's `extra` blob. A crash part-way leaves the
         previous state, which is still a valid prefix of the same log.
         """
-        self._check_healthy()
         image = read_snapshot(path)
+        self.install(image)
+        return image.extra
+
+    def install(self, image: StateImage) -> None:
+        """Make a verified snapshot image the state (see `restore`)."""
+        self._check_healthy()
         self._keys = Keyspace(image.items, image.log_clock_ms)
         self._last_applied, self._last_term = image.index, image.term
         self._unsynced = False
         self.checkpoint()
-        log.info("%s: installed snapshot %s at index %d", self.directory, path, image.index)
-        return image.extra
+        log.info("%s: installed a snapshot at index %d", self.directory, image.index)
 
     def close(self, *, checkpoint: bool = True) -> None:
         """Sync, take a final checkpoint (so the next start replays nothing), release the WAL."""

@@ -34,13 +34,12 @@ After a checkpoint the log is truncated back to its header.
 from __future__ import annotations
 
 import logging
-import os
 from enum import IntEnum
 from pathlib import Path
 from struct import Struct
 from typing import NamedTuple
 
-from kvnode.storage.errors import CorruptRecord, StorageFailure, UnknownOpcode
+from kvnode.storage.errors import CorruptRecord, UnknownOpcode
 from kvnode.storage.fileformat import (
     HEADER_SIZE,
     KIND_WAL,
@@ -48,7 +47,7 @@ from kvnode.storage.fileformat import (
     check_header,
     encode_header,
 )
-from kvnode.storage.framing import encode_frame, read_frames
+from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +116,8 @@ def scan(buf: bytes, path: Path, max_record: int, *, repair: bool = False) -> Wa
     return WalScan(records, result.valid_end, result.torn_bytes)
 
 
-class WriteAheadLog:
-    """Append-only handle on `wal.log`.
-
-    Appends go straight to the kernel (they survive a process crash); `sync`
-    makes them survive power loss.
-    """
-
-    def __init__(self, path: Path, fd: int, size: int) -> None:
-        self.path = path
-        self._fd = fd
-        self._size = size
+class WriteAheadLog(AppendOnlyFile):
+    """`wal.log`, opened for appending after recovery."""
 
     @classmethod
     def create(cls, path: Path, *, durable: bool) -> None:
@@ -138,9 +128,7 @@ class WriteAheadLog:
         cls, path: Path, *, max_record: int, repair: bool, durable: bool
     ) -> tuple[WriteAheadLog, list[WalRecord]]:
         """Open an existing log, truncating a torn tail, and return it with its records."""
-        buf = path.read_bytes()
-        result = scan(buf, path, max_record, repair=repair)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        result = scan(path.read_bytes(), path, max_record, repair=repair)
         if result.torn_bytes:
             log.warning(
                 "%s: truncating %d bytes of torn tail at offset %d (last good index %s)",
@@ -149,37 +137,11 @@ class WriteAheadLog:
                 result.valid_end,
                 result.records[-1].index if result.records else "none",
             )
-            os.ftruncate(fd, result.valid_end)
-            if durable:
-                os.fsync(fd)
-        return cls(path, fd, result.valid_end), result.records
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def append(self, data: bytes) -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-        except OSError as exc:
-            raise StorageFailure(self.path, f"append failed: {exc}") from exc
-        self._size += len(data)
-
-    def sync(self) -> None:
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise StorageFailure(self.path, f"fsync failed: {exc}") from exc
+        wal = cls(path, result.valid_end)  # truncates whatever lies past the valid end
+        if result.torn_bytes and durable:
+            wal.sync()
+        return wal, result.records
 
     def reset(self, *, durable: bool) -> None:
         """Drop every record (they are covered by a checkpoint), keeping the header."""
-        os.ftruncate(self._fd, HEADER_SIZE)
-        if durable:
-            os.fsync(self._fd)
-        self._size = HEADER_SIZE
-
-    def close(self) -> None:
-        os.close(self._fd)
+        self.truncate(HEADER_SIZE, durable=durable)

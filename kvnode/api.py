@@ -1,0 +1,381 @@
+"""The HTTP API (aiohttp): thin handlers that validate, call the replica, and map results.
+
+Every failure becomes a JSON body `{error, message}` through one middleware:
+validation problems raise `ApiError`; the replica's `Unavailable` becomes 503
+with Retry-After and `Indeterminate` becomes 504 with `"indeterminate": true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from kvnode import commands
+from kvnode.commands_pb2 import Condition
+from kvnode.config import MAX_KEY_BYTES
+from kvnode.raft.errors import Indeterminate, Unavailable
+from kvnode.raft.replica import Replica, now_ms
+from kvnode.storage import KeyRecord, Outcome, Status
+
+log = logging.getLogger(__name__)
+
+KV_PREFIX = "/kv/"
+MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+DEFAULT_LIST_LIMIT = 1000
+MAX_LIST_LIMIT = 100_000
+BODY_READ_TIMEOUT_SECONDS = 10.0
+RETRY_AFTER_SECONDS = "1"
+CONSISTENCY_MODES = ("linearizable", "stale")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    return json_response(status, {"error": code, "message": message, **extra}, headers)
+
+
+class Metrics:
+    """Prometheus metrics of one node (own registry: several nodes may share a process)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "kvnode_http_requests", "HTTP requests", ["method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "kvnode_http_request_seconds",
+            "HTTP request latency",
+            ["method"],
+            registry=self.registry,
+        )
+        gauges = {
+            "kvnode_raft_term": "term",
+            "kvnode_raft_commit_index": "commit_index",
+            "kvnode_applied_index": "applied_index",
+            "kvnode_keys": "keys",
+            "kvnode_wal_bytes": "wal_bytes",
+            "kvnode_journal_bytes": "journal_bytes",
+            "kvnode_snapshots_installed": "snapshots_installed",
+        }
+        self._status_gauges = [
+            (Gauge(name, field.replace("_", " "), registry=self.registry), field)
+            for name, field in gauges.items()
+        ]
+        self._is_leader = Gauge("kvnode_is_leader", "1 on the leader", registry=self.registry)
+        self._replica = replica
+
+    def render(self) -> bytes:
+        status = self._replica.status()
+        for gauge, field in self._status_gauges:
+            gauge.set(status[field])
+        self._is_leader.set(1 if status["role"] == "leader" else 0)
+        return generate_latest(self.registry)
+
+
+REPLICA = web.AppKey("replica", Replica)
+METRICS = web.AppKey("metrics", Metrics)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    replica = request.app[REPLICA]
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+    except Unavailable as exc:
+        response = error_response(
+            503, exc.reason, str(exc), headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
+    except Indeterminate as exc:
+        response = error_response(504, "indeterminate", str(exc), indeterminate=True)
+    except web.HTTPException as exc:
+        code = exc.reason.lower().replace(" ", "_")
+        response = error_response(
+            exc.status, code, f"{exc.reason}: {request.method} {request.path}"
+        )
+        if exc.status == 405:
+            response.headers["Allow"] = exc.headers.get("Allow", "")
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        response = error_response(500, "internal", "internal error; see the node's log")
+    response.headers["X-KV-Node"] = replica.config.node_id
+    response.headers["X-KV-Leader"] = replica.leader() or ""
+    metrics = request.app[METRICS]
+    metrics.requests.labels(request.method, str(response.status)).inc()
+    metrics.latency.labels(request.method).observe(time.perf_counter() - started)
+    return response
+
+
+# -- request parsing -----------------------------------------------------------------
+
+
+def parse_key(request: web.Request) -> str:
+    raw = request.rel_url.raw_path[len(KV_PREFIX) :]
+    try:
+        key = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(
+            400, "bad_key", "the key is not valid UTF-8 after percent-decoding"
+        ) from None
+    if not key:
+        raise ApiError(400, "bad_key", "the key is empty; use /kv/<key>")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise ApiError(400, "bad_key", f"the key is longer than {MAX_KEY_BYTES} bytes")
+    return key
+
+
+def parse_ttl(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise ApiError(400, "bad_ttl", f"ttl {raw!r} is not a number of seconds") from None
+    if not math.isfinite(ttl) or ttl <= 0 or ttl > MAX_TTL_SECONDS:
+        raise ApiError(
+            400, "bad_ttl", f"ttl must be a positive number of seconds up to {MAX_TTL_SECONDS}"
+        )
+    return ttl
+
+
+def parse_revision(raw: str, source: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "bad_revision", f"{source} {raw!r} is not a positive integer")
+    return int(raw)
+
+
+def parse_condition(request: web.Request, *, allow_exist: bool) -> Condition | None:
+    """At most one precondition, from the query or the If-Match / If-None-Match headers."""
+    query, found = request.query, []
+    if "prev_value" in query:
+        found.append(commands.condition(prev_value=query["prev_value"].encode()))
+    if "prev_revision" in query:
+        found.append(
+            commands.condition(
+                prev_revision=parse_revision(query["prev_revision"], "prev_revision")
+            )
+        )
+    if "If-Match" in request.headers:
+        tag = request.headers["If-Match"].strip()
+        if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')):
+            raise ApiError(400, "bad_if_match", 'If-Match must be a quoted revision, e.g. "42"')
+        found.append(commands.condition(prev_revision=parse_revision(tag[1:-1], "If-Match")))
+    if allow_exist and "prev_exist" in query:
+        value = query["prev_exist"].lower()
+        if value not in ("true", "false"):
+            raise ApiError(400, "bad_prev_exist", "prev_exist must be true or false")
+        found.append(commands.condition(prev_exist=value == "true"))
+    if allow_exist and "If-None-Match" in request.headers:
+        if request.headers["If-None-Match"].strip() != "*":
+            raise ApiError(400, "bad_if_none_match", "only If-None-Match: * is supported")
+        found.append(commands.condition(prev_exist=False))
+    if len(found) > 1:
+        raise ApiError(400, "bad_condition", "give at most one of the compare-and-swap conditions")
+    return found[0] if found else None
+
+
+async def read_value(request: web.Request) -> bytes:
+    limit = request.app[REPLICA].config.max_value_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "value_too_large", f"the value is larger than {limit} bytes")
+    try:
+        chunks, size = [], 0
+        async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413, "value_too_large", f"the value is larger than {limit} bytes"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", "the request body arrived too slowly") from None
+    return b"".join(chunks)
+
+
+def expire_at_or_none(record_or_outcome: KeyRecord | Outcome) -> int | None:
+    return record_or_outcome.expire_at_ms or None
+
+
+def write_failure(outcome: Outcome, key: str) -> ApiError:
+    if outcome.status is Status.COMPARE_FAILED:
+        return ApiError(
+            412,
+            "compare_failed",
+            f"the condition on {key!r} did not hold",
+            current_revision=outcome.revision,
+        )
+    if outcome.status is Status.NOT_FOUND:
+        return ApiError(404, "not_found", f"key {key!r} does not exist")
+    return ApiError(400, "invalid_command", "the command could not be applied")
+
+
+# -- handlers ------------------------------------------------------------------------
+
+
+async def put_key(request: web.Request) -> web.Response:
+    key = parse_key(request)
+    ttl = parse_ttl(request.query.get("ttl"))
+    when = parse_condition(request, allow_exist=True)
+    value = await read_value(request)
+    issued = now_ms()
+    expire_at = issued + math.ceil(ttl * 1000) if ttl else 0
+    outcome = await request.app[REPLICA].write(
+        commands.put(key, value, issued_at_ms=issued, expire_at_ms=expire_at, when=when)
+    )
+    if outcome.status is not Status.OK:
+        raise write_failure(outcome, key)
+    body = {
+        "key": key,
+        "revision": outcome.revision,
+        "created": outcome.created,
+        "expire_at": expire_at_or_none(outcome),
+    }
+    return json_response(
+        201 if outcome.created else 200, body, {"X-KV-Revision": str(outcome.revision)}
+    )
+
+
+async def consistent_read(request: web.Request) -> Replica:
+    mode = request.query.get("consistency", "linearizable")
+    if mode not in CONSISTENCY_MODES:
+        raise ApiError(
+            400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY_MODES)}"
+        )
+    replica = request.app[REPLICA]
+    if mode == "linearizable":
+        await replica.read_barrier()
+    return replica
+
+
+async def get_key(request: web.Request) -> web.Response:
+    key = parse_key(request)
+    replica = await consistent_read(request)
+    record = replica.get(key)
+    if record is None:
+        raise ApiError(404, "not_found", f"key {key!r} does not exist")
+    headers = {
+        "X-KV-Revision": str(record.mod_revision),
+        "X-KV-Create-Revision": str(record.create_revision),
+    }
+    if record.expire_at_ms:
+        headers["X-KV-Expire-At"] = str(record.expire_at_ms)
+    return web.Response(body=record.value, content_type="application/octet-stream", headers=headers)
+
+
+async def delete_key(request: web.Request) -> web.Response:
+    key = parse_key(request)
+    when = parse_condition(request, allow_exist=False)
+    outcome = await request.app[REPLICA].write(
+        commands.delete(key, issued_at_ms=now_ms(), when=when)
+    )
+    if outcome.status is not Status.OK:
+        raise write_failure(outcome, key)
+    return json_response(
+        200,
+        {"deleted": True, "revision": outcome.revision},
+        {"X-KV-Revision": str(outcome.revision)},
+    )
+
+
+def listed(key: str, record: KeyRecord, with_value: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "key": key,
+        "revision": record.mod_revision,
+        "create_revision": record.create_revision,
+        "expire_at": expire_at_or_none(record),
+    }
+    if with_value:
+        try:
+            item["value"] = record.value.decode("utf-8")
+        except UnicodeDecodeError:
+            item["value_base64"] = base64.b64encode(record.value).decode()
+    return item
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    query = request.query
+    raw_limit = query.get("limit", str(DEFAULT_LIST_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_LIMIT:
+        raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
+    values = query.get("values", "false").lower()
+    if values not in ("true", "false"):
+        raise ApiError(400, "bad_values", "values must be true or false")
+    replica = await consistent_read(request)
+    found = replica.scan(query.get("prefix", ""), int(raw_limit))
+    return json_response(200, [listed(k, r, values == "true") for k, r in found])
+
+
+async def status(request: web.Request) -> web.Response:
+    return json_response(200, request.app[REPLICA].status())
+
+
+async def health(_request: web.Request) -> web.Response:
+    return json_response(200, {"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if request.app[REPLICA].ready():
+        return json_response(200, {"ready": True})
+    return error_response(
+        503,
+        "not_ready",
+        "no leader yet, or still applying the log",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[METRICS].render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def create_app(
+    replica: Replica, *, body_timeout: float = BODY_READ_TIMEOUT_SECONDS
+) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_and_headers],
+        client_max_size=replica.config.max_value_bytes + 1,
+    )
+    app[REPLICA] = replica
+    app[METRICS] = Metrics(replica)
+    app[BODY_TIMEOUT] = body_timeout
+    app.router.add_get("/kv/", list_keys)
+    app.router.add_get("/kv", list_keys)
+    app.router.add_route("PUT", "/kv/{key:.*}", put_key)
+    app.router.add_route("GET", "/kv/{key:.+}", get_key)
+    app.router.add_route("DELETE", "/kv/{key:.*}", delete_key)
+    app.router.add_get("/status", status)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app

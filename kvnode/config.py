@@ -1,0 +1,178 @@
+"""Node configuration: a TOML file, overridden by KVNODE_* environment variables, overridden
+by command-line flags; validated up front so a bad setting fails with one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "KVNODE_"
+FSYNC_MODES = ("always", "never")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_KEY_BYTES = 1024
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the operator."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str = "node1"
+    raft_addr: str = "127.0.0.1:4321"
+    peers: tuple[str, ...] = ()
+    http_addr: str = "127.0.0.1:8001"
+    data_dir: Path = Path("data/node1")
+    fsync: str = "always"
+    checkpoint_entries: int = 1000
+    checkpoint_seconds: float = 10.0
+    snapshot_entries: int = 5000
+    snapshot_seconds: float = 300.0
+    max_value_bytes: int = 1024 * 1024
+    request_timeout: float = 5.0
+    append_entries_period: float = 0.05
+    election_timeout_min: float = 0.4
+    election_timeout_max: float = 1.4
+    cluster_secret: str = ""
+    insecure: bool = False
+    log_level: str = "info"
+    repair: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def durable(self) -> bool:
+        return self.fsync == "always"
+
+    @property
+    def http_host_port(self) -> tuple[str, int]:
+        return split_address(self.http_addr, "http_addr")
+
+    @property
+    def single_node(self) -> bool:
+        return not self.peers
+
+
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(NodeConfig) if f.name != "extra"}
+
+
+def split_address(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key}: {value!r} is not a host:port address (e.g. 127.0.0.1:4321)")
+    return host.strip("[]"), int(port)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = FIELD_TYPES[key]
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            return bool(value)
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "Path":
+            return Path(value)
+        if kind == "tuple[str, ...]":
+            if isinstance(value, str):
+                return tuple(p.strip() for p in value.split(",") if p.strip())
+            if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
+                raise ValueError(value)
+            return tuple(value)
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: {value!r} is not a valid {kind}") from None
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> NodeConfig:
+    """File < environment < explicit overrides (flags). Unknown keys are errors."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                values.update(tomllib.load(handle))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        unknown = sorted(set(values) - set(FIELD_TYPES))
+        if unknown:
+            raise ConfigError(
+                f"config file {path}: unknown key {unknown[0]!r} "
+                f"(known keys: {', '.join(sorted(FIELD_TYPES))})"
+            )
+    env = os.environ if environ is None else environ
+    for key in FIELD_TYPES:
+        env_value = env.get(ENV_PREFIX + key.upper())
+        if env_value is not None:
+            values[key] = env_value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    config = NodeConfig(**{key: _coerce(key, value) for key, value in values.items()})
+    validate(config)
+    return config
+
+
+def validate(config: NodeConfig) -> None:
+    split_address(config.raft_addr, "raft_addr")
+    split_address(config.http_addr, "http_addr")
+    for peer in config.peers:
+        split_address(peer, "peers")
+    if config.raft_addr in config.peers:
+        raise ConfigError(f"peers: lists this node's own raft_addr {config.raft_addr}")
+    if len(set(config.peers)) != len(config.peers):
+        raise ConfigError("peers: an address is listed twice")
+    if config.fsync not in FSYNC_MODES:
+        raise ConfigError(f"fsync: {config.fsync!r} must be one of {', '.join(FSYNC_MODES)}")
+    if config.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log_level: {config.log_level!r} must be one of {', '.join(LOG_LEVELS)}")
+    positive = {
+        "checkpoint_entries": config.checkpoint_entries,
+        "checkpoint_seconds": config.checkpoint_seconds,
+        "snapshot_entries": config.snapshot_entries,
+        "snapshot_seconds": config.snapshot_seconds,
+        "max_value_bytes": config.max_value_bytes,
+        "request_timeout": config.request_timeout,
+        "append_entries_period": config.append_entries_period,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{key}: must be greater than 0 (got {value})")
+    if config.snapshot_entries < 2:
+        raise ConfigError("snapshot_entries: must be at least 2")
+    if (
+        not config.election_timeout_max
+        > config.election_timeout_min
+        > (3 * config.append_entries_period)
+    ):
+        raise ConfigError(
+            "election timeouts: need election_timeout_max > election_timeout_min > "
+            "3 x append_entries_period"
+        )
+    if not config.node_id or not config.node_id.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"node_id: {config.node_id!r} must be letters, digits, '-' or '_'")
+    if config.peers and not config.cluster_secret and not config.insecure:
+        raise ConfigError(
+            "cluster_secret: a multi-node node needs a shared secret (peer traffic is "
+            "otherwise unauthenticated); set cluster_secret / KVNODE_CLUSTER_SECRET, or pass "
+            "--insecure on a trusted network"
+        )

@@ -1,0 +1,233 @@
+"""A durable Raft journal for PySyncObj: CRC-framed, fsynced before anything leaves the node.
+
+PySyncObj's own FileJournal is an mmap that is never synced, stores term and
+vote without fsync and silently resets them if unreadable. This replacement
+keeps PySyncObj's Journal interface but:
+
+- appends CRC-framed entries (framing.py) to `raft.journal`; a torn tail is
+  truncated on start, damage in the middle refuses to start;
+- `sync_if_dirty()` fsyncs everything appended or truncated since the last
+  sync in one call; `SyncedTransport` calls it before every outgoing message,
+  so a node never acknowledges or replicates an entry it has not persisted
+  (Raft's "persist before you reply"), and concurrent appends share one fsync;
+- term and vote go to `raft.meta` with tmp + fsync + rename + fsync(dir)
+  *before* PySyncObj sends the vote that depends on them; an unreadable meta
+  file refuses to start instead of forgetting a vote;
+- compaction (`deleteEntriesTo`) rewrites the remaining tail atomically.
+
+`raft.journal` layout: header b"KVN\\0" b"RJNL" u16 version=1, then frames
+whose body is `index u64 | term u64 | command bytes` (PySyncObj's encoded
+command). `raft.meta`: header b"KVN\\0" b"RMET" u16 version=1, then
+`term u64 | commit_index u64 | voted_for_len u16 | voted_for (UTF-8)` and a
+crc32 of all preceding bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from pathlib import Path
+
+from pysyncobj.journal import Journal
+
+from kvnode.storage.errors import CorruptFile, CorruptRecord
+from kvnode.storage.fileformat import (
+    HEADER_SIZE,
+    atomic_write,
+    check_header,
+    encode_header,
+    fsync_dir,
+)
+from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames
+
+log = logging.getLogger(__name__)
+
+KIND_JOURNAL = b"RJNL"
+KIND_META = b"RMET"
+JOURNAL_VERSION = 1
+ENTRY_HEAD = struct.Struct("<QQ")
+META_HEAD = struct.Struct("<QQH")
+CRC = struct.Struct("<I")
+MAX_ENTRY_BYTES = 256 * 1024 * 1024
+
+Entry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
+
+
+class DurableJournal(Journal):
+    def __init__(self, directory: Path, *, durable: bool, dump_file: Path) -> None:
+        self.path = directory / "raft.journal"
+        self.meta_path = directory / "raft.meta"
+        self._durable = durable
+        self._dump_dir = dump_file.parent
+        self._dirty = False
+        self._entries: list[Entry] = []
+        self._offsets: list[int] = []
+        if not self.path.exists():
+            atomic_write(self.path, encode_header(KIND_JOURNAL, JOURNAL_VERSION), durable=durable)
+        self._file = self._recover()
+        self._term, self._commit_index, self._voted_for = self._load_meta()
+        self._saved_commit_index = self._commit_index
+
+    # -- recovery ------------------------------------------------------------------
+
+    def _recover(self) -> AppendOnlyFile:
+        buf = self.path.read_bytes()
+        check_header(buf, KIND_JOURNAL, JOURNAL_VERSION, self.path)
+
+        def accept(body: bytes, offset: int) -> None:
+            index, term = ENTRY_HEAD.unpack_from(body, 0)
+            if self._entries and index != self._entries[-1][1] + 1:
+                raise CorruptRecord(
+                    self.path,
+                    f"entry index {index} does not follow {self._entries[-1][1]}",
+                    offset,
+                )
+            self._entries.append((body[ENTRY_HEAD.size :], index, term))
+            self._offsets.append(offset)
+
+        scan = read_frames(
+            buf,
+            HEADER_SIZE,
+            self.path,
+            min_body=ENTRY_HEAD.size,
+            max_body=MAX_ENTRY_BYTES,
+            check=accept,
+        )
+        if scan.torn_bytes:
+            log.warning(
+                "%s: truncating %d bytes of torn tail at offset %d",
+                self.path,
+                scan.torn_bytes,
+                scan.valid_end,
+            )
+        file = AppendOnlyFile(self.path, scan.valid_end)
+        if scan.torn_bytes and self._durable:
+            file.sync()
+        return file
+
+    def _load_meta(self) -> tuple[int, int, str | None]:
+        if not self.meta_path.exists():
+            if self._entries and self._entries[-1][2] > 0:
+                raise CorruptFile(
+                    self.meta_path, "missing while the journal holds entries of term > 0"
+                )
+            return 0, 1, None
+        data = self.meta_path.read_bytes()
+        check_header(data, KIND_META, JOURNAL_VERSION, self.meta_path)
+        if len(data) < HEADER_SIZE + META_HEAD.size + CRC.size:
+            raise CorruptFile(self.meta_path, "truncated")
+        (stored,) = CRC.unpack_from(data, len(data) - CRC.size)
+        if zlib.crc32(data[: -CRC.size]) != stored:
+            raise CorruptFile(self.meta_path, "checksum mismatch: term and vote are unknown")
+        term, commit_index, voted_len = META_HEAD.unpack_from(data, HEADER_SIZE)
+        start = HEADER_SIZE + META_HEAD.size
+        voted = data[start : start + voted_len].decode() if voted_len else None
+        return term, commit_index, voted
+
+    def _store_meta(self) -> None:
+        voted = (self._voted_for or "").encode()
+        data = encode_header(KIND_META, JOURNAL_VERSION) + META_HEAD.pack(
+            self._term, self._commit_index, len(voted)
+        )
+        data += voted
+        atomic_write(self.meta_path, data + CRC.pack(zlib.crc32(data)), durable=self._durable)
+        self._saved_commit_index = self._commit_index
+
+    # -- durability ------------------------------------------------------------------
+
+    def sync_if_dirty(self) -> None:
+        """One fsync for everything changed since the last call (group commit)."""
+        if self._dirty:
+            if self._durable:
+                self._file.sync()
+            self._dirty = False
+
+    @property
+    def size_bytes(self) -> int:
+        return self._file.size
+
+    # -- PySyncObj's Journal interface ------------------------------------------------
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        self._offsets.append(self._file.size)
+        self._file.append(encode_frame(ENTRY_HEAD.pack(idx, term) + command))
+        self._entries.append((command, idx, term))
+        self._dirty = True
+
+    def clear(self) -> None:
+        self._entries, self._offsets = [], []
+        self._file.truncate(HEADER_SIZE, durable=False)
+        self._dirty = True
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
+        """Drop the entries from list position `entryFrom` on (a conflicting suffix)."""
+        if entryFrom >= len(self._entries):
+            return
+        self._file.truncate(self._offsets[entryFrom], durable=False)
+        del self._entries[entryFrom:]
+        del self._offsets[entryFrom:]
+        self._dirty = True
+
+    def deleteEntriesTo(self, entryTo: int) -> None:
+        """Compaction: keep the entries from list position `entryTo` on, rewritten atomically.
+
+        The snapshot that covers the dropped entries was renamed into place by
+        PySyncObj without a directory fsync; make that rename durable first, or
+        a power loss could leave neither the entries nor the snapshot.
+        """
+        if self._durable:
+            fsync_dir(self._dump_dir)
+        kept = self._entries[entryTo:]
+        parts = [encode_header(KIND_JOURNAL, JOURNAL_VERSION)]
+        offsets, offset = [], HEADER_SIZE
+        for command, idx, term in kept:
+            frame = encode_frame(ENTRY_HEAD.pack(idx, term) + command)
+            offsets.append(offset)
+            offset += len(frame)
+            parts.append(frame)
+        self._file.close()
+        atomic_write(self.path, b"".join(parts), durable=self._durable)
+        self._file = AppendOnlyFile(self.path, offset)
+        self._entries, self._offsets = kept, offsets
+        self._dirty = False
+
+    def __getitem__(self, item: int | slice) -> Entry | list[Entry]:
+        return self._entries[item]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _destroy(self) -> None:
+        self.sync_if_dirty()
+        if self._commit_index != self._saved_commit_index:
+            self._store_meta()
+        self._file.close()
+
+    def flush(self) -> None:
+        self.sync_if_dirty()
+
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
+        self._commit_index = raftCommitIndex
+
+    def getRaftCommitIndex(self) -> int:
+        """Never past the end of the journal (a commit index is only meaningful for entries
+        the node still has)."""
+        last = self._entries[-1][1] if self._entries else 1
+        return min(self._commit_index, last)
+
+    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:
+        self._term, self._voted_for = term, votedForNodeId
+        self._store_meta()
+
+    def getCurrentTerm(self) -> int:
+        return self._term
+
+    def getVotedForNodeId(self) -> str | None:
+        return self._voted_for
+
+    def onOneSecondTimer(self) -> None:
+        """The commit index is a hint for faster restarts, not a safety property: store it
+        at most once a second, like PySyncObj does."""
+        if self._commit_index != self._saved_commit_index:
+            self._store_meta()

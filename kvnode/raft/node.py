@@ -1,0 +1,246 @@
+"""RaftNode: the PySyncObj subclass that feeds committed entries to the StateMachine.
+
+What PySyncObj does not give and how it is supplied here (see pysyncobj-facts):
+
+- *Index and term of the entry being applied*: not passed to the method. The
+  index is `raftLastApplied + 1` during the call (PySyncObj increments it right
+  after the method returns); the term is read from the journal at that index.
+- *Re-delivery after restart*: PySyncObj re-applies from its last dump. The
+  StateMachine skips every index at or below its own `last_applied`.
+- *Durability*: the journal is `DurableJournal`, synced by `SyncedTransport`
+  before any message leaves the node, and by `apply_command` itself before a
+  single-node cluster acknowledges. The state machine's WAL is synced once per
+  tick (an on-tick callback), off the per-entry path.
+- *Snapshots*: a custom serializer writes kvnode's own checksummed snapshot
+  (with PySyncObj's bookkeeping in its `extra` blob) as the one dump file that
+  PySyncObj streams to lagging followers; the deserializer verifies it, makes it
+  durable and installs it only if it is newer than the local state.
+- *Failures PySyncObj would swallow*: an exception in the apply method makes it
+  retry the entry forever, and a failing deserializer is logged while the node
+  still reports success to the leader. kvnode instead stops the process
+  (fail-stop) when its disk state cannot be trusted or written; it recovers
+  from disk on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pysyncobj.syncobj as syncobj_module
+from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.config import FAIL_REASON
+from pysyncobj.journal import Journal
+from pysyncobj.node import TCPNode
+
+from kvnode.config import NodeConfig
+from kvnode.raft.journal import DurableJournal
+from kvnode.raft.transport import SyncedTransport
+from kvnode.storage import Entry, Outcome, StateMachine
+from kvnode.storage.errors import StorageError
+from kvnode.storage.fileformat import fsync_dir
+from kvnode.storage.snapshot import read_snapshot
+
+log = logging.getLogger(__name__)
+
+EXIT_STORAGE_FAILURE = 75
+DUMP_FILE = "raft.snapshot"
+ROLES = {0: "follower", 1: "candidate", 2: "leader"}
+LEADER_FALLBACK_FACTOR = 3  # a cut-off leader steps down after 3 max election timeouts
+
+# FAIL_REASON codes that mean the command was certainly not applied.
+DEFINITE_FAILURES = {
+    FAIL_REASON.QUEUE_FULL: "queue_full",
+    FAIL_REASON.MISSING_LEADER: "no_leader",
+    FAIL_REASON.DISCARDED: "discarded",
+    FAIL_REASON.NOT_LEADER: "not_leader",
+    FAIL_REASON.REQUEST_DENIED: "denied",
+}
+SUCCESS = FAIL_REASON.SUCCESS
+
+_original_create_journal = syncobj_module.createJournal
+
+
+def _create_journal(journal_file: Any) -> Journal:
+    """PySyncObj builds its journal from `conf.journalFile`; kvnode passes a ready
+    DurableJournal object there and this hook hands it over unchanged."""
+    if isinstance(journal_file, Journal):
+        return journal_file
+    return _original_create_journal(journal_file)
+
+
+syncobj_module.createJournal = _create_journal
+
+
+def fail_stop(reason: str) -> None:
+    """Stop the process: continuing would serve or acknowledge data no one can vouch for."""
+    log.critical("stopping the node: %s", reason)
+    logging.shutdown()
+    os._exit(EXIT_STORAGE_FAILURE)
+
+
+def encode_raft_data(raft_data: tuple) -> bytes:
+    """PySyncObj's dump bookkeeping (last entry, previous entry, members), without pickle."""
+    last, prev, nodes = raft_data
+    return orjson.dumps(
+        {
+            "last": [last[0].hex(), last[1], last[2]],
+            "prev": [prev[0].hex(), prev[1], prev[2]],
+            "nodes": sorted(node.address for node in nodes),
+        }
+    )
+
+
+def decode_raft_data(extra: bytes) -> tuple:
+    data = orjson.loads(extra)
+    last, prev = data["last"], data["prev"]
+    return (
+        (bytes.fromhex(last[0]), last[1], last[2]),
+        (bytes.fromhex(prev[0]), prev[1], prev[2]),
+        {TCPNode(address) for address in data["nodes"]},
+    )
+
+
+class RaftNode(SyncObj):
+    def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
+        # Everything the tick thread may touch must exist before SyncObj.__init__ starts it.
+        self.kv_config = config
+        self.machine = machine
+        self.machine_lock = threading.Lock()
+        self.snapshots_installed = 0
+        self.snapshots_written = 0
+        self.dump_path = Path(config.data_dir) / DUMP_FILE
+        self.journal = DurableJournal(
+            Path(config.data_dir), durable=config.durable, dump_file=self.dump_path
+        )
+        conf = SyncObjConf(
+            journalFile=self.journal,
+            fullDumpFile=str(self.dump_path),
+            serializer=self._serialize,
+            deserializer=self._deserialize,
+            password=config.cluster_secret or None,
+            bindAddress=config.raft_addr,
+            appendEntriesPeriod=config.append_entries_period,
+            raftMinTimeout=config.election_timeout_min,
+            raftMaxTimeout=config.election_timeout_max,
+            connectionTimeout=max(3.5, config.election_timeout_max),
+            leaderFallbackTimeout=LEADER_FALLBACK_FACTOR * config.election_timeout_max,
+            logCompactionMinEntries=config.snapshot_entries,
+            logCompactionMinTime=config.snapshot_seconds,
+            logCompactionSplit=True,
+            commandsWaitLeader=False,
+            dynamicMembershipChange=False,
+        )
+        super().__init__(
+            config.raft_addr,
+            list(config.peers),
+            conf,
+            transportClass=SyncedTransport.bind_journal(self.journal),
+        )
+        self.addOnTickCallback(self._sync_machine)
+
+    # -- applying (tick thread) ------------------------------------------------------
+
+    @replicated
+    def apply_command(self, command: bytes) -> Outcome | None:
+        """Apply one committed kvnode command; returns its outcome (None if already applied)."""
+        index = self.raftLastApplied + 1
+        raft_log = self._SyncObj__raftLog  # type: ignore[attr-defined]
+        term = raft_log[index - raft_log[0][1]][2]
+        # A lone node commits without sending anything: persist before the callback acks.
+        self.journal.sync_if_dirty()
+        try:
+            with self.machine_lock:
+                (outcome,) = self.machine.append([Entry(index, term, command)])
+        except StorageError as exc:
+            fail_stop(f"cannot apply entry {index}: {exc}")
+        return outcome
+
+    def _sync_machine(self) -> None:
+        """Once per tick: one WAL fsync for everything applied in it, checkpoint when due."""
+        try:
+            with self.machine_lock:
+                self.machine.sync()
+        except StorageError as exc:
+            fail_stop(f"cannot sync the state machine: {exc}")
+
+    # -- snapshots (tick thread) ------------------------------------------------------
+
+    def _serialize(self, file_name: str, raft_data: tuple) -> None:
+        try:
+            with self.machine_lock:
+                self.machine.sync()
+                self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
+        except StorageError as exc:
+            fail_stop(f"cannot write a snapshot: {exc}")
+        self.snapshots_written += 1
+
+    def _deserialize(self, file_name: str) -> tuple:
+        path = Path(file_name)
+        try:
+            image = read_snapshot(path)
+            # PySyncObj renamed the received file into place without fsync; the journal
+            # is about to be reset to it, so it must be on disk first.
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+            fsync_dir(path.parent)
+            with self.machine_lock:
+                if image.index > self.machine.last_applied:
+                    self.machine.install(image)
+                    self.snapshots_installed += 1
+                    log.info("installed snapshot at index %d (term %d)", image.index, image.term)
+                else:
+                    log.info(
+                        "kept local state at index %d (snapshot is at %d)",
+                        self.machine.last_applied,
+                        image.index,
+                    )
+            return decode_raft_data(image.extra)
+        except (StorageError, OSError, ValueError, KeyError) as exc:
+            fail_stop(f"snapshot {path} cannot be used: {exc}")
+            raise  # unreachable: fail_stop exits
+
+    # -- status ------------------------------------------------------------------------
+
+    def leader_address(self) -> str | None:
+        leader = self._getLeader()
+        return leader.address if leader is not None else None
+
+    def is_leader(self) -> bool:
+        return bool(self._isLeader())
+
+    def status(self) -> dict[str, Any]:
+        raw = self.getStatus()
+        peers = {}
+        for peer in self.kv_config.peers:
+            peers[peer] = {
+                "connected": raw.get(f"partner_node_status_server_{peer}") == 2,
+                "match_index": raw.get(f"match_idx_server_{peer}"),
+                "next_index": raw.get(f"next_node_idx_server_{peer}"),
+            }
+        with self.machine_lock:
+            machine = self.machine.stats()
+            digest = self.machine.digest()
+        return {
+            "role": ROLES.get(raw["state"], "unknown"),
+            "leader": raw["leader"].address if raw["leader"] is not None else None,
+            "term": raw["raft_term"],
+            "commit_index": raw["commit_idx"],
+            "raft_applied_index": raw["last_applied"],
+            "applied_index": machine["last_applied"],
+            "has_quorum": raw["has_quorum"],
+            "peers": peers,
+            "log_entries": raw["log_len"],
+            "journal_bytes": self.journal.size_bytes,
+            "snapshot_bytes": self.dump_path.stat().st_size if self.dump_path.exists() else 0,
+            "snapshots_written": self.snapshots_written,
+            "snapshots_installed": self.snapshots_installed,
+            "wal_bytes": machine["wal_bytes"],
+            "checkpoint_bytes": machine["checkpoint_bytes"],
+            "keys": machine["keys"],
+            "digest": digest,
+        }

@@ -1,0 +1,113 @@
+"""Replica: one node's state machine, Raft node and proposer behind one small interface.
+
+This is what the HTTP layer talks to: `write` a command, `read_barrier` before
+a linearizable read, `get`/`scan` the local state, `status`. It also runs the
+TTL sweeper: the leader proposes `Expire{now}` when a deadline has passed, so
+expired keys are removed by the log on every replica, never by a node alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from kvnode import commands
+from kvnode.config import NodeConfig
+from kvnode.raft.errors import Indeterminate, Unavailable
+from kvnode.raft.node import DUMP_FILE, RaftNode
+from kvnode.raft.proposer import Proposer, ReadBarrier
+from kvnode.storage import KeyRecord, Outcome, StateMachine
+from kvnode.storage.errors import NotKvnodeFile
+
+log = logging.getLogger(__name__)
+
+EXPIRE_CHECK_SECONDS = 0.5
+DATA_DIR_ENTRIES = {"sm", "raft.journal", "raft.meta", DUMP_FILE}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Refuse a non-empty directory that holds none of kvnode's files."""
+    if not data_dir.exists():
+        return
+    names = {p.name for p in data_dir.iterdir()}
+    if names and not names & DATA_DIR_ENTRIES:
+        sample = ", ".join(sorted(names)[:5])
+        raise NotKvnodeFile(
+            data_dir, f"not a kvnode data directory (it holds {sample}); use an empty directory"
+        )
+
+
+class Replica:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        data_dir = Path(config.data_dir)
+        check_data_dir(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.machine = StateMachine(
+            data_dir / "sm",
+            fsync=config.durable,
+            checkpoint_entries=config.checkpoint_entries,
+            checkpoint_seconds=config.checkpoint_seconds,
+            repair=config.repair,
+        )
+        self.node = RaftNode(config, self.machine)
+        self.proposer = Proposer(self.node, config.request_timeout)
+        self.barrier = ReadBarrier(self.proposer)
+
+    async def write(self, command: bytes) -> Outcome:
+        return await self.proposer.propose(command)
+
+    async def read_barrier(self) -> None:
+        await self.barrier.wait()
+
+    def get(self, key: str) -> KeyRecord | None:
+        with self.node.machine_lock:
+            return self.machine.get(key, now_ms())
+
+    def scan(self, prefix: str, limit: int) -> list[tuple[str, KeyRecord]]:
+        with self.node.machine_lock:
+            found = []
+            for item in self.machine.scan(prefix, now_ms()):
+                if len(found) >= limit:
+                    break
+                found.append(item)
+            return found
+
+    def leader(self) -> str | None:
+        return self.node.leader_address()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node_id": self.config.node_id,
+            "raft_addr": self.config.raft_addr,
+            **self.node.status(),
+        }
+
+    def ready(self) -> bool:
+        status = self.node.getStatus()
+        return status["leader"] is not None and status["last_applied"] >= status["commit_idx"]
+
+    async def expire_keys_forever(self) -> None:
+        """On the leader: propose Expire{now} whenever some key's deadline has passed."""
+        while True:
+            await asyncio.sleep(EXPIRE_CHECK_SECONDS)
+            deadline = self.machine.next_deadline()
+            now = now_ms()
+            if deadline is None or deadline > now or not self.node.is_leader():
+                continue
+            with contextlib.suppress(Unavailable, Indeterminate):
+                await self.write(commands.expire(now))
+
+    def close(self) -> None:
+        """Stop Raft (its thread and sockets), then checkpoint and close the state machine."""
+        self.node.destroy_synchronous()
+        with self.node.machine_lock:
+            self.machine.close()
