@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,332 @@ def serve(config_path: Path | None, **flags: Any) -> None:
         fail(str(exc), EXIT_CONFIG)
     except StorageError as exc:
         fail(f"refusing to start: {exc}", EXIT_STORAGE)
+
+
+@main.group()
+def cluster() -> None:
+    """Run a local multi-node cluster (no Docker needed)."""
+
+
+@cluster.command("up")
+@click.option("--size", default=3, show_default=True, type=click.IntRange(1, 9))
+@click.option(
+    "--data",
+    "data_dir",
+    default=Path("data"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Parent directory of the nodes' data (data/node1, ...).",
+)
+@click.option("--http-port", default=8001, show_default=True, help="HTTP port of node1 (+1 each).")
+@click.option("--raft-port", default=4321, show_default=True, help="Raft port of node1 (+1 each).")
+@click.option(
+    "--fsync", type=click.Choice(["always", "never"]), default="always", show_default=True
+)
+def cluster_up(size: int, data_dir: Path, http_port: int, raft_port: int, fsync: str) -> None:
+    """Start SIZE nodes on 127.0.0.1, print their URLs once a leader exists, stream their
+    logs, and stop them all on Ctrl-C.
+
+    \b
+    Example:
+      kvnode cluster up
+      curl -X PUT 'localhost:8001/kv/foo?ttl=10' --data-binary bar
+      curl localhost:8002/kv/foo
+    """
+    from cluster.supervisor import LocalCluster
+    from kvnode.client import Client
+
+    local = LocalCluster(
+        data_dir.resolve(),
+        size=size,
+        http_ports=[http_port + i for i in range(size)],
+        raft_ports=[raft_port + i for i in range(size)],
+        settings={"fsync": fsync},
+        log_to_files=False,
+    )
+
+    async def wait_for_leader() -> int:
+        async with Client(local.urls, timeout=2) as client:
+            return await local.wait_for_leader(client, timeout=30)
+
+    try:
+        local.start_all()
+        leader = asyncio.run(wait_for_leader())
+        click.echo(f"kvnode cluster of {size} is up; leader is {local.nodes[leader].node_id}")
+        for node in local.nodes:
+            click.echo(
+                f"  {node.node_id}: {node.url}   (raft {node.raft_addr}, data {node.data_dir})"
+            )
+        click.echo("Press Ctrl-C to stop.")
+        while all(node.running for node in local.nodes):
+            time.sleep(0.5)
+        crashed = [node.node_id for node in local.nodes if not node.running]
+        fail(f"{', '.join(crashed)} exited; stopping the cluster", 1)
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    except TimeoutError as exc:
+        fail(str(exc), 1)
+    finally:
+        local.stop_all()
+
+
+# -- client commands ---------------------------------------------------------------------
+
+DEFAULT_ENDPOINTS = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"
+endpoints_option = click.option(
+    "--endpoints",
+    envvar="KVNODE_ENDPOINTS",
+    default=DEFAULT_ENDPOINTS,
+    show_default=True,
+    help="Comma-separated node addresses (KVNODE_ENDPOINTS).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+timeout_option = click.option("--timeout", default=10.0, show_default=True, help="Seconds.")
+
+
+def run_client(endpoints: str, timeout: float, action: Any) -> Any:
+    """Run `action(client)` and turn client errors into one line and exit code 1."""
+    from kvnode.client import Client, KvError
+
+    async def runner() -> Any:
+        async with Client(endpoints.split(","), timeout=timeout) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(runner())
+    except KvError as exc:
+        fail(str(exc), 1)
+    except ValueError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+def echo_json(value: Any) -> None:
+    import orjson
+
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def read_value(value: str | None) -> bytes:
+    return value.encode() if value is not None else click.get_binary_stream("stdin").read()
+
+
+@main.command()
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--ttl", type=float, help="Seconds until the key expires.")
+@endpoints_option
+@json_option
+@timeout_option
+def put(
+    key: str, value: str | None, ttl: float | None, endpoints: str, as_json: bool, timeout: float
+) -> None:
+    """Set KEY to VALUE (or to standard input when VALUE is omitted).
+
+    \b
+    Examples:
+      kvnode put greeting hello
+      kvnode put session/42 token --ttl 30
+      cat photo.jpg | kvnode put photos/1
+    """
+    data = read_value(value)
+    result = run_client(endpoints, timeout, lambda c: c.put(key, data, ttl=ttl))
+    if as_json:
+        echo_json(result.__dict__)
+    else:
+        click.echo(
+            f"{'created' if result.created else 'updated'} {key} at revision {result.revision}"
+        )
+
+
+@main.command()
+@click.argument("key")
+@click.option(
+    "--consistency",
+    type=click.Choice(["linearizable", "stale"]),
+    default="linearizable",
+    show_default=True,
+)
+@endpoints_option
+@json_option
+@timeout_option
+def get(key: str, consistency: str, endpoints: str, as_json: bool, timeout: float) -> None:
+    """Print the value of KEY (exit code 1 if it does not exist).
+
+    \b
+    Examples:
+      kvnode get greeting
+      kvnode get greeting --consistency stale --json
+    """
+    found = run_client(endpoints, timeout, lambda c: c.get(key, consistency=consistency))
+    if found is None:
+        fail(f"key {key!r} not found", 1)
+    if as_json:
+        echo_json(
+            {
+                "key": key,
+                "value": found.value.decode(errors="replace"),
+                "revision": found.revision,
+                "create_revision": found.create_revision,
+                "expire_at": found.expire_at,
+            }
+        )
+    else:
+        click.get_binary_stream("stdout").write(found.value + b"\n")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--prev-value", help="Only if the current value equals this.")
+@click.option("--prev-revision", type=int, help="Only if the current revision equals this.")
+@endpoints_option
+@json_option
+@timeout_option
+def delete(
+    key: str,
+    prev_value: str | None,
+    prev_revision: int | None,
+    endpoints: str,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Delete KEY.
+
+    \b
+    Examples:
+      kvnode delete greeting
+      kvnode delete lock --prev-value me
+    """
+    revision = run_client(
+        endpoints,
+        timeout,
+        lambda c: c.delete(
+            key,
+            prev_value=prev_value.encode() if prev_value is not None else None,
+            prev_revision=prev_revision,
+        ),
+    )
+    if as_json:
+        echo_json({"deleted": True, "revision": revision})
+    else:
+        click.echo(f"deleted {key} at revision {revision}")
+
+
+@main.command()
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--prev-value", help="Swap only if the current value equals this.")
+@click.option("--prev-revision", type=int, help="Swap only if the current revision equals this.")
+@click.option("--create-only", is_flag=True, help="Swap only if KEY does not exist yet.")
+@click.option("--ttl", type=float, help="Seconds until the key expires.")
+@endpoints_option
+@json_option
+@timeout_option
+def cas(
+    key: str,
+    value: str | None,
+    prev_value: str | None,
+    prev_revision: int | None,
+    create_only: bool,
+    ttl: float | None,
+    endpoints: str,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Compare-and-swap: set KEY to VALUE only if exactly one condition holds.
+
+    \b
+    Examples:
+      kvnode cas counter 2 --prev-value 1
+      kvnode cas lock me --create-only --ttl 10
+      kvnode cas config v2 --prev-revision 17
+    """
+    given = sum(x is not None for x in (prev_value, prev_revision)) + int(create_only)
+    if given != 1:
+        fail("give exactly one of --prev-value, --prev-revision, --create-only", EXIT_CONFIG)
+    data = read_value(value)
+    result = run_client(
+        endpoints,
+        timeout,
+        lambda c: c.put(
+            key,
+            data,
+            ttl=ttl,
+            prev_value=prev_value.encode() if prev_value is not None else None,
+            prev_revision=prev_revision,
+            prev_exist=False if create_only else None,
+        ),
+    )
+    if as_json:
+        echo_json(result.__dict__)
+    else:
+        click.echo(f"swapped {key} at revision {result.revision}")
+
+
+@main.command("list")
+@click.option("--prefix", default="", help="Only keys starting with this.")
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--values", is_flag=True, help="Include values.")
+@endpoints_option
+@json_option
+@timeout_option
+def list_keys(
+    prefix: str, limit: int, values: bool, endpoints: str, as_json: bool, timeout: float
+) -> None:
+    """List keys in order.
+
+    \b
+    Examples:
+      kvnode list --prefix session/
+      kvnode list --values --json
+    """
+    items = run_client(endpoints, timeout, lambda c: c.list(prefix, limit=limit, values=values))
+    if as_json:
+        echo_json(items)
+        return
+    for item in items:
+        line = f"{item['key']}\trev {item['revision']}"
+        if values:
+            line += "\t" + item.get("value", item.get("value_base64", ""))
+        click.echo(line)
+
+
+@main.command()
+@endpoints_option
+@json_option
+@timeout_option
+def status(endpoints: str, as_json: bool, timeout: float) -> None:
+    """Who leads, and is everyone caught up? One line per node.
+
+    \b
+    Example:
+      kvnode status --endpoints 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
+    """
+    from kvnode.client import Client, KvError
+
+    async def gather() -> list[tuple[str, dict | None]]:
+        async with Client(endpoints.split(","), timeout=timeout) as client:
+            results = []
+            for endpoint in client.endpoints:
+                try:
+                    results.append((endpoint, await client.status(endpoint=endpoint)))
+                except KvError:
+                    results.append((endpoint, None))
+            return results
+
+    results = asyncio.run(gather())
+    if as_json:
+        echo_json({endpoint: s for endpoint, s in results})
+    else:
+        click.echo(
+            f"{'ENDPOINT':28} {'NODE':8} {'ROLE':10} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8}"
+        )
+        for endpoint, s in results:
+            if s is None:
+                click.echo(f"{endpoint:28} {'-':8} {'unreachable':10}")
+                continue
+            click.echo(
+                f"{endpoint:28} {s['node_id']:8} {s['role']:10} {s['term']:>5} "
+                f"{s['commit_index']:>8} {s['applied_index']:>8}"
+            )
+    if all(s is None for _e, s in results):
+        sys.exit(1)

@@ -1,0 +1,230 @@
+"""Local process supervisor: runs a kvnode cluster as child processes on 127.0.0.1.
+
+`kvnode cluster up` uses it with the fixed ports and ./data; the integration
+and chaos tests use it with ephemeral ports and temporary directories. It only
+ever signals the processes it started, by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvnode.client import Client, KvError
+
+LOCAL_HOST = "127.0.0.1"
+STOP_GRACE_SECONDS = 10.0
+
+
+def free_ports(count: int, host: str = LOCAL_HOST) -> list[int]:
+    """Ports the kernel says are free right now (bound and released together)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class LocalNode:
+    node_id: str
+    raft_addr: str
+    http_addr: str
+    data_dir: Path
+    config_path: Path
+    log_path: Path
+    process: subprocess.Popen | None = None
+    paused: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.http_addr}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class LocalCluster:
+    base_dir: Path
+    size: int = 3
+    http_ports: list[int] | None = None
+    raft_ports: list[int] | None = None
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    settings: dict[str, Any] = field(default_factory=dict)
+    log_to_files: bool = True
+    nodes: list[LocalNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_dir = Path(self.base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        ports = free_ports(2 * self.size) if self.http_ports is None else []
+        http = self.http_ports or ports[: self.size]
+        raft = self.raft_ports or ports[self.size :]
+        self.nodes = [
+            LocalNode(
+                node_id=f"node{i + 1}",
+                raft_addr=f"{LOCAL_HOST}:{raft[i]}",
+                http_addr=f"{LOCAL_HOST}:{http[i]}",
+                data_dir=self.base_dir / f"node{i + 1}",
+                config_path=self.base_dir / f"node{i + 1}.toml",
+                log_path=self.base_dir / f"node{i + 1}.log",
+            )
+            for i in range(self.size)
+        ]
+        for node in self.nodes:
+            self._write_config(node)
+
+    def _write_config(self, node: LocalNode) -> None:
+        values: dict[str, Any] = {
+            "node_id": node.node_id,
+            "raft_addr": node.raft_addr,
+            "http_addr": node.http_addr,
+            "peers": [n.raft_addr for n in self.nodes if n is not node],
+            "data_dir": str(node.data_dir),
+            "cluster_secret": self.secret,
+            **self.settings,
+        }
+        node.config_path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in values.items()))
+        node.config_path.chmod(0o600)  # it holds the cluster secret
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    # -- process control -------------------------------------------------------------
+
+    def start(self, index: int) -> None:
+        node = self.nodes[index]
+        if node.running:
+            raise RuntimeError(f"{node.node_id} is already running")
+        output: Any = None
+        if self.log_to_files:
+            output = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            node.process = subprocess.Popen(
+                [sys.executable, "-m", "kvnode", "serve", "--config", str(node.config_path)],
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            if output is not None:
+                output.close()
+        node.paused = False
+
+    def start_all(self) -> None:
+        for index in range(self.size):
+            if not self.nodes[index].running:
+                self.start(index)
+
+    def signal(self, index: int, sig: signal.Signals) -> None:
+        node = self.nodes[index]
+        if node.process is None:
+            raise RuntimeError(f"{node.node_id} was never started")
+        node.process.send_signal(sig)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: the process dies at once, wherever it is."""
+        node = self.nodes[index]
+        if node.running:
+            self.signal(index, signal.SIGKILL)
+            node.process.wait()  # type: ignore[union-attr]
+        node.paused = False
+
+    def stop(self, index: int, grace: float = STOP_GRACE_SECONDS) -> int | None:
+        """SIGTERM and wait (SIGKILL after `grace`); returns the exit code."""
+        node = self.nodes[index]
+        if node.process is None:
+            return None
+        if node.running:
+            if node.paused:
+                self.resume(index)
+            self.signal(index, signal.SIGTERM)
+            try:
+                node.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.kill(index)
+        return node.process.returncode
+
+    def pause(self, index: int) -> None:
+        self.signal(index, signal.SIGSTOP)
+        self.nodes[index].paused = True
+
+    def resume(self, index: int) -> None:
+        self.signal(index, signal.SIGCONT)
+        self.nodes[index].paused = False
+
+    def wipe(self, index: int) -> None:
+        """Delete a stopped node's data directory (a replaced disk)."""
+        if self.nodes[index].running:
+            raise RuntimeError("stop the node before wiping its data")
+        shutil.rmtree(self.nodes[index].data_dir, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        for index in range(self.size):
+            self.stop(index)
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_all()
+
+    # -- observing ---------------------------------------------------------------------
+
+    async def statuses(self, client: Client) -> dict[int, dict[str, Any]]:
+        """/status of every reachable running node."""
+
+        async def one(index: int) -> tuple[int, dict[str, Any] | None]:
+            node = self.nodes[index]
+            if not node.running or node.paused:
+                return index, None
+            try:
+                return index, await client.status(endpoint=node.url)
+            except KvError:
+                return index, None
+
+        results = await asyncio.gather(*(one(i) for i in range(self.size)))
+        return {index: status for index, status in results if status is not None}
+
+    async def wait_for_leader(self, client: Client, timeout: float = 30.0) -> int:
+        """Index of the node that a majority of reachable nodes agree leads."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = await self.statuses(client)
+            for index, status in statuses.items():
+                if status["role"] != "leader":
+                    continue
+                followers = sum(1 for s in statuses.values() if s["leader"] == status["raft_addr"])
+                if followers > self.size // 2:
+                    return index
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no leader elected within {timeout} s; logs in {self.base_dir}")

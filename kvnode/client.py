@@ -1,0 +1,284 @@
+"""Python client for kvnode's HTTP API: async (aiohttp) with a thin synchronous wrapper.
+
+Used by the CLI, the tests, the benchmarks and the chaos tools. It tries the
+endpoints in order and moves on to the next one only when that is safe: any
+request that never reached a node (connection refused), and reads whatever
+happened. A write whose fate is unknown raises `Indeterminate`, never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class KvError(Exception):
+    """A definite error answer from kvnode (4xx/5xx with a JSON body)."""
+
+    def __init__(self, status: int, code: str, message: str, body: dict | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.body = status, code, message, body or {}
+
+
+class NotFound(KvError):
+    pass
+
+
+class CompareFailed(KvError):
+    @property
+    def current_revision(self) -> int:
+        return int(self.body.get("current_revision", 0))
+
+
+class Unavailable(KvError):
+    """503: certainly not applied; safe to retry."""
+
+
+class Indeterminate(KvError):
+    """The write may or may not have been applied (504, timeout, connection lost mid-request)."""
+
+
+ERRORS_BY_STATUS: dict[int, type[KvError]] = {
+    404: NotFound,
+    412: CompareFailed,
+    503: Unavailable,
+    504: Indeterminate,
+}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    key: str
+    revision: int
+    created: bool
+    expire_at: int | None
+
+
+@dataclass(frozen=True)
+class Value:
+    value: bytes
+    revision: int
+    create_revision: int
+    expire_at: int | None
+    node: str
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    endpoint = endpoint.rstrip("/")
+    return endpoint if "://" in endpoint else f"http://{endpoint}"
+
+
+def key_path(key: str) -> str:
+    return "/kv/" + quote(key, safe="/")
+
+
+class Client:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        self.endpoints = [normalize_endpoint(e) for e in endpoints]
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        endpoint: str | None = None,
+        idempotent: bool,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Send to the first endpoint that answers; raise the matching KvError on 4xx/5xx."""
+        session = self._get_session()
+        targets = [normalize_endpoint(endpoint)] if endpoint else self.endpoints
+        last_error: Exception | None = None
+        for target in targets:
+            try:
+                async with session.request(
+                    method,
+                    target + path,
+                    params=params,
+                    data=data,
+                    headers={**self._headers, **(headers or {})},
+                ) as response:
+                    body = await response.read()
+                    status, response_headers = response.status, dict(response.headers)
+            except aiohttp.ClientConnectorError as exc:  # never reached the node: try the next
+                last_error = exc
+                continue
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if idempotent:
+                    last_error = exc
+                    continue
+                raise Indeterminate(0, "indeterminate", f"{target}: {exc!r}") from exc
+            if status >= 400:
+                raise _error_from(status, body)
+            return status, body, response_headers
+        raise Unavailable(0, "unreachable", f"no endpoint answered: {last_error!r}")
+
+    async def put(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl: float | None = None,
+        prev_value: bytes | None = None,
+        prev_revision: int | None = None,
+        prev_exist: bool | None = None,
+        endpoint: str | None = None,
+    ) -> WriteResult:
+        params: dict[str, str] = {}
+        if ttl is not None:
+            params["ttl"] = f"{ttl:g}"
+        if prev_value is not None:
+            params["prev_value"] = prev_value.decode()
+        if prev_revision is not None:
+            params["prev_revision"] = str(prev_revision)
+        if prev_exist is not None:
+            params["prev_exist"] = "true" if prev_exist else "false"
+        _status, body, _headers = await self.request(
+            "PUT", key_path(key), params=params, data=value, endpoint=endpoint, idempotent=False
+        )
+        parsed = orjson.loads(body)
+        return WriteResult(
+            parsed["key"], parsed["revision"], parsed["created"], parsed["expire_at"]
+        )
+
+    async def get(
+        self, key: str, *, consistency: str = "linearizable", endpoint: str | None = None
+    ) -> Value | None:
+        """The value, or None if the key does not exist."""
+        try:
+            _status, body, headers = await self.request(
+                "GET",
+                key_path(key),
+                params={"consistency": consistency},
+                endpoint=endpoint,
+                idempotent=True,
+            )
+        except NotFound:
+            return None
+        expire = headers.get("X-KV-Expire-At")
+        return Value(
+            body,
+            int(headers["X-KV-Revision"]),
+            int(headers["X-KV-Create-Revision"]),
+            int(expire) if expire else None,
+            headers.get("X-KV-Node", ""),
+        )
+
+    async def delete(
+        self,
+        key: str,
+        *,
+        prev_value: bytes | None = None,
+        prev_revision: int | None = None,
+        endpoint: str | None = None,
+    ) -> int:
+        """Delete `key`; returns the revision of the delete. Raises NotFound if absent."""
+        params: dict[str, str] = {}
+        if prev_value is not None:
+            params["prev_value"] = prev_value.decode()
+        if prev_revision is not None:
+            params["prev_revision"] = str(prev_revision)
+        _status, body, _headers = await self.request(
+            "DELETE", key_path(key), params=params, endpoint=endpoint, idempotent=False
+        )
+        return int(orjson.loads(body)["revision"])
+
+    async def list(
+        self,
+        prefix: str = "",
+        *,
+        limit: int = 1000,
+        values: bool = False,
+        consistency: str = "linearizable",
+        endpoint: str | None = None,
+    ) -> list[dict[str, Any]]:
+        params = {
+            "prefix": prefix,
+            "limit": str(limit),
+            "values": "true" if values else "false",
+            "consistency": consistency,
+        }
+        _status, body, _headers = await self.request(
+            "GET", "/kv/", params=params, endpoint=endpoint, idempotent=True
+        )
+        return orjson.loads(body)
+
+    async def status(self, endpoint: str | None = None) -> dict[str, Any]:
+        _status, body, _headers = await self.request(
+            "GET", "/status", endpoint=endpoint, idempotent=True
+        )
+        return orjson.loads(body)
+
+
+def _error_from(status: int, body: bytes) -> KvError:
+    try:
+        parsed = orjson.loads(body)
+        code, message = parsed.get("error", "error"), parsed.get("message", "")
+    except orjson.JSONDecodeError:
+        parsed, code, message = {}, "error", body[:200].decode(errors="replace")
+    return ERRORS_BY_STATUS.get(status, KvError)(status, code, message, parsed)
+
+
+class SyncClient:
+    """Blocking wrapper: each call runs the async client on a private event loop."""
+
+    def __init__(self, endpoints: Sequence[str], **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Client(endpoints, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._loop.run_until_complete(method(*args, **kwargs))
+
+        return call
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.close())
+        self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
