@@ -131,7 +131,7 @@ class RaftNode(SyncObj):
             leaderFallbackTimeout=LEADER_FALLBACK_FACTOR * config.election_timeout_max,
             logCompactionMinEntries=config.snapshot_entries,
             logCompactionMinTime=config.snapshot_seconds,
-            logCompactionSplit=True,
+            logCompactionSplit=False,  # True confines compaction to per-node time slots
             commandsWaitLeader=False,
             dynamicMembershipChange=False,
         )

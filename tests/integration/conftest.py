@@ -1,0 +1,113 @@
+"""Real kvnode clusters on 127.0.0.1 for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.supervisor import LocalCluster
+from kvnode.client import Client, Indeterminate, KvError, Unavailable
+from tests.waiting import wait_until
+
+FAST_SETTINGS: dict[str, Any] = {"append_entries_period": 0.02, "request_timeout": 5.0}
+
+
+def make_cluster(base: Path, **settings: Any) -> LocalCluster:
+    local = LocalCluster(base, settings={**FAST_SETTINGS, **settings})
+    local.start_all()
+    asyncio.run(leader_of(local))
+    return local
+
+
+async def leader_of(local: LocalCluster, timeout: float = 30.0) -> int:
+    async with Client(local.urls, timeout=2) as client:
+        return await local.wait_for_leader(client, timeout=timeout)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    local = make_cluster(tmp_path / "cluster")
+    yield local
+    local.stop_all()
+
+
+@dataclass
+class LoadResult:
+    acked: dict[str, bytes] = field(default_factory=dict)
+    indeterminate: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)  # a sample, for failure messages
+
+
+async def write_load(
+    urls: list[str],
+    count: int,
+    *,
+    prefix: str = "k",
+    concurrency: int = 32,
+    result: LoadResult | None = None,
+    stop: asyncio.Event | None = None,
+) -> LoadResult:
+    """`count` writes of distinct keys spread over `urls`; records what was acknowledged."""
+    result = result or LoadResult()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def worker(client: Client) -> None:
+        while not queue.empty() and not (stop and stop.is_set()):
+            i = queue.get_nowait()
+            key, value = f"{prefix}{i:06d}", f"value-{prefix}-{i}".encode()
+            url = urls[i % len(urls)]
+            try:
+                await client.put(key, value, endpoint=url)
+                result.acked[key] = value
+            except Indeterminate as exc:
+                result.indeterminate.add(key)
+                result.errors.append(f"{url} {key}: {exc}")
+            except (Unavailable, KvError) as exc:
+                result.failed.add(key)
+                result.errors.append(f"{url} {key}: {exc}")
+
+    async with Client(urls, timeout=10) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return result
+
+
+async def statuses(local: LocalCluster) -> dict[int, dict[str, Any]]:
+    async with Client(local.urls, timeout=2) as client:
+        return await local.statuses(client)
+
+
+async def converged(local: LocalCluster, timeout: float = 30.0) -> dict[int, dict[str, Any]]:
+    """Wait until every running node reports the same applied index and digest."""
+    running = {i for i, node in enumerate(local.nodes) if node.running and not node.paused}
+
+    async def probe() -> dict[int, dict[str, Any]] | None:
+        found = await statuses(local)
+        if set(found) != running:
+            return None
+        if len({(s["applied_index"], s["digest"]) for s in found.values()}) != 1:
+            return None
+        return found
+
+    return await wait_until(probe, timeout, "replicas to converge")
+
+
+async def assert_all_present(local: LocalCluster, acked: dict[str, bytes], node: int) -> None:
+    """Every acknowledged write is readable (linearizably) through `node`."""
+    async with Client([local.urls[node]], timeout=10) as client:
+        keys = list(acked)
+        random.shuffle(keys)
+        for start in range(0, len(keys), 200):
+            batch = keys[start : start + 200]
+            found = await asyncio.gather(*(client.get(k) for k in batch))
+            for key, value in zip(batch, found, strict=True):
+                assert value is not None, f"acknowledged write {key} was lost"
+                assert value.value == acked[key]

@@ -1,0 +1,185 @@
+"""Replication, restarts and snapshots on a real 3-node cluster (no mocks of PySyncObj)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from cluster.supervisor import LocalCluster
+from kvnode.client import Client, Indeterminate, Unavailable
+from tests.integration.conftest import (
+    LoadResult,
+    assert_all_present,
+    converged,
+    leader_of,
+    make_cluster,
+    statuses,
+    write_load,
+)
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_writes_through_every_node_converge_to_identical_replicas(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        load = await write_load(cluster.urls, 5000, concurrency=64)
+        assert len(load.acked) == 5000, (len(load.failed), len(load.indeterminate))
+        found = await converged(cluster)
+        assert all(s["keys"] == 5000 for s in found.values())
+        await assert_all_present(cluster, load.acked, node=2)
+
+    asyncio.run(scenario())
+
+
+async def load_while(action, urls: list[str], count: int, prefix: str) -> LoadResult:
+    """Run a write load and, once a third of it is acknowledged, do `action`."""
+    result = LoadResult()
+    loader = asyncio.create_task(write_load(urls, count, prefix=prefix, result=result))
+    await wait_until(lambda: _true(len(result.acked) >= count // 3), 60, "load to start")
+    await asyncio.to_thread(action)
+    await loader
+    return result
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def test_killed_follower_restarts_and_converges(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        leader = await leader_of(cluster)
+        follower = (leader + 1) % 3
+        others = [cluster.urls[i] for i in range(3) if i != follower]
+        load = await load_while(lambda: cluster.kill(follower), others, 1500, "f")
+        cluster.start(follower)
+        await converged(cluster)
+        await assert_all_present(cluster, load.acked, node=follower)
+
+    asyncio.run(scenario())
+
+
+def test_killed_leader_is_replaced_and_no_acknowledged_write_is_lost(
+    cluster: LocalCluster,
+) -> None:
+    async def scenario() -> None:
+        old_leader = await leader_of(cluster)
+        before = await write_load(cluster.urls, 300, prefix="before")
+        assert len(before.acked) == 300
+        cluster.kill(old_leader)
+        new_leader = await leader_of(cluster)
+        assert new_leader != old_leader
+        survivors = [cluster.urls[i] for i in range(3) if i != old_leader]
+        after = await write_load(survivors, 300, prefix="after")
+        assert len(after.acked) == 300, "writes must continue under the new leader"
+        await assert_all_present(cluster, {**before.acked, **after.acked}, node=new_leader)
+        cluster.start(old_leader)
+        await converged(cluster)
+
+    asyncio.run(scenario())
+
+
+def test_all_nodes_killed_at_once_keep_every_acknowledged_write(cluster: LocalCluster) -> None:
+    def kill_all() -> None:
+        for index in range(3):
+            cluster.kill(index)
+
+    async def scenario() -> None:
+        load = await load_while(kill_all, cluster.urls, 3000, "all")
+        assert load.acked, "some writes must have been acknowledged before the kill"
+        cluster.start_all()
+        leader = await leader_of(cluster)
+        await assert_all_present(cluster, load.acked, node=leader)
+        await converged(cluster)
+
+    asyncio.run(scenario())
+
+
+def test_wiped_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
+    local = make_cluster(tmp_path / "c", snapshot_entries=200)
+    try:
+
+        async def scenario() -> None:
+            leader = await leader_of(local)
+            follower = (leader + 1) % 3
+            local.stop(follower)
+            local.wipe(follower)
+            others = [local.urls[i] for i in range(3) if i != follower]
+            load = await write_load(others, 1000, prefix="w")
+            assert len(load.acked) == 1000
+
+            async def compacted() -> bool:
+                found = await statuses(local)
+                return found[leader]["snapshots_written"] >= 1
+
+            await wait_until(compacted, 30, "the leader to compact its log")
+            local.start(follower)
+            found = await converged(local)
+            assert found[follower]["snapshots_installed"] >= 1
+            await assert_all_present(local, load.acked, node=follower)
+
+        asyncio.run(scenario())
+    finally:
+        local.stop_all()
+
+
+def test_journal_and_wal_stay_bounded(tmp_path: Path) -> None:
+    local = make_cluster(tmp_path / "c", snapshot_entries=300, checkpoint_entries=100)
+    try:
+
+        async def scenario() -> None:
+            peak: dict[str, int] = {"journal": 0, "wal": 0, "log": 0}
+            for round_number in range(6):
+                load = await write_load(local.urls, 500, prefix=f"r{round_number}-")
+                assert len(load.acked) == 500, load.errors[:5]
+                for status in (await statuses(local)).values():
+                    peak["journal"] = max(peak["journal"], status["journal_bytes"])
+                    peak["wal"] = max(peak["wal"], status["wal_bytes"])
+                    peak["log"] = max(peak["log"], status["log_entries"])
+            # 3000 writes of ~200-byte entries: without compaction the journal would pass 600 KB.
+            assert peak["log"] < 1200, peak
+            assert peak["journal"] < 400_000, peak
+            assert peak["wal"] < 400_000, peak
+
+        asyncio.run(scenario())
+    finally:
+        local.stop_all()
+
+
+def test_minority_neither_acknowledges_writes_nor_serves_linearizable_reads(
+    cluster: LocalCluster,
+) -> None:
+    async def scenario() -> None:
+        async with Client(cluster.urls, timeout=15) as client:
+            await client.put("before", b"1")
+            survivor = await leader_of(cluster)
+            url = cluster.urls[survivor]
+            paused = [i for i in range(3) if i != survivor]
+            for index in paused:
+                cluster.pause(index)
+            try:
+                with pytest.raises((Unavailable, Indeterminate)):
+                    await client.put("lonely", b"x", endpoint=url)
+                with pytest.raises((Unavailable, Indeterminate)):
+                    await client.get("before", endpoint=url)
+                stale = await client.get("before", consistency="stale", endpoint=url)
+                assert stale is not None and stale.value == b"1"
+            finally:
+                for index in paused:
+                    cluster.resume(index)
+            await leader_of(cluster)
+
+            async def writable() -> bool:
+                with contextlib.suppress(Unavailable, Indeterminate):
+                    await client.put("after", b"2")
+                    return True
+                return False
+
+            await wait_until(writable, 30, "service to resume")
+            value = await client.get("after")
+            assert value is not None and value.value == b"2"
+
+    asyncio.run(scenario())
