@@ -1,0 +1,120 @@
+"""The durable Raft journal: what PySyncObj appends survives, damage is detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pysyncobj.transport import TCPTransport
+
+from kvnode.raft.journal import DurableJournal
+from kvnode.raft.transport import SyncedTransport
+from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile
+
+
+def open_journal(directory: Path) -> DurableJournal:
+    return DurableJournal(directory, durable=True, dump_file=directory / "raft.snapshot")
+
+
+def filled(directory: Path, count: int = 5) -> DurableJournal:
+    journal = open_journal(directory)
+    for idx in range(1, count + 1):
+        journal.add(f"cmd{idx}".encode(), idx, 1 + idx // 3)
+    journal.setCurrentTerm(4, "127.0.0.1:1")
+    journal.setRaftCommitIndex(count)
+    journal._destroy()
+    return journal
+
+
+def test_entries_term_vote_and_commit_index_survive_reopening(tmp_path: Path) -> None:
+    filled(tmp_path)
+    journal = open_journal(tmp_path)
+    assert [e[1] for e in journal[:]] == [1, 2, 3, 4, 5]
+    assert journal[-1] == (b"cmd5", 5, 2)
+    assert journal.getCurrentTerm() == 4
+    assert journal.getVotedForNodeId() == "127.0.0.1:1"
+    assert journal.getRaftCommitIndex() == 5
+
+
+def test_truncated_tail_is_dropped_and_commit_index_clamped(tmp_path: Path) -> None:
+    filled(tmp_path)
+    path = tmp_path / "raft.journal"
+    path.write_bytes(path.read_bytes()[:-3])
+    journal = open_journal(tmp_path)
+    assert len(journal) == 4
+    assert journal.getRaftCommitIndex() == 4, "commit index may not point past the journal"
+
+
+def test_damage_in_the_middle_refuses_to_start(tmp_path: Path) -> None:
+    filled(tmp_path)
+    path = tmp_path / "raft.journal"
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecord):
+        open_journal(tmp_path)
+
+
+def test_unreadable_term_and_vote_refuse_to_start(tmp_path: Path) -> None:
+    filled(tmp_path)
+    meta = tmp_path / "raft.meta"
+    data = bytearray(meta.read_bytes())
+    data[12] ^= 0x01
+    meta.write_bytes(bytes(data))
+    with pytest.raises(CorruptFile, match="term and vote"):
+        open_journal(tmp_path)
+
+
+def test_a_foreign_journal_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "raft.journal").write_bytes(b"PYSYNCOBJ\x00" * 4)
+    with pytest.raises(NotKvnodeFile):
+        open_journal(tmp_path)
+
+
+def test_suffix_deletion_and_compaction_are_durable(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path)
+    journal.setCurrentTerm(2, None)
+    for idx in range(1, 11):
+        journal.add(b"x" * idx, idx, 1)
+    journal.deleteEntriesFrom(7)  # drop idx 8..10 (a conflicting suffix)
+    journal.add(b"new", 8, 2)
+    journal.deleteEntriesTo(3)  # compaction: keep idx 4..8
+    journal.add(b"after", 9, 2)
+    journal._destroy()
+    reopened = open_journal(tmp_path)
+    assert [(e[1], e[2]) for e in reopened[:]] == [(4, 1), (5, 1), (6, 1), (7, 1), (8, 2), (9, 2)]
+    assert reopened[-2][0] == b"new"
+
+
+def test_transport_syncs_the_journal_before_any_message_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = open_journal(tmp_path)
+    order: list[str] = []
+    real_sync = journal._file.sync
+
+    def recording_sync() -> None:
+        order.append("fsync")
+        real_sync()
+
+    def recording_send(_self: TCPTransport, _node: object, message: dict) -> bool:
+        order.append(f"send {message['type']}")
+        return True
+
+    monkeypatch.setattr(journal._file, "sync", recording_sync)
+    monkeypatch.setattr(TCPTransport, "send", recording_send)
+    bound = SyncedTransport.bind_journal(journal)
+    transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
+    journal.add(b"a", 1, 1)
+    journal.add(b"b", 2, 1)
+    transport.send(None, {"type": "append_entries"})
+    transport.send(None, {"type": "append_entries"})  # nothing new: no second fsync
+    journal.add(b"c", 3, 1)
+    transport.send(None, {"type": "next_node_idx"})
+    assert order == [
+        "fsync",
+        "send append_entries",
+        "send append_entries",
+        "fsync",
+        "send next_node_idx",
+    ]
