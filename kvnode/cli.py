@@ -420,3 +420,44 @@ def status(endpoints: str, as_json: bool, timeout: float) -> None:
             )
     if all(s is None for _e, s in results):
         sys.exit(1)
+
+
+@main.command()
+@endpoints_option
+@click.option(
+    "--workload",
+    type=click.Choice(["write", "read", "read-stale", "mixed", "cas"]),
+    default="write",
+    show_default=True,
+)
+@click.option(
+    "--target", type=click.Choice(["kvnode", "etcd-v2"]), default="kvnode", show_default=True
+)
+@click.option(
+    "--connections", default=16, show_default=True, help="Concurrent keep-alive connections."
+)
+@click.option("--duration", default=10.0, show_default=True, help="Seconds to measure.")
+@click.option("--requests", type=int, help="Stop after this many requests instead of --duration.")
+@click.option("--value-size", default=100, show_default=True, help="Bytes per value.")
+@click.option("--keys", default=1000, show_default=True, help="Size of the key space.")
+@click.option("--warmup", default=1.0, show_default=True, help="Seconds before measuring.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
+def bench(json_path: Path | None, **options: Any) -> None:
+    """Load-test a cluster and print ops/s and latency percentiles.
+
+    \b
+    Examples:
+      kvnode bench --connections 64 --duration 10
+      kvnode bench --workload read --endpoints 127.0.0.1:8002
+      kvnode bench --target etcd-v2 --endpoints 127.0.0.1:2379 --json etcd.json
+    """
+    import orjson
+
+    from kvnode.bench.load import BenchSettings, format_table, run_load
+
+    endpoints = options.pop("endpoints").split(",")
+    result = asyncio.run(run_load(BenchSettings(endpoints=endpoints, **options)))
+    click.echo(format_table([result]))
+    if json_path:
+        json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

@@ -34,7 +34,7 @@ class Proposer:
         def on_result(result: Any, error: int) -> None:  # tick thread
             loop.call_soon_threadsafe(_settle, answer, result, error)
 
-        self._node.apply_command(command, callback=on_result)
+        self._node.propose(command, on_result)
         try:
             result, error = await asyncio.wait_for(answer, self._timeout)
         except TimeoutError:

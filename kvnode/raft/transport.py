@@ -1,9 +1,18 @@
-"""The peer transport with a persistence barrier: nothing leaves the node unsynced.
+"""The peer transport: a persistence barrier on sends, and a fix to the leader's nextIndex.
 
 Every Raft message PySyncObj sends (append entries, their acknowledgements,
 vote replies, forwarded commands) goes through `send`. Syncing the journal
 there implements "persist before you reply" in one place, and all entries
 appended since the previous message share a single fsync.
+
+PySyncObj's leader sets a follower's nextIndex to whatever a success reply
+says, even when it has already sent further (pipelining): an older reply moves
+nextIndex *back*, the same entries go out again, and the follower, which
+truncates everything after prevLogIdx whenever it has more, cuts and re-appends
+entries it had acknowledged (the "truncating already-applied log entries"
+CRITICAL log). For that moment a committed entry may have one copy fewer than
+its majority. A success reply can only ever move nextIndex forward, so that is
+what `_onMessageReceived` enforces; failure replies (reset) still move it back.
 """
 
 from __future__ import annotations
@@ -26,3 +35,18 @@ class SyncedTransport(TCPTransport):
     def send(self, node: Any, message: Any) -> bool:
         self.journal.sync_if_dirty()
         return super().send(node, message)
+
+    def _onMessageReceived(self, node: Any, message: Any) -> None:
+        if not (
+            isinstance(message, dict)
+            and message.get("type") == "next_node_idx"
+            and message.get("success")
+            and not message.get("reset")
+        ):
+            super()._onMessageReceived(node, message)
+            return
+        next_index = self._syncObj._SyncObj__raftNextIndex
+        sent_up_to = next_index.get(node)
+        super()._onMessageReceived(node, message)
+        if sent_up_to is not None and next_index.get(node, sent_up_to) < sent_up_to:
+            next_index[node] = sent_up_to

@@ -30,11 +30,20 @@ async def leader_of(local: LocalCluster, timeout: float = 30.0) -> int:
         return await local.wait_for_leader(client, timeout=timeout)
 
 
+def assert_clean_logs(local: LocalCluster) -> None:
+    """No node logged a CRITICAL line (divergence warnings, fail-stops) or a traceback."""
+    for node in local.nodes:
+        text = node.log_path.read_text() if node.log_path.exists() else ""
+        bad = [line for line in text.splitlines() if "CRITICAL" in line or "Traceback" in line]
+        assert not bad, f"{node.node_id}: {bad[:3]}"
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     local = make_cluster(tmp_path / "cluster")
     yield local
     local.stop_all()
+    assert_clean_logs(local)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from kvnode.client import Client, Indeterminate, Unavailable
 from tests.integration.conftest import (
     LoadResult,
     assert_all_present,
+    assert_clean_logs,
     converged,
     leader_of,
     make_cluster,
@@ -124,6 +125,7 @@ def test_wiped_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         local.stop_all()
+    assert_clean_logs(local)
 
 
 def test_journal_and_wal_stay_bounded(tmp_path: Path) -> None:
@@ -147,6 +149,7 @@ def test_journal_and_wal_stay_bounded(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         local.stop_all()
+    assert_clean_logs(local)
 
 
 def test_minority_neither_acknowledges_writes_nor_serves_linearizable_reads(
