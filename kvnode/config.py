@@ -36,6 +36,7 @@ class NodeConfig:
     snapshot_seconds: float = 300.0
     max_value_bytes: int = 1024 * 1024
     request_timeout: float = 5.0
+    body_timeout: float = 10.0
     append_entries_period: float = 0.05
     election_timeout_min: float = 0.4
     election_timeout_max: float = 1.4
@@ -152,6 +153,7 @@ def validate(config: NodeConfig) -> None:
         "snapshot_seconds": config.snapshot_seconds,
         "max_value_bytes": config.max_value_bytes,
         "request_timeout": config.request_timeout,
+        "body_timeout": config.body_timeout,
         "append_entries_period": config.append_entries_period,
     }
     for key, value in positive.items():

@@ -37,7 +37,9 @@ async def serve(config: NodeConfig) -> None:
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
     replica = Replica(config)
-    runner = web.AppRunner(create_app(replica), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_app(replica, body_timeout=config.body_timeout), access_log=None, handle_signals=False
+    )
     sweeper: asyncio.Task | None = None
     try:
         await runner.setup()

@@ -23,3 +23,17 @@ async def wait_until(
             return last
         await asyncio.sleep(poll)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def wait_until_sync(
+    probe: Callable[[], T], timeout: float, what: str, poll: float = POLL_SECONDS
+) -> T:
+    """`wait_until` for synchronous probes."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")

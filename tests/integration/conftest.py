@@ -38,6 +38,15 @@ def assert_clean_logs(local: LocalCluster) -> None:
         assert not bad, f"{node.node_id}: {bad[:3]}"
 
 
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One cluster for a whole module of tests that do not kill or pause nodes."""
+    local = make_cluster(tmp_path_factory.mktemp("shared"), body_timeout=1.0)
+    yield local
+    local.stop_all()
+    assert_clean_logs(local)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     local = make_cluster(tmp_path / "cluster")
