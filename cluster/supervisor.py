@@ -228,3 +228,16 @@ class LocalCluster:
                     return index
             await asyncio.sleep(0.05)
         raise TimeoutError(f"no leader elected within {timeout} s; logs in {self.base_dir}")
+
+    async def wait_until_ready(self, client: Client, timeout: float = 30.0) -> None:
+        """Every running node knows the leader and has applied up to the commit index."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [n for n in self.nodes if n.running and not n.paused]
+            try:
+                for node in running:
+                    await client.request("GET", "/ready", endpoint=node.url, idempotent=True)
+                return
+            except KvError:
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"nodes not ready within {timeout} s; logs in {self.base_dir}")

@@ -137,7 +137,9 @@ def cluster_up(size: int, data_dir: Path, http_port: int, raft_port: int, fsync:
 
     async def wait_for_leader() -> int:
         async with Client(local.urls, timeout=2) as client:
-            return await local.wait_for_leader(client, timeout=30)
+            leader = await local.wait_for_leader(client, timeout=30)
+            await local.wait_until_ready(client, timeout=30)
+            return leader
 
     try:
         local.start_all()

@@ -119,6 +119,7 @@ class RaftNode(SyncObj):
         self.dump_path = Path(config.data_dir) / DUMP_FILE
         self.wakeup = Wakeup()
         self._announced_commit = 0
+        self._known_leader: str | None = None
         self._last_machine_sync = 0.0
         self.journal = DurableJournal(
             Path(config.data_dir), durable=config.durable, dump_file=self.dump_path
@@ -140,6 +141,7 @@ class RaftNode(SyncObj):
             logCompactionSplit=False,  # True confines compaction to per-node time slots
             commandsWaitLeader=False,
             dynamicMembershipChange=False,
+            onStateChanged=self._log_role_change,
         )
         super().__init__(
             config.raft_addr,
@@ -172,8 +174,15 @@ class RaftNode(SyncObj):
         self._SyncObj__newAppendEntriesTime = 0  # type: ignore[attr-defined]
         self.wakeup.notify()
 
+    def _log_role_change(self, old: int, new: int) -> None:
+        log.info("role %s -> %s in term %d", ROLES.get(old), ROLES.get(new), self.raftCurrentTerm)
+
     def _after_tick(self) -> None:
         self.wakeup.subscribe(self._poller)
+        leader = self.leader_address()
+        if leader != self._known_leader:
+            log.info("leader is now %s (term %d)", leader or "unknown", self.raftCurrentTerm)
+            self._known_leader = leader
         if self._isLeader() and self.raftCommitIndex > self._announced_commit:
             self._announced_commit = self.raftCommitIndex
             self._send_append_entries_now()

@@ -21,8 +21,14 @@ FAST_SETTINGS: dict[str, Any] = {"append_entries_period": 0.02, "request_timeout
 def make_cluster(base: Path, **settings: Any) -> LocalCluster:
     local = LocalCluster(base, settings={**FAST_SETTINGS, **settings})
     local.start_all()
-    asyncio.run(leader_of(local))
+    asyncio.run(all_ready(local))
     return local
+
+
+async def all_ready(local: LocalCluster) -> None:
+    async with Client(local.urls, timeout=2) as client:
+        await local.wait_for_leader(client)
+        await local.wait_until_ready(client)
 
 
 async def leader_of(local: LocalCluster, timeout: float = 30.0) -> int:

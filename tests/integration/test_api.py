@@ -139,8 +139,9 @@ def test_get_of_a_missing_key_is_a_json_404(http: Http) -> None:
 
 def test_stale_and_linearizable_reads_and_bad_consistency(http: Http) -> None:
     http("PUT", "/kv/api/read", data=b"r")
-    assert http("GET", "/kv/api/read?consistency=stale", node=2)[2] == b"r"
+    assert http("GET", "/kv/api/read?consistency=stale", node=0)[2] == b"r"
     assert http("GET", "/kv/api/read?consistency=linearizable", node=1)[2] == b"r"
+    assert http("GET", "/kv/api/read", node=2)[2] == b"r"
     status, body = http.json("GET", "/kv/api/read?consistency=eventual")
     assert status == 400 and body["error"] == "bad_consistency"
 

@@ -1,0 +1,203 @@
+"""The kvnode CLI as a user runs it: client commands, bad configuration, cluster up."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cluster.supervisor import LocalCluster, free_ports
+
+pytestmark = pytest.mark.slow
+
+
+def kvnode(
+    *args: str, stdin: bytes | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kvnode", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def endpoints(shared_cluster: LocalCluster) -> Iterator[str]:
+    yield ",".join(node.http_addr for node in shared_cluster.nodes)
+
+
+def test_put_get_cas_list_delete_round_trip(endpoints: str) -> None:
+    e = ("--endpoints", endpoints)
+    put = kvnode("put", "cli/greeting", "hello", *e)
+    assert put.returncode == 0 and put.stdout.startswith(b"created cli/greeting at revision ")
+    assert kvnode("get", "cli/greeting", *e).stdout == b"hello\n"
+    failed = kvnode("cas", "cli/greeting", "hi", "--prev-value", "nope", *e)
+    assert failed.returncode == 1 and b"412 compare_failed" in failed.stderr
+    assert kvnode("cas", "cli/greeting", "hi", "--prev-value", "hello", *e).returncode == 0
+    listed = orjson.loads(kvnode("list", "--prefix", "cli/", "--values", "--json", *e).stdout)
+    assert [(i["key"], i["value"]) for i in listed] == [("cli/greeting", "hi")]
+    assert kvnode("delete", "cli/greeting", *e).returncode == 0
+    missing = kvnode("get", "cli/greeting", *e)
+    assert missing.returncode == 1 and b"not found" in missing.stderr
+
+
+def test_put_reads_the_value_from_stdin_and_get_json(endpoints: str) -> None:
+    e = ("--endpoints", endpoints)
+    assert kvnode("put", "cli/blob", "--ttl", "60", *e, stdin=b"from stdin").returncode == 0
+    shown = orjson.loads(kvnode("get", "cli/blob", "--json", *e).stdout)
+    assert shown["value"] == "from stdin" and shown["expire_at"] > time.time() * 1000
+
+
+def test_status_shows_one_leader(endpoints: str) -> None:
+    result = kvnode("status", "--json", "--endpoints", endpoints)
+    statuses = orjson.loads(result.stdout)
+    assert sorted(s["role"] for s in statuses.values()) == ["follower", "follower", "leader"]
+    table = kvnode("status", "--endpoints", endpoints).stdout.decode()
+    assert "leader" in table and "follower" in table
+
+
+def test_cas_needs_exactly_one_condition(endpoints: str) -> None:
+    result = kvnode("cas", "k", "v", "--endpoints", endpoints)
+    assert result.returncode == 2 and b"exactly one" in result.stderr
+
+
+def test_unreachable_endpoints_are_one_line_errors() -> None:
+    (port,) = free_ports(1)
+    result = kvnode("get", "x", "--endpoints", f"127.0.0.1:{port}", "--timeout", "2")
+    assert result.returncode == 1
+    assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (None, b"does not exist"),
+        ('node_id = "a"\ncolour = "blue"\n', b"unknown key 'colour'"),
+        ('peers = ["127.0.0.1"]\ncluster_secret = "s"\n', b"not a host:port address"),
+        ('fsync = "sometimes"\n', b"fsync"),
+        ('peers = ["127.0.0.1:4999"]\n', b"cluster_secret"),
+        ("this is = not toml =\n", b"not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_code_2(
+    tmp_path: Path, config: str | None, message: bytes
+) -> None:
+    path = tmp_path / "node.toml"
+    if config is not None:
+        write(path, config + f'data_dir = "{tmp_path / "d"}"\n')
+    result = kvnode("serve", "--config", str(path))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (raft,) = free_ports(1)
+        result = kvnode(
+            "serve",
+            "--http-addr",
+            f"127.0.0.1:{port}",
+            "--raft-addr",
+            f"127.0.0.1:{raft}",
+            "--data-dir",
+            str(tmp_path / "d"),
+        )
+    assert result.returncode == 2
+    assert b"http_addr: cannot listen on" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_foreign_data_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "thesis.tex").write_text("...")
+    http, raft = free_ports(2)
+    result = kvnode(
+        "serve",
+        "--http-addr",
+        f"127.0.0.1:{http}",
+        "--raft-addr",
+        f"127.0.0.1:{raft}",
+        "--data-dir",
+        str(tmp_path / "d"),
+    )
+    assert result.returncode == 3 and b"not a kvnode data directory" in result.stderr
+
+
+def child_pids(parent: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.add(int(entry.name))
+    return found
+
+
+def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    ports = free_ports(6)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvnode",
+            "cluster",
+            "up",
+            "--data",
+            str(tmp_path / "data"),
+            "--http-port",
+            str(ports[0]),
+            "--raft-port",
+            str(ports[3]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        first_line = proc.stdout.readline()
+        elapsed = time.monotonic() - started
+        assert b"is up; leader is node" in first_line
+        assert elapsed < 10, f"cluster up took {elapsed:.1f} s"
+        children = child_pids(proc.pid)
+        assert len(children) == 3
+        result = kvnode("put", "k", "v", "--endpoints", f"127.0.0.1:{ports[0]}")
+        assert result.returncode == 0
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists() or b"zombie" in _state(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/status").read_bytes()
+    except OSError:
+        return b"zombie"
+
+
+def test_invalid_flag_value_is_a_usage_error() -> None:
+    result = kvnode("serve", "--fsync", "sometimes")
+    assert result.returncode == 2 and b"Invalid value for '--fsync'" in result.stderr
