@@ -53,7 +53,7 @@ EXIT_STORAGE_FAILURE = 75
 DUMP_FILE = "raft.snapshot"
 ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 LEADER_FALLBACK_FACTOR = 3  # a cut-off leader steps down after 3 max election timeouts
-MACHINE_SYNC_INTERVAL = 0.01  # seconds; see _sync_machine
+MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
 
 # FAIL_REASON codes that mean the command was certainly not applied.
 DEFINITE_FAILURES = {
@@ -168,7 +168,8 @@ class RaftNode(SyncObj):
         last_index = raft_log[-1][1]
         super()._checkCommandsToApply()
         if raft_log[-1][1] != last_index and self._isLeader():
-            self._send_append_entries_now()
+            # Send in this tick: the journal fsync in _after_tick then overlaps the round trip.
+            self._SyncObj__sendAppendEntries()  # type: ignore[attr-defined]
 
     def _send_append_entries_now(self) -> None:
         self._SyncObj__newAppendEntriesTime = 0  # type: ignore[attr-defined]
@@ -178,6 +179,9 @@ class RaftNode(SyncObj):
         log.info("role %s -> %s in term %d", ROLES.get(old), ROLES.get(new), self.raftCurrentTerm)
 
     def _after_tick(self) -> None:
+        # Entries the leader appended and sent this tick become durable here, before the
+        # next tick's commit calculation counts the leader's own copy.
+        self.journal.sync_if_dirty()
         self.wakeup.subscribe(self._poller)
         leader = self.leader_address()
         if leader != self._known_leader:
@@ -206,7 +210,7 @@ class RaftNode(SyncObj):
         return outcome
 
     def _sync_machine(self) -> None:
-        """One WAL fsync for everything applied since the last, at most every 10 ms.
+        """One WAL fsync for everything applied since the last, at most every 100 ms.
 
         Durability of acknowledged writes comes from the Raft journal (synced
         before every send) and the fsynced snapshot; this sync only bounds how

@@ -1,9 +1,13 @@
 """The peer transport: a persistence barrier on sends, and a fix to the leader's nextIndex.
 
-Every Raft message PySyncObj sends (append entries, their acknowledgements,
-vote replies, forwarded commands) goes through `send`. Syncing the journal
-there implements "persist before you reply" in one place, and all entries
-appended since the previous message share a single fsync.
+Every Raft message PySyncObj sends goes through `send`. Before any message
+other than the leader's own append-entries leaves, the journal is synced:
+that is Raft's "persist before you reply" (a follower's acknowledgement, a
+vote) in one place, and all entries appended since the previous message share
+one fsync. The leader's append-entries go out *before* its own fsync, so its
+disk write overlaps the network round trip and the followers' fsyncs (Raft
+allows this); the leader syncs at the end of the same tick (RaftNode), before
+the next tick can count its own copy towards a commit majority.
 
 PySyncObj's leader sets a follower's nextIndex to whatever a success reply
 says, even when it has already sent further (pipelining): an older reply moves
@@ -24,6 +28,11 @@ from pysyncobj.transport import TCPTransport
 from kvnode.raft.journal import DurableJournal
 
 
+# Messages that acknowledge nothing this node stored: the leader's replication
+# (followers do not count it as durable anywhere) and command forwarding.
+UNSYNCED_MESSAGES = frozenset({"append_entries", "apply_command", "apply_command_response"})
+
+
 class SyncedTransport(TCPTransport):
     journal: DurableJournal  # set by `bind_journal` before PySyncObj creates the transport
 
@@ -33,7 +42,8 @@ class SyncedTransport(TCPTransport):
         return type("BoundSyncedTransport", (cls,), {"journal": journal})
 
     def send(self, node: Any, message: Any) -> bool:
-        self.journal.sync_if_dirty()
+        if message.get("type") not in UNSYNCED_MESSAGES:
+            self.journal.sync_if_dirty()
         return super().send(node, message)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:

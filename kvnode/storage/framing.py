@@ -135,8 +135,9 @@ class AppendOnlyFile:
         self._size += len(data)
 
     def sync(self) -> None:
+        """fdatasync: the data and the file size, without the mtime that fsync would add."""
         try:
-            os.fsync(self._fd)
+            os.fdatasync(self._fd)
         except OSError as exc:
             raise StorageFailure(self.path, f"fsync failed: {exc}") from exc
 

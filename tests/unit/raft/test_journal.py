@@ -86,7 +86,7 @@ def test_suffix_deletion_and_compaction_are_durable(tmp_path: Path) -> None:
     assert reopened[-2][0] == b"new"
 
 
-def test_transport_syncs_the_journal_before_any_message_leaves(
+def test_transport_syncs_the_journal_before_acknowledgements_and_votes_leave(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = open_journal(tmp_path)
@@ -107,14 +107,16 @@ def test_transport_syncs_the_journal_before_any_message_leaves(
     transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
     journal.add(b"a", 1, 1)
     journal.add(b"b", 2, 1)
-    transport.send(None, {"type": "append_entries"})
-    transport.send(None, {"type": "append_entries"})  # nothing new: no second fsync
+    transport.send(None, {"type": "next_node_idx"})  # a follower's acknowledgement
+    transport.send(None, {"type": "next_node_idx"})  # nothing new: no second fsync
     journal.add(b"c", 3, 1)
-    transport.send(None, {"type": "next_node_idx"})
+    transport.send(None, {"type": "append_entries"})  # the leader's own replication
+    transport.send(None, {"type": "request_vote"})
     assert order == [
         "fsync",
-        "send append_entries",
+        "send next_node_idx",
+        "send next_node_idx",
         "send append_entries",
         "fsync",
-        "send next_node_idx",
+        "send request_vote",
     ]
