@@ -27,7 +27,6 @@ from pysyncobj.transport import TCPTransport
 
 from kvnode.raft.journal import DurableJournal
 
-
 # Messages that acknowledge nothing this node stored: the leader's replication
 # (followers do not count it as durable anywhere) and command forwarding.
 UNSYNCED_MESSAGES = frozenset({"append_entries", "apply_command", "apply_command_response"})
