@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import logging
 import math
 import time
@@ -37,6 +38,8 @@ MAX_LIST_LIMIT = 100_000
 BODY_READ_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = "1"
 CONSISTENCY_MODES = ("linearizable", "stale")
+MAX_REQUEST_ID_LENGTH = 128
+UNAUTHENTICATED_PATHS = frozenset({"/health"})
 
 
 class ApiError(Exception):
@@ -107,6 +110,7 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     replica = request.app[REPLICA]
     started = time.perf_counter()
     try:
+        check_token(request, replica.config.auth_token)
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, **exc.extra)
@@ -135,6 +139,27 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
 
 
 # -- request parsing -----------------------------------------------------------------
+
+
+def check_token(request: web.Request, token: str) -> None:
+    """With `auth_token` set, every route but /health needs `Authorization: Bearer <token>`."""
+    if not token or request.path in UNAUTHENTICATED_PATHS:
+        return
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required")
+
+
+def parse_request_id(request: web.Request) -> str:
+    """The client's id for this write (X-Request-Id); a retry under it is applied at most once."""
+    request_id = request.headers.get("X-Request-Id", "")
+    if len(request_id) > MAX_REQUEST_ID_LENGTH or not all(33 <= ord(c) < 127 for c in request_id):
+        raise ApiError(
+            400,
+            "bad_request_id",
+            f"X-Request-Id must be up to {MAX_REQUEST_ID_LENGTH} visible ASCII characters",
+        )
+    return request_id
 
 
 def parse_key(request: web.Request) -> str:
@@ -245,11 +270,19 @@ async def put_key(request: web.Request) -> web.Response:
     key = parse_key(request)
     ttl = parse_ttl(request.query.get("ttl"))
     when = parse_condition(request, allow_exist=True)
+    request_id = parse_request_id(request)
     value = await read_value(request)
     issued = now_ms()
     expire_at = issued + math.ceil(ttl * 1000) if ttl else 0
     outcome = await request.app[REPLICA].write(
-        commands.put(key, value, issued_at_ms=issued, expire_at_ms=expire_at, when=when)
+        commands.put(
+            key,
+            value,
+            issued_at_ms=issued,
+            expire_at_ms=expire_at,
+            when=when,
+            request_id=request_id,
+        )
     )
     if outcome.status is not Status.OK:
         raise write_failure(outcome, key)
@@ -295,7 +328,7 @@ async def delete_key(request: web.Request) -> web.Response:
     key = parse_key(request)
     when = parse_condition(request, allow_exist=False)
     outcome = await request.app[REPLICA].write(
-        commands.delete(key, issued_at_ms=now_ms(), when=when)
+        commands.delete(key, issued_at_ms=now_ms(), when=when, request_id=parse_request_id(request))
     )
     if outcome.status is not Status.OK:
         raise write_failure(outcome, key)

@@ -173,15 +173,18 @@ endpoints_option = click.option(
     help="Comma-separated node addresses (KVNODE_ENDPOINTS).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+token_option = click.option(
+    "--token", envvar="KVNODE_TOKEN", help="Bearer token, when the nodes set auth_token."
+)
 timeout_option = click.option("--timeout", default=10.0, show_default=True, help="Seconds.")
 
 
-def run_client(endpoints: str, timeout: float, action: Any) -> Any:
+def run_client(endpoints: str, timeout: float, token: str | None, action: Any) -> Any:
     """Run `action(client)` and turn client errors into one line and exit code 1."""
     from kvnode.client import Client, KvError
 
     async def runner() -> Any:
-        async with Client(endpoints.split(","), timeout=timeout) as client:
+        async with Client(endpoints.split(","), timeout=timeout, token=token) as client:
             return await action(client)
 
     try:
@@ -209,8 +212,15 @@ def read_value(value: str | None) -> bytes:
 @endpoints_option
 @json_option
 @timeout_option
+@token_option
 def put(
-    key: str, value: str | None, ttl: float | None, endpoints: str, as_json: bool, timeout: float
+    key: str,
+    value: str | None,
+    ttl: float | None,
+    endpoints: str,
+    as_json: bool,
+    timeout: float,
+    token: str | None,
 ) -> None:
     """Set KEY to VALUE (or to standard input when VALUE is omitted).
 
@@ -221,7 +231,7 @@ def put(
       cat photo.jpg | kvnode put photos/1
     """
     data = read_value(value)
-    result = run_client(endpoints, timeout, lambda c: c.put(key, data, ttl=ttl))
+    result = run_client(endpoints, timeout, token, lambda c: c.put(key, data, ttl=ttl))
     if as_json:
         echo_json(result.__dict__)
     else:
@@ -241,7 +251,10 @@ def put(
 @endpoints_option
 @json_option
 @timeout_option
-def get(key: str, consistency: str, endpoints: str, as_json: bool, timeout: float) -> None:
+@token_option
+def get(
+    key: str, consistency: str, endpoints: str, as_json: bool, timeout: float, token: str | None
+) -> None:
     """Print the value of KEY (exit code 1 if it does not exist).
 
     \b
@@ -249,7 +262,7 @@ def get(key: str, consistency: str, endpoints: str, as_json: bool, timeout: floa
       kvnode get greeting
       kvnode get greeting --consistency stale --json
     """
-    found = run_client(endpoints, timeout, lambda c: c.get(key, consistency=consistency))
+    found = run_client(endpoints, timeout, token, lambda c: c.get(key, consistency=consistency))
     if found is None:
         fail(f"key {key!r} not found", 1)
     if as_json:
@@ -273,6 +286,7 @@ def get(key: str, consistency: str, endpoints: str, as_json: bool, timeout: floa
 @endpoints_option
 @json_option
 @timeout_option
+@token_option
 def delete(
     key: str,
     prev_value: str | None,
@@ -280,6 +294,7 @@ def delete(
     endpoints: str,
     as_json: bool,
     timeout: float,
+    token: str | None,
 ) -> None:
     """Delete KEY.
 
@@ -291,6 +306,7 @@ def delete(
     revision = run_client(
         endpoints,
         timeout,
+        token,
         lambda c: c.delete(
             key,
             prev_value=prev_value.encode() if prev_value is not None else None,
@@ -313,6 +329,7 @@ def delete(
 @endpoints_option
 @json_option
 @timeout_option
+@token_option
 def cas(
     key: str,
     value: str | None,
@@ -323,6 +340,7 @@ def cas(
     endpoints: str,
     as_json: bool,
     timeout: float,
+    token: str | None,
 ) -> None:
     """Compare-and-swap: set KEY to VALUE only if exactly one condition holds.
 
@@ -339,6 +357,7 @@ def cas(
     result = run_client(
         endpoints,
         timeout,
+        token,
         lambda c: c.put(
             key,
             data,
@@ -361,8 +380,15 @@ def cas(
 @endpoints_option
 @json_option
 @timeout_option
+@token_option
 def list_keys(
-    prefix: str, limit: int, values: bool, endpoints: str, as_json: bool, timeout: float
+    prefix: str,
+    limit: int,
+    values: bool,
+    endpoints: str,
+    as_json: bool,
+    timeout: float,
+    token: str | None,
 ) -> None:
     """List keys in order.
 
@@ -371,7 +397,9 @@ def list_keys(
       kvnode list --prefix session/
       kvnode list --values --json
     """
-    items = run_client(endpoints, timeout, lambda c: c.list(prefix, limit=limit, values=values))
+    items = run_client(
+        endpoints, timeout, token, lambda c: c.list(prefix, limit=limit, values=values)
+    )
     if as_json:
         echo_json(items)
         return
@@ -386,7 +414,8 @@ def list_keys(
 @endpoints_option
 @json_option
 @timeout_option
-def status(endpoints: str, as_json: bool, timeout: float) -> None:
+@token_option
+def status(endpoints: str, as_json: bool, timeout: float, token: str | None) -> None:
     """Who leads, and is everyone caught up? One line per node.
 
     \b
@@ -396,7 +425,7 @@ def status(endpoints: str, as_json: bool, timeout: float) -> None:
     from kvnode.client import Client, KvError
 
     async def gather() -> list[tuple[str, dict | None]]:
-        async with Client(endpoints.split(","), timeout=timeout) as client:
+        async with Client(endpoints.split(","), timeout=timeout, token=token) as client:
             results = []
             for endpoint in client.endpoints:
                 try:

@@ -3,12 +3,22 @@
 Used by the CLI, the tests, the benchmarks and the chaos tools. It tries the
 endpoints in order and moves on to the next one only when that is safe: any
 request that never reached a node (connection refused), and reads whatever
-happened. A write whose fate is unknown raises `Indeterminate`, never a guess.
+happened.
+
+Every write carries an `X-Request-Id`. When its outcome is unknown (504, a
+timeout, a connection lost mid-request) or the cluster is briefly without a
+leader (503), the client retries *with the same id* until it gets a definite
+answer or `write_deadline` passes; the cluster applies an id at most once, so
+a retry returns the first outcome (same revision, same CAS verdict). With
+`retry_writes=False` such a write raises `Indeterminate` / `Unavailable` at
+once, never a guess.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +28,7 @@ import aiohttp
 import orjson
 
 DEFAULT_TIMEOUT = 10.0
+RETRY_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class KvError(Exception):
@@ -88,6 +99,8 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         token: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        retry_writes: bool = True,
+        write_deadline: float | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
@@ -96,6 +109,8 @@ class Client:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = session
         self._owns_session = session is None
+        self._retry_writes = retry_writes
+        self._write_deadline = timeout if write_deadline is None else write_deadline
 
     async def __aenter__(self) -> Client:
         return self
@@ -152,6 +167,39 @@ class Client:
             return status, body, response_headers
         raise Unavailable(0, "unreachable", f"no endpoint answered: {last_error!r}")
 
+    async def write(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str],
+        data: bytes | None = None,
+        endpoint: str | None = None,
+        request_id: str | None = None,
+    ) -> bytes:
+        """A write under one request id, retried while its outcome is unknown."""
+        headers = {"X-Request-Id": request_id or uuid.uuid4().hex}
+        deadline = time.monotonic() + self._write_deadline
+        attempt = 0
+        while True:
+            try:
+                _status, body, _headers = await self.request(
+                    method,
+                    path,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    endpoint=endpoint,
+                    idempotent=False,
+                )
+                return body
+            except (Indeterminate, Unavailable):
+                delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+                if not self._retry_writes or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
+
     async def put(
         self,
         key: str,
@@ -162,6 +210,7 @@ class Client:
         prev_revision: int | None = None,
         prev_exist: bool | None = None,
         endpoint: str | None = None,
+        request_id: str | None = None,
     ) -> WriteResult:
         params: dict[str, str] = {}
         if ttl is not None:
@@ -172,8 +221,13 @@ class Client:
             params["prev_revision"] = str(prev_revision)
         if prev_exist is not None:
             params["prev_exist"] = "true" if prev_exist else "false"
-        _status, body, _headers = await self.request(
-            "PUT", key_path(key), params=params, data=value, endpoint=endpoint, idempotent=False
+        body = await self.write(
+            "PUT",
+            key_path(key),
+            params=params,
+            data=value,
+            endpoint=endpoint,
+            request_id=request_id,
         )
         parsed = orjson.loads(body)
         return WriteResult(
@@ -210,6 +264,7 @@ class Client:
         prev_value: bytes | None = None,
         prev_revision: int | None = None,
         endpoint: str | None = None,
+        request_id: str | None = None,
     ) -> int:
         """Delete `key`; returns the revision of the delete. Raises NotFound if absent."""
         params: dict[str, str] = {}
@@ -217,8 +272,8 @@ class Client:
             params["prev_value"] = prev_value.decode()
         if prev_revision is not None:
             params["prev_revision"] = str(prev_revision)
-        _status, body, _headers = await self.request(
-            "DELETE", key_path(key), params=params, endpoint=endpoint, idempotent=False
+        body = await self.write(
+            "DELETE", key_path(key), params=params, endpoint=endpoint, request_id=request_id
         )
         return int(orjson.loads(body)["revision"])
 

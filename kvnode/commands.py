@@ -36,11 +36,10 @@ def put(
     issued_at_ms: int,
     expire_at_ms: int = 0,
     when: Condition | None = None,
-    client_id: str = "",
-    request_id: int = 0,
+    request_id: str = "",
 ) -> bytes:
     """A PUT, or a compare-and-swap when `when` is given."""
-    command = Command(issued_at_ms=issued_at_ms, client_id=client_id, request_id=request_id)
+    command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
     if when is None:
         command.put.key, command.put.value = key, value
         command.put.expire_at_ms = expire_at_ms
@@ -56,10 +55,9 @@ def delete(
     *,
     issued_at_ms: int,
     when: Condition | None = None,
-    client_id: str = "",
-    request_id: int = 0,
+    request_id: str = "",
 ) -> bytes:
-    command = Command(issued_at_ms=issued_at_ms, client_id=client_id, request_id=request_id)
+    command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
     command.delete.key = key
     if when is not None:
         command.delete.condition.CopyFrom(when)

@@ -41,6 +41,7 @@ class NodeConfig:
     election_timeout_min: float = 0.4
     election_timeout_max: float = 1.4
     cluster_secret: str = ""
+    auth_token: str = ""
     insecure: bool = False
     log_level: str = "info"
     repair: bool = False

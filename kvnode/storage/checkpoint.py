@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -45,7 +44,7 @@ from kvnode.storage.fileformat import (
     no_fault,
 )
 from kvnode.storage.image import StateImage, decode_image, encode_image
-from kvnode.storage.keyspace import KeyRecord
+from kvnode.storage.keyspace import Keyspace
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +90,13 @@ def write_checkpoint(
     directory: Path,
     index: int,
     term: int,
-    log_clock_ms: int,
-    items: Iterable[tuple[str, KeyRecord]],
-    count: int,
+    keys: Keyspace,
     *,
     durable: bool,
     fault_hook: FaultHook = no_fault,
 ) -> int:
     """Steps 1 and 2 of the sequence; returns the size of state.data."""
-    image, crc = encode_image(KIND_CHECKPOINT, index, term, log_clock_ms, items, count)
+    image, crc = encode_image(KIND_CHECKPOINT, index, term, keys)
     atomic_write(directory / STATE_FILE, image, durable=durable, fault_hook=fault_hook)
     atomic_write(
         directory / METADATA_FILE,

@@ -4,13 +4,16 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=1        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=2        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
     count       u64   number of key records that follow
     record*     key_len u32 | value_len u32 | create_rev u64 | mod_rev u64 |
                 expire_at_ms u64 | key (UTF-8) | value
+    req_count   u64   (version >= 2) number of request-id records that follow
+    request*    id_len u16 | index u64 | issued_at_ms u64 | status u8 |
+                revision u64 | created u8 | expire_at_ms u64 | id (UTF-8)
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -23,17 +26,23 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from kvnode.storage.dedup import RequestRecord
 from kvnode.storage.errors import CorruptFile, StorageError
 from kvnode.storage.fileformat import HEADER_SIZE, check_header, encode_header
-from kvnode.storage.keyspace import KeyRecord
+from kvnode.storage.keyspace import KeyRecord, Keyspace
+from kvnode.storage.outcome import Outcome, Status
 
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
+FIRST_VERSION_WITH_REQUESTS = 2
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM = struct.Struct("<IIQQQ")
+REQUEST_COUNT = struct.Struct("<Q")
+REQUEST = struct.Struct("<HQQBQBQ")
+STATUS_CODES = {status: code for code, status in enumerate(Status)}
+STATUSES = list(Status)
 EXTRA_LEN = struct.Struct("<I")
 CRC = struct.Struct("<I")
 
@@ -43,23 +52,24 @@ class StateImage(NamedTuple):
     term: int
     log_clock_ms: int
     items: list[tuple[str, KeyRecord]]
+    requests: list[RequestRecord]
     extra: bytes
     crc: int
 
+    def keyspace(self) -> Keyspace:
+        return Keyspace(self.items, self.log_clock_ms, self.requests)
+
 
 def encode_image(
-    kind: bytes,
-    index: int,
-    term: int,
-    log_clock_ms: int,
-    items: Iterable[tuple[str, KeyRecord]],
-    count: int,
-    extra: bytes = b"",
+    kind: bytes, index: int, term: int, keys: Keyspace, extra: bytes = b""
 ) -> tuple[bytes, int]:
     """Serialize an image; returns the bytes and their CRC (recorded in metadata.bin)."""
-    parts = [encode_header(kind, IMAGE_VERSION), IMAGE_HEAD.pack(index, term, log_clock_ms, count)]
+    parts = [
+        encode_header(kind, IMAGE_VERSION),
+        IMAGE_HEAD.pack(index, term, keys.log_clock_ms, len(keys)),
+    ]
     pack = ITEM.pack
-    for key, record in items:
+    for key, record in keys.items():
         encoded = key.encode()
         parts.append(
             pack(
@@ -72,6 +82,22 @@ def encode_image(
         )
         parts.append(encoded)
         parts.append(record.value)
+    parts.append(REQUEST_COUNT.pack(len(keys.requests)))
+    for request in keys.requests:
+        encoded = request.request_id.encode()
+        outcome = request.outcome
+        parts.append(
+            REQUEST.pack(
+                len(encoded),
+                request.index,
+                request.issued_at_ms,
+                STATUS_CODES[outcome.status],
+                outcome.revision,
+                outcome.created,
+                outcome.expire_at_ms,
+            )
+        )
+        parts.append(encoded)
     parts.append(EXTRA_LEN.pack(len(extra)))
     parts.append(extra)
     body = b"".join(parts)
@@ -83,7 +109,7 @@ def decode_image(
     data: bytes, kind: bytes, path: Path, error: type[StorageError] = CorruptFile
 ) -> StateImage:
     """Verify and decode an image; any damage raises `error` naming the file."""
-    check_header(data, kind, IMAGE_VERSION, path)
+    version = check_header(data, kind, IMAGE_VERSION, path)
     if len(data) < HEADER_SIZE + IMAGE_HEAD.size + EXTRA_LEN.size + CRC.size:
         raise error(path, f"file is truncated ({len(data)} bytes)")
     (stored_crc,) = CRC.unpack_from(data, len(data) - CRC.size)
@@ -102,12 +128,25 @@ def decode_image(
             value = data[offset : offset + value_len]
             offset += value_len
             items.append((key, KeyRecord(value, create_rev, mod_rev, expire_at)))
+        requests: list[RequestRecord] = []
+        if version >= FIRST_VERSION_WITH_REQUESTS:
+            (request_count,) = REQUEST_COUNT.unpack_from(data, offset)
+            offset += REQUEST_COUNT.size
+            for _ in range(request_count):
+                id_len, index_, issued, status, revision, created, expire_at = REQUEST.unpack_from(
+                    data, offset
+                )
+                offset += REQUEST.size
+                request_id = data[offset : offset + id_len].decode()
+                offset += id_len
+                outcome = Outcome(STATUSES[status], revision, bool(created), expire_at)
+                requests.append(RequestRecord(request_id, index_, issued, outcome))
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]
         offset += extra_len
-    except (struct.error, UnicodeDecodeError) as exc:
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
         raise error(path, f"malformed record near offset {offset}: {exc}", offset) from exc
     if offset != len(data) - CRC.size:
         raise error(path, "record count does not match the file length", offset)
-    return StateImage(index, term, log_clock_ms, items, extra, stored_crc)
+    return StateImage(index, term, log_clock_ms, items, requests, extra, stored_crc)

@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Iterator
-from enum import Enum
 from typing import NamedTuple
 
 from sortedcontainers import SortedDict, SortedList
 
 from kvnode.commands_pb2 import Command, Condition
+from kvnode.storage.dedup import RequestLog, RequestRecord
+from kvnode.storage.outcome import Outcome, Status
 
 
 class KeyRecord(NamedTuple):
@@ -36,32 +37,18 @@ class KeyRecord(NamedTuple):
         return self.expire_at_ms != 0 and self.expire_at_ms <= now_ms
 
 
-class Status(Enum):
-    OK = "ok"
-    COMPARE_FAILED = "compare_failed"
-    NOT_FOUND = "not_found"
-    INVALID = "invalid"
-
-
-class Outcome(NamedTuple):
-    """What applying one command did.
-
-    `revision` is the entry's index when it changed something; for
-    COMPARE_FAILED and NOT_FOUND it is the key's current mod revision (0 if absent).
-    """
-
-    status: Status
-    revision: int
-    created: bool = False
-    expire_at_ms: int = 0
-
-
 _DIGEST_ITEM = struct.Struct("<IIQQQ")
 
 
 class Keyspace:
-    def __init__(self, items: Iterable[tuple[str, KeyRecord]] = (), log_clock_ms: int = 0) -> None:
+    def __init__(
+        self,
+        items: Iterable[tuple[str, KeyRecord]] = (),
+        log_clock_ms: int = 0,
+        requests: Iterable[RequestRecord] = (),
+    ) -> None:
         self._data: SortedDict = SortedDict(items)
+        self.requests = RequestLog(requests)
         self._deadlines: SortedList = SortedList(
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
@@ -115,6 +102,18 @@ class Keyspace:
     def execute(self, index: int, command: Command) -> Outcome:
         """Apply one decoded command at Raft `index` and return its outcome. Never raises."""
         self.log_clock_ms = max(self.log_clock_ms, command.issued_at_ms)
+        request_id = command.request_id
+        if request_id:
+            earlier = self.requests.outcome_of(request_id)
+            if earlier is not None:
+                return earlier  # a retry of a write that was already applied
+            outcome = self._execute(index, command)
+            record = RequestRecord(request_id, index, command.issued_at_ms, outcome)
+            self.requests.record(record, self.log_clock_ms)
+            return outcome
+        return self._execute(index, command)
+
+    def _execute(self, index: int, command: Command) -> Outcome:
         op = command.WhichOneof("op")
         if op == "put":
             put = command.put

@@ -34,7 +34,8 @@ from kvnode.storage.checkpoint import METADATA_FILE, STATE_FILE, load_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
 from kvnode.storage.image import StateImage
-from kvnode.storage.keyspace import KeyRecord, Keyspace, Outcome, Status
+from kvnode.storage.keyspace import KeyRecord, Keyspace
+from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.snapshot import (
     SNAPSHOT_PATTERN,
     prune_snapshots,
@@ -107,7 +108,7 @@ class StateMachine:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare_directory()
         image = load_checkpoint(self.directory, durable=fsync)
-        self._keys = Keyspace(image.items, image.log_clock_ms)
+        self._keys = image.keyspace()
         self._last_applied = image.index
         self._last_term = image.term
         self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
@@ -166,7 +167,7 @@ class StateMachine:
                     self.directory / STATE_FILE, "missing, but wal.log holds applied records"
                 )
         WriteAheadLog.create(wal_path, durable=self._durable)
-        write_checkpoint(self.directory, 0, 0, 0, (), 0, durable=self._durable)
+        write_checkpoint(self.directory, 0, 0, Keyspace(), durable=self._durable)
         log.info("%s: initialised an empty state machine", self.directory)
 
     def _decode_logged(self, payload: bytes, opcode: int, offset: int) -> Command:
@@ -277,9 +278,7 @@ class StateMachine:
             self.directory,
             self._last_applied,
             self._last_term,
-            self._keys.log_clock_ms,
-            self._keys.items(),
-            len(self._keys),
+            self._keys,
             durable=self._durable,
             fault_hook=self._fault_hook,
         )
@@ -318,6 +317,7 @@ class StateMachine:
             "last_applied": self._last_applied,
             "last_applied_term": self._last_term,
             "keys": len(self._keys),
+            "request_ids": len(self._keys.requests),
             "wal_bytes": self._wal.size,
             "checkpoint_bytes": self._checkpoint_bytes,
             "entries_since_checkpoint": self._entries_since_checkpoint,
@@ -334,14 +334,7 @@ class StateMachine:
         self._check_healthy()
         target = path or self.directory / snapshot_name(self._last_applied, self._last_term)
         write_snapshot(
-            target,
-            self._last_applied,
-            self._last_term,
-            self._keys.log_clock_ms,
-            self._keys.items(),
-            len(self._keys),
-            extra,
-            durable=self._durable,
+            target, self._last_applied, self._last_term, self._keys, extra, durable=self._durable
         )
         if path is None:
             prune_snapshots(self.directory, target)
@@ -360,7 +353,7 @@ class StateMachine:
     def install(self, image: StateImage) -> None:
         """Make a verified snapshot image the state (see `restore`)."""
         self._check_healthy()
-        self._keys = Keyspace(image.items, image.log_clock_ms)
+        self._keys = image.keyspace()
         self._last_applied, self._last_term = image.index, image.term
         self._unsynced = False
         self.checkpoint()

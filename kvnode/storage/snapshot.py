@@ -9,13 +9,12 @@ goes through the normal checkpoint sequence, so it is atomic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 from kvnode.storage.errors import SnapshotMismatch
 from kvnode.storage.fileformat import KIND_SNAPSHOT, atomic_write
 from kvnode.storage.image import StateImage, decode_image, encode_image
-from kvnode.storage.keyspace import KeyRecord
+from kvnode.storage.keyspace import Keyspace
 
 SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
 
@@ -25,17 +24,9 @@ def snapshot_name(index: int, term: int) -> str:
 
 
 def write_snapshot(
-    path: Path,
-    index: int,
-    term: int,
-    log_clock_ms: int,
-    items: Iterable[tuple[str, KeyRecord]],
-    count: int,
-    extra: bytes,
-    *,
-    durable: bool,
+    path: Path, index: int, term: int, keys: Keyspace, extra: bytes, *, durable: bool
 ) -> None:
-    data, _crc = encode_image(KIND_SNAPSHOT, index, term, log_clock_ms, items, count, extra)
+    data, _crc = encode_image(KIND_SNAPSHOT, index, term, keys, extra)
     atomic_write(path, data, durable=durable)
 
 

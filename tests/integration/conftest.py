@@ -99,7 +99,7 @@ async def write_load(
                 result.failed.add(key)
                 result.errors.append(f"{url} {key}: {exc}")
 
-    async with Client(urls, timeout=10) as client:
+    async with Client(urls, timeout=10, retry_writes=False) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return result
 

@@ -1,0 +1,59 @@
+"""The replicated table of recent request ids, which makes retried writes exactly-once.
+
+A client that gets no answer (timeout, leader lost) cannot know whether its
+write was applied, and PySyncObj may even report a failure for a command it
+applied. So every write may carry a request id; the first application under
+an id records its outcome here, and any later command with the same id
+returns that outcome without changing anything (the same revision, the same
+CAS verdict).
+
+The table lives in the key space, so it is rebuilt by WAL replay and carried
+in checkpoints and snapshots. It is bounded deterministically, from the log
+alone: an id is forgotten once DEDUP_MAX_ENTRIES newer ids were recorded, or
+once the log clock has moved DEDUP_WINDOW_MS past the time it was issued.
+A client must therefore retry within that window.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from kvnode.storage.outcome import Outcome
+
+DEDUP_MAX_ENTRIES = 100_000
+DEDUP_WINDOW_MS = 10 * 60 * 1000
+
+
+class RequestRecord(NamedTuple):
+    request_id: str
+    index: int
+    issued_at_ms: int
+    outcome: Outcome
+
+
+class RequestLog:
+    def __init__(self, records: Iterable[RequestRecord] = ()) -> None:
+        self._by_id: OrderedDict[str, RequestRecord] = OrderedDict(
+            (record.request_id, record) for record in records
+        )
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        return iter(self._by_id.values())
+
+    def outcome_of(self, request_id: str) -> Outcome | None:
+        record = self._by_id.get(request_id)
+        return record.outcome if record is not None else None
+
+    def record(self, record: RequestRecord, log_clock_ms: int) -> None:
+        self._by_id[record.request_id] = record
+        oldest_kept = log_clock_ms - DEDUP_WINDOW_MS
+        while self._by_id and (
+            len(self._by_id) > DEDUP_MAX_ENTRIES
+            or next(iter(self._by_id.values())).issued_at_ms < oldest_kept
+        ):
+            self._by_id.popitem(last=False)

@@ -1,0 +1,26 @@
+"""The result of applying one command, as every replica computes it."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import NamedTuple
+
+
+class Status(Enum):
+    OK = "ok"
+    COMPARE_FAILED = "compare_failed"
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+
+
+class Outcome(NamedTuple):
+    """What applying one command did.
+
+    `revision` is the entry's index when it changed something; for
+    COMPARE_FAILED and NOT_FOUND it is the key's current mod revision (0 if absent).
+    """
+
+    status: Status
+    revision: int
+    created: bool = False
+    expire_at_ms: int = 0

@@ -1,0 +1,62 @@
+"""Request ids make retried writes exactly-once, across restarts and snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kvnode import commands
+from kvnode.commands import condition
+from kvnode.storage import Entry, StateMachine, Status
+from kvnode.storage.dedup import DEDUP_MAX_ENTRIES, DEDUP_WINDOW_MS
+
+
+def put(key: str, value: bytes, request_id: str, at: int = 1000, **kw: object) -> bytes:
+    return commands.put(key, value, issued_at_ms=at, request_id=request_id, **kw)  # type: ignore[arg-type]
+
+
+def test_a_retried_put_returns_the_first_outcome_and_changes_nothing(tmp_path: Path) -> None:
+    machine = StateMachine(tmp_path / "sm")
+    (first,) = machine.apply([Entry(3, 1, put("k", b"v1", "req-1"))])
+    machine.apply([Entry(4, 1, put("k", b"v2", "req-2"))])
+    (retry,) = machine.apply([Entry(5, 1, put("k", b"v1", "req-1"))])
+    assert retry == first and retry is not None and retry.revision == 3
+    record = machine.get("k")
+    assert record is not None and (record.value, record.mod_revision) == (b"v2", 4)
+
+
+def test_a_retried_cas_reports_its_success_not_a_compare_failure(tmp_path: Path) -> None:
+    machine = StateMachine(tmp_path / "sm")
+    machine.apply([Entry(3, 1, put("k", b"old", "a"))])
+    cas = put("k", b"new", "cas-1", when=condition(prev_value=b"old"))
+    (first,) = machine.apply([Entry(4, 1, cas)])
+    (retry,) = machine.apply([Entry(5, 1, cas)])
+    assert first is not None and first.status is Status.OK
+    assert retry == first
+
+
+def test_request_ids_survive_restart_and_snapshot_install(tmp_path: Path) -> None:
+    machine = StateMachine(tmp_path / "a", checkpoint_entries=2)
+    outcomes = machine.apply([Entry(i, 1, put(f"k{i}", b"v", f"r{i}")) for i in range(3, 10)])
+    machine.close(checkpoint=False)
+    reopened = StateMachine(tmp_path / "a")  # checkpoint + WAL replay
+    assert reopened.apply([Entry(10, 1, put("k3", b"again", "r3"))]) == [outcomes[0]]
+    snapshot = reopened.snapshot()
+    other = StateMachine(tmp_path / "b")
+    other.restore(snapshot)
+    assert other.apply([Entry(11, 1, put("k9", b"again", "r9"))]) == [outcomes[-1]]
+    assert other.get("k9").value == b"v"  # type: ignore[union-attr]
+
+
+def test_the_table_stays_bounded_by_count_and_by_time(tmp_path: Path) -> None:
+    machine = StateMachine(tmp_path / "sm", fsync=False, checkpoint_entries=10**9)
+    total = DEDUP_MAX_ENTRIES + 20_000
+    for start in range(0, total, 4096):
+        batch = [
+            Entry(3 + i, 1, put(f"k{i % 100}", b"v", f"req-{i}", at=1_000_000))
+            for i in range(start, min(total, start + 4096))
+        ]
+        machine.apply(batch)
+    assert machine.stats()["request_ids"] == DEDUP_MAX_ENTRIES
+    later = 1_000_000 + DEDUP_WINDOW_MS + 1
+    machine.apply([Entry(3 + total, 1, put("k", b"v", "late", at=later))])
+    assert machine.stats()["request_ids"] == 1, "ids older than the window are forgotten"
