@@ -115,6 +115,11 @@ class LocalCluster:
         node.config_path.chmod(0o600)  # it holds the cluster secret
 
     @property
+    def token(self) -> str | None:
+        """The HTTP bearer token the nodes require, if any."""
+        return self.settings.get("auth_token") or None
+
+    @property
     def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 

@@ -26,13 +26,13 @@ def make_cluster(base: Path, **settings: Any) -> LocalCluster:
 
 
 async def all_ready(local: LocalCluster) -> None:
-    async with Client(local.urls, timeout=2) as client:
+    async with Client(local.urls, timeout=2, token=local.token) as client:
         await local.wait_for_leader(client)
         await local.wait_until_ready(client)
 
 
 async def leader_of(local: LocalCluster, timeout: float = 30.0) -> int:
-    async with Client(local.urls, timeout=2) as client:
+    async with Client(local.urls, timeout=2, token=local.token) as client:
         return await local.wait_for_leader(client, timeout=timeout)
 
 
@@ -105,7 +105,7 @@ async def write_load(
 
 
 async def statuses(local: LocalCluster) -> dict[int, dict[str, Any]]:
-    async with Client(local.urls, timeout=2) as client:
+    async with Client(local.urls, timeout=2, token=local.token) as client:
         return await local.statuses(client)
 
 
