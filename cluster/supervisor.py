@@ -79,6 +79,8 @@ class LocalCluster:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     settings: dict[str, Any] = field(default_factory=dict)
     log_to_files: bool = True
+    hosts: list[str] | None = None  # one address per node (e.g. in network namespaces)
+    launch_prefix: list[list[str]] | None = None  # per node, e.g. ["ip", "netns", "exec", ns]
     nodes: list[LocalNode] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,11 +89,12 @@ class LocalCluster:
         ports = free_ports(2 * self.size) if self.http_ports is None else []
         http = self.http_ports or ports[: self.size]
         raft = self.raft_ports or ports[self.size :]
+        hosts = self.hosts or [LOCAL_HOST] * self.size
         self.nodes = [
             LocalNode(
                 node_id=f"node{i + 1}",
-                raft_addr=f"{LOCAL_HOST}:{raft[i]}",
-                http_addr=f"{LOCAL_HOST}:{http[i]}",
+                raft_addr=f"{hosts[i]}:{raft[i]}",
+                http_addr=f"{hosts[i]}:{http[i]}",
                 data_dir=self.base_dir / f"node{i + 1}",
                 config_path=self.base_dir / f"node{i + 1}.toml",
                 log_path=self.base_dir / f"node{i + 1}.log",
@@ -133,8 +136,17 @@ class LocalCluster:
         if self.log_to_files:
             output = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
+            prefix = self.launch_prefix[index] if self.launch_prefix else []
             node.process = subprocess.Popen(
-                [sys.executable, "-m", "kvnode", "serve", "--config", str(node.config_path)],
+                [
+                    *prefix,
+                    sys.executable,
+                    "-m",
+                    "kvnode",
+                    "serve",
+                    "--config",
+                    str(node.config_path),
+                ],
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,
                 stdin=subprocess.DEVNULL,

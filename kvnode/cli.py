@@ -492,3 +492,46 @@ def bench(json_path: Path | None, **options: Any) -> None:
     click.echo(format_table([result]))
     if json_path:
         json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+@main.command()
+@click.option("--duration", default=30.0, show_default=True, help="Seconds of faults and load.")
+@click.option(
+    "--nemesis",
+    "nemeses",
+    default="kill,pause",
+    show_default=True,
+    help="Comma-separated: kill, kill-leader, pause, pause-leader, wipe, partition.",
+)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--clients", default=10, show_default=True)
+@click.option("--rate", default=20.0, show_default=True, help="Operations/s per client.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report here.")
+def chaos(
+    duration: float, nemeses: str, seed: int, clients: int, rate: float, json_path: Path | None
+) -> None:
+    """Run a local cluster under faults and check the history (exit 1 on any violation).
+
+    \b
+    Partitions run each node in its own network namespace and need root.
+    Examples:
+      kvnode chaos --duration 60 --nemesis kill,pause
+      kvnode chaos --duration 1800 --nemesis kill,pause,partition,wipe --json soak.json
+    """
+    import orjson
+
+    from cluster.chaos import ChaosSettings, format_report, run_chaos
+    from cluster.netns import NetnsError, available
+
+    chosen = [n.strip() for n in nemeses.split(",") if n.strip()]
+    if "partition" in chosen and (reason := available()):
+        fail(reason, EXIT_CONFIG)
+    settings = ChaosSettings(duration, chosen, seed, clients, rate)
+    try:
+        report = asyncio.run(run_chaos(settings))
+    except (ValueError, NetnsError) as exc:
+        fail(str(exc), EXIT_CONFIG)
+    click.echo(format_report(report))
+    if json_path:
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    sys.exit(0 if report["valid"] else 1)

@@ -1,0 +1,191 @@
+"""A chaos run: a cluster, the workload, the nemesis, then the verdict.
+
+After the faults stop, everything is healed, each key is read once more
+(linearizably) and the history is checked: per-key linearizability, no lost
+acknowledged write, and identical replicas (equal state digest and applied
+index on every node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cluster.checker import check_history, lost_writes
+from cluster.history import OK, Op
+from cluster.nemesis import Nemesis
+from cluster.netns import Topology
+from cluster.supervisor import LocalCluster
+from cluster.workload import KEYS, TTL_KEYS, Workload
+from kvnode.client import Client, KvError
+
+CLUSTER_SETTINGS = {"append_entries_period": 0.02, "request_timeout": 3.0}
+HEAL_TIMEOUT = 60.0
+
+
+@dataclass
+class ChaosSettings:
+    duration: float = 30.0
+    nemeses: list[str] = field(default_factory=lambda: ["kill", "pause"])
+    seed: int = 1
+    clients: int = 10
+    rate: float = 20.0
+    base_dir: Path | None = None
+    extra_settings: dict[str, Any] = field(default_factory=dict)
+
+
+async def final_reads(cluster: LocalCluster, history: list[Op]) -> dict[str, str | None]:
+    """Read every key linearizably once the cluster is healed; the reads join the history."""
+    finals: dict[str, str | None] = {}
+    next_id = max((op.id for op in history), default=0)
+    async with Client(cluster.urls, timeout=5, token=cluster.token) as client:
+        for key in KEYS + TTL_KEYS:
+            deadline = time.monotonic() + HEAL_TIMEOUT
+            while True:
+                started = time.monotonic()
+                try:
+                    found = await client.get(key)
+                    break
+                except KvError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            value = found.value.decode() if found is not None else None
+            next_id += 1
+            history.append(
+                Op(
+                    next_id,
+                    -1,
+                    "get",
+                    key,
+                    value=value,
+                    invoke=started,
+                    complete=time.monotonic(),
+                    outcome=OK,
+                )
+            )
+            finals[key] = value
+    return finals
+
+
+def availability(history: list[Op], started: float, ended: float) -> dict[str, float]:
+    """Share of seconds with at least one successful operation, and the longest gap."""
+    done = sorted(op.complete for op in history if op.outcome == OK and op.process >= 0)
+    seconds = max(1, math.ceil(ended - started))
+    busy = {int(t - started) for t in done if started <= t <= ended}
+    gaps = [b - a for a, b in zip([started, *done], [*done, ended], strict=True)]
+    return {
+        "seconds_with_success": round(len(busy) / seconds, 3),
+        "longest_unavailable_s": round(max(gaps, default=0.0), 2),
+    }
+
+
+async def converged_digests(cluster: LocalCluster) -> dict[str, Any]:
+    async with Client(cluster.urls, timeout=2, token=cluster.token) as client:
+        deadline = time.monotonic() + HEAL_TIMEOUT
+        while True:
+            statuses = await cluster.statuses(client)
+            views = {(s["applied_index"], s["digest"]) for s in statuses.values()}
+            if len(statuses) == cluster.size and len(views) == 1:
+                index, digest = views.pop()
+                return {"equal": True, "applied_index": index, "digest": digest}
+            if time.monotonic() > deadline:
+                return {
+                    "equal": False,
+                    "nodes": {i: (s["applied_index"], s["digest"]) for i, s in statuses.items()},
+                }
+            await asyncio.sleep(0.2)
+
+
+async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
+    topology = Topology(3) if "partition" in settings.nemeses else None
+    with tempfile.TemporaryDirectory(dir=settings.base_dir) as tmp:
+        if topology is not None:
+            topology.setup()
+        cluster = LocalCluster(
+            Path(tmp),
+            hosts=topology.addresses if topology else None,
+            http_ports=[8001] * 3 if topology else None,
+            raft_ports=[4321] * 3 if topology else None,
+            launch_prefix=[topology.prefix(i) for i in range(3)] if topology else None,
+            settings={**CLUSTER_SETTINGS, **settings.extra_settings},
+        )
+        try:
+            cluster.start_all()
+            async with Client(cluster.urls, timeout=2, token=cluster.token) as client:
+                await cluster.wait_for_leader(client)
+                await cluster.wait_until_ready(client)
+            workload = Workload(
+                cluster.urls, settings.clients, settings.rate, settings.seed, cluster.token
+            )
+            nemesis = Nemesis(cluster, settings.nemeses, settings.seed, topology)
+            started = time.monotonic()
+            await asyncio.gather(workload.run(settings.duration), nemesis.run(settings.duration))
+            ended = time.monotonic()
+            nemesis.heal_all()
+            finals = await final_reads(cluster, workload.history)
+            digests = await converged_digests(cluster)
+            return build_report(workload.history, nemesis, finals, digests, started, ended)
+        finally:
+            cluster.stop_all()
+            if topology is not None:
+                topology.teardown()
+
+
+def build_report(
+    history: list[Op],
+    nemesis: Nemesis,
+    finals: dict[str, str | None],
+    digests: dict[str, Any],
+    started: float,
+    ended: float,
+) -> dict[str, Any]:
+    verdicts = check_history(history)
+    violations = [v for v in verdicts if not v.linearizable]
+    lost = lost_writes(history, finals)
+    outcomes = Counter(op.outcome for op in history if op.process >= 0)
+    return {
+        "valid": not violations and not lost and digests["equal"],
+        "operations": dict(outcomes),
+        "operations_by_kind": dict(Counter(op.kind for op in history if op.process >= 0)),
+        "faults": dict(nemesis.counts),
+        "fault_log": nemesis.log,
+        "availability": availability(history, started, ended),
+        "keys_checked": len(verdicts),
+        "violations": [
+            {
+                "key": v.key,
+                "reason": v.reason,
+                "minimal_history": [op.describe() for op in v.minimal],
+            }
+            for v in violations
+        ],
+        "lost_writes": [op.describe() for op in lost],
+        "replicas": digests,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    ops = report["operations"]
+    by_outcome = ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
+    lines = [
+        f"operations: {sum(ops.values())} ({by_outcome})",
+        f"faults: {', '.join(f'{k} x{v}' for k, v in sorted(report['faults'].items())) or 'none'}",
+        f"availability: {report['availability']['seconds_with_success']:.0%} of seconds had a "
+        f"success; longest outage {report['availability']['longest_unavailable_s']} s",
+        f"replicas identical: {report['replicas']['equal']}",
+        f"lost acknowledged writes: {len(report['lost_writes'])}",
+        f"linearizability violations: {len(report['violations'])} of {report['keys_checked']} keys",
+    ]
+    for violation in report["violations"]:
+        lines.append(f"  {violation['key']}: {violation['reason']}")
+        lines.extend(f"    {line}" for line in violation["minimal_history"])
+    lines.extend(f"  lost: {line}" for line in report["lost_writes"])
+    lines.append("VERDICT: " + ("valid" if report["valid"] else "INVALID"))
+    return "\n".join(lines)

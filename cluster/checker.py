@@ -1,0 +1,185 @@
+"""Linearizability checker for per-key register histories (put, get, delete, CAS, TTL).
+
+Keys are independent registers, so each key's history is checked on its own
+(P-compositionality). The search is Wing & Gong's, with Lowe's memoisation:
+depth-first over "which operations have taken effect so far" (a bitmask) and
+the register state, where an operation may be linearized next only if no
+other pending operation completed before it was invoked. Indeterminate writes
+may take effect at any point after their invocation, or never. A key's value
+may also expire: a read may see it absent once its deadline (the time the
+write put in it) has passed.
+
+On a violation the report carries a minimal failing sub-history: operations
+are removed one at a time as long as the remainder still fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cluster.history import FAIL, INFO, OK, Op
+
+# A register state: (value, earliest deadline, latest deadline). A TTL write's exact
+# deadline is known only when it was acknowledged; an indeterminate one may expire
+# any time after invoke + ttl.
+State = tuple[str | None, float, float]
+ABSENT: State = (None, math.inf, math.inf)
+CLOCK_SLACK = 0.05  # seconds between the node's clock reading and the client's
+MAX_STATES = 2_000_000
+
+
+@dataclass
+class KeyVerdict:
+    key: str
+    linearizable: bool
+    ops: int
+    minimal: list[Op] = field(default_factory=list)
+    reason: str = ""
+
+
+def _relevant(ops: Iterable[Op]) -> list[Op]:
+    """Drop what carries no information: failed ops, and reads with no answer."""
+    return [op for op in ops if op.outcome != FAIL and (op.outcome == OK or op.is_write)]
+
+
+def _written(op: Op) -> State:
+    if op.ttl is None:
+        return (op.value, math.inf, math.inf)
+    if op.expire_at is not None:
+        return (op.value, op.expire_at - CLOCK_SLACK, op.expire_at + CLOCK_SLACK)
+    return (op.value, op.invoke + op.ttl, math.inf)
+
+
+def _step(state: State, op: Op) -> State | None:
+    """The state after `op` takes effect, or None if its observed result is impossible."""
+    value, expires_lo, expires_hi = state
+    if op.kind == "get":
+        if op.value is None:  # absent: never written, deleted, or expired by the time it answered
+            return state if value is None or expires_lo <= op.complete else None
+        return state if value == op.value and expires_hi > op.invoke else None
+    may_be_live = value is not None and expires_hi > op.invoke
+    may_be_dead = value is None or expires_lo <= op.complete
+    if op.kind == "put":
+        return _written(op)
+    if op.kind == "delete":
+        if op.outcome == OK and op.result == "not_found":
+            return ABSENT if may_be_dead else None
+        if op.outcome == OK and op.result == "applied" and not may_be_live:
+            return None
+        return ABSENT
+    # cas: compares against the live value
+    may_match = may_be_live and value == op.prev
+    may_differ = may_be_dead or value != op.prev
+    if op.outcome == OK and op.result == "compare_failed":
+        return state if may_differ else None
+    if op.outcome == OK:
+        return _written(op) if may_match else None
+    return _written(op) if may_match else state  # indeterminate: took effect or not
+
+
+def linearizable(ops: Sequence[Op]) -> tuple[bool, str]:
+    """Whether one key's operations have a legal linearization."""
+    ops = sorted(ops, key=lambda op: op.invoke)
+    n = len(ops)
+    must = 0
+    for i, op in enumerate(ops):
+        if op.outcome == OK:
+            must |= 1 << i
+    seen: set[tuple[int, State]] = set()
+    stack: list[tuple[int, State]] = [(0, ABSENT)]
+    while stack:
+        done, state = stack.pop()
+        if done & must == must:
+            return True, ""
+        if (done, state) in seen:
+            continue
+        seen.add((done, state))
+        if len(seen) > MAX_STATES:
+            return False, f"search gave up after {MAX_STATES} states"
+        # Candidates: pending ops invoked before the earliest completion among pending ops.
+        # Scanning in invoke order, an op invoked after the running minimum of completions
+        # cannot complete earlier, so the scan stops there.
+        horizon = math.inf
+        i = ((done + 1) & ~done).bit_length() - 1  # the first pending op
+        while i < n and ops[i].invoke <= horizon:
+            if not done >> i & 1:
+                horizon = min(horizon, ops[i].complete)
+                nxt = _step(state, ops[i])
+                if nxt is not None:
+                    stack.append((done | 1 << i, nxt))
+            i += 1
+    return False, "no order of these operations explains every observed result"
+
+
+def _removable(op: Op, rest: Sequence[Op]) -> bool:
+    """A write may go only if nothing left observed its value; otherwise removing it would
+    fabricate a "read of a value never written" that the real history did not have."""
+    if not op.is_write or op.value is None:
+        return True
+    return not any(
+        (other.kind == "get" and other.value == op.value)
+        or (other.kind == "cas" and other.prev == op.value)
+        for other in rest
+    )
+
+
+def minimize(ops: Sequence[Op]) -> list[Op]:
+    """Remove operations one at a time while the rest still fails to linearize."""
+    current = list(ops)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(current)):
+            candidate = current[:i] + current[i + 1 :]
+            if candidate and _removable(current[i], candidate) and not linearizable(candidate)[0]:
+                current = candidate
+                changed = True
+                break
+    return current
+
+
+def check_history(ops: Iterable[Op]) -> list[KeyVerdict]:
+    by_key: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        by_key[op.key].append(op)
+    verdicts = []
+    for key in sorted(by_key):
+        relevant = _relevant(by_key[key])
+        ok, reason = linearizable(relevant)
+        verdict = KeyVerdict(key, ok, len(relevant), reason=reason)
+        if not ok:
+            verdict.minimal = minimize(relevant)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def lost_writes(ops: Iterable[Op], final_values: dict[str, str | None]) -> list[Op]:
+    """Acknowledged writes that are neither the final value nor superseded by a later write.
+
+    `final_values` holds each key's value read (linearizably) after the run.
+    """
+    by_key: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        by_key[op.key].append(op)
+    lost = []
+    for key, key_ops in by_key.items():
+        final = final_values.get(key)
+        for op in key_ops:
+            if op.outcome != OK or op.kind not in ("put", "cas") or op.result != "applied":
+                continue
+            if op.value == final:
+                continue
+            superseded = any(  # a write that may take effect after this one
+                other.is_write
+                and (other.outcome == INFO or other.result == "applied")
+                and other.complete > op.invoke
+                for other in key_ops
+                if other is not op
+            )
+            expired = op.ttl is not None
+            if not superseded and not expired:
+                lost.append(op)
+    return lost
