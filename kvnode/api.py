@@ -304,7 +304,7 @@ async def consistent_read(request: web.Request) -> Replica:
             400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY_MODES)}"
         )
     replica = request.app[REPLICA]
-    if mode == "linearizable":
+    if mode == "linearizable" and not replica.config.unsafe_local_reads:
         await replica.read_barrier()
     return replica
 

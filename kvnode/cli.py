@@ -85,6 +85,10 @@ def serve(config_path: Path | None, **flags: Any) -> None:
             "running WITHOUT a cluster secret: anyone who reaches %s can run code on this node",
             config.raft_addr,
         )
+    if config.unsafe_local_reads:
+        logging.getLogger("kvnode").warning(
+            "unsafe_local_reads is set: reads are NOT linearizable (a test-only setting)"
+        )
     try:
         asyncio.run(run_server(config))
     except ConfigError as exc:

@@ -45,6 +45,9 @@ class NodeConfig:
     insecure: bool = False
     log_level: str = "info"
     repair: bool = False
+    # TEST ONLY: serve linearizable reads from local state without the read barrier.
+    # This breaks linearizability on purpose, so the chaos checker can be shown to catch it.
+    unsafe_local_reads: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

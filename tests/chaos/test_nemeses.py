@@ -1,0 +1,38 @@
+"""Short chaos runs, one per nemesis, each of which must end with a clean verdict."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cluster.chaos import ChaosSettings, format_report, run_chaos
+from cluster.netns import available
+
+pytestmark = pytest.mark.slow
+DURATION = 20.0
+NEEDS_NETNS = pytest.mark.skipif(
+    available() is not None, reason=f"partitions unavailable: {available()}"
+)
+
+
+@pytest.mark.parametrize(
+    "nemesis",
+    [
+        "kill",
+        "kill-leader",
+        "pause",
+        "pause-leader",
+        "wipe",
+        pytest.param("partition", marks=NEEDS_NETNS),
+    ],
+)
+def test_a_short_run_under_each_nemesis_is_valid(tmp_path: Path, nemesis: str) -> None:
+    settings = ChaosSettings(duration=DURATION, nemeses=[nemesis], seed=7, base_dir=tmp_path)
+    report = asyncio.run(run_chaos(settings))
+    text = format_report(report)
+    assert report["valid"], text
+    assert report["faults"].get(nemesis, 0) >= 2, text
+    assert report["operations"].get("ok", 0) > 500, text
+    assert report["keys_checked"] >= 8
