@@ -70,8 +70,67 @@ class LocalNode:
         return self.process is not None and self.process.poll() is None
 
 
+class ClusterView:
+    """What every cluster driver (local processes, Docker) offers the tests and the nemesis."""
+
+    nodes: list[Any]
+    size: int
+    settings: dict[str, Any]
+
+    @property
+    def token(self) -> str | None:
+        """The HTTP bearer token the nodes require, if any."""
+        return self.settings.get("auth_token") or None
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    async def statuses(self, client: Client) -> dict[int, dict[str, Any]]:
+        """/status of every reachable running node."""
+
+        async def one(index: int) -> tuple[int, dict[str, Any] | None]:
+            node = self.nodes[index]
+            if not node.running or node.paused:
+                return index, None
+            try:
+                return index, await client.status(endpoint=node.url)
+            except KvError:
+                return index, None
+
+        results = await asyncio.gather(*(one(i) for i in range(self.size)))
+        return {index: status for index, status in results if status is not None}
+
+    async def wait_for_leader(self, client: Client, timeout: float = 30.0) -> int:
+        """Index of the node that a majority of reachable nodes agree leads."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = await self.statuses(client)
+            for index, status in statuses.items():
+                if status["role"] != "leader":
+                    continue
+                followers = sum(1 for s in statuses.values() if s["leader"] == status["raft_addr"])
+                if followers > self.size // 2:
+                    return index
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no leader elected within {timeout} s; logs in {self.base_dir}")
+
+    async def wait_until_ready(self, client: Client, timeout: float = 30.0) -> None:
+        """Every running node knows the leader and has applied up to the commit index."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [n for n in self.nodes if n.running and not n.paused]
+            try:
+                for node in running:
+                    await client.request("GET", "/ready", endpoint=node.url, idempotent=True)
+                return
+            except KvError:
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"nodes not ready within {timeout} s; logs in {self.base_dir}")
+
+
 @dataclass
-class LocalCluster:
+class LocalCluster(ClusterView):
     base_dir: Path
     size: int = 3
     http_ports: list[int] | None = None
@@ -116,15 +175,6 @@ class LocalCluster:
         }
         node.config_path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in values.items()))
         node.config_path.chmod(0o600)  # it holds the cluster secret
-
-    @property
-    def token(self) -> str | None:
-        """The HTTP bearer token the nodes require, if any."""
-        return self.settings.get("auth_token") or None
-
-    @property
-    def urls(self) -> list[str]:
-        return [node.url for node in self.nodes]
 
     # -- process control -------------------------------------------------------------
 
@@ -214,47 +264,3 @@ class LocalCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop_all()
-
-    # -- observing ---------------------------------------------------------------------
-
-    async def statuses(self, client: Client) -> dict[int, dict[str, Any]]:
-        """/status of every reachable running node."""
-
-        async def one(index: int) -> tuple[int, dict[str, Any] | None]:
-            node = self.nodes[index]
-            if not node.running or node.paused:
-                return index, None
-            try:
-                return index, await client.status(endpoint=node.url)
-            except KvError:
-                return index, None
-
-        results = await asyncio.gather(*(one(i) for i in range(self.size)))
-        return {index: status for index, status in results if status is not None}
-
-    async def wait_for_leader(self, client: Client, timeout: float = 30.0) -> int:
-        """Index of the node that a majority of reachable nodes agree leads."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            statuses = await self.statuses(client)
-            for index, status in statuses.items():
-                if status["role"] != "leader":
-                    continue
-                followers = sum(1 for s in statuses.values() if s["leader"] == status["raft_addr"])
-                if followers > self.size // 2:
-                    return index
-            await asyncio.sleep(0.05)
-        raise TimeoutError(f"no leader elected within {timeout} s; logs in {self.base_dir}")
-
-    async def wait_until_ready(self, client: Client, timeout: float = 30.0) -> None:
-        """Every running node knows the leader and has applied up to the commit index."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            running = [n for n in self.nodes if n.running and not n.paused]
-            try:
-                for node in running:
-                    await client.request("GET", "/ready", endpoint=node.url, idempotent=True)
-                return
-            except KvError:
-                await asyncio.sleep(0.05)
-        raise TimeoutError(f"nodes not ready within {timeout} s; logs in {self.base_dir}")
