@@ -73,6 +73,8 @@ def serve(config_path: Path | None, **flags: Any) -> None:
       KVNODE_HTTP_ADDR=127.0.0.1:9001 kvnode serve --config configs/local.toml
       kvnode serve --node-id solo --data-dir /tmp/solo   # a single-node cluster
     """
+    import uvloop
+
     from kvnode.server import serve as run_server
 
     try:
@@ -90,7 +92,8 @@ def serve(config_path: Path | None, **flags: Any) -> None:
             "unsafe_local_reads is set: reads are NOT linearizable (a test-only setting)"
         )
     try:
-        asyncio.run(run_server(config))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run_server(config))
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except StorageError as exc:
