@@ -15,6 +15,7 @@ from cluster.history import FAIL, INFO, OK, Op
 from cluster.netns import Topology, available
 from cluster.supervisor import LocalCluster
 from kvnode.client import Client, Indeterminate, KvError
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,11 +74,12 @@ def stale_read_scenario(tmp_path: Path, unsafe: bool) -> list[Op]:
                     value="v1",
                 )
                 topology.partition([[old], majority])
-                new = None
-                while new is None or new == old:
-                    new = await cluster.wait_for_leader(client, timeout=30)
-                    if new == old:
-                        await asyncio.sleep(0.05)
+
+                async def another_leader() -> tuple[int] | None:
+                    found = await cluster.wait_for_leader(client, timeout=30)
+                    return (found,) if found != old else None  # a tuple: node 0 is falsy
+
+                (new,) = await wait_until(another_leader, 30, "the majority to elect a leader")
                 await record(
                     history,
                     "put",

@@ -6,7 +6,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from kvnode.storage import StateMachine
 from kvnode.storage.checkpoint import CHECKPOINT_STEPS
 from tests.unit.storage.conftest import assert_matches_model
 from tests.unit.storage.model import Model, op_stream
+from tests.waiting import wait_until_sync
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 KILLS = 60
@@ -42,11 +42,11 @@ def acknowledged(progress: Path) -> list[int]:
 
 
 def wait_for_progress(progress: Path, proc: subprocess.Popen, at_least: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(acknowledged(progress)) < at_least:
+    def reported() -> bool:
         assert proc.poll() is None, "worker exited before reporting progress"
-        assert time.monotonic() < deadline, "worker made no progress within 30 s"
-        time.sleep(0.005)
+        return len(acknowledged(progress)) >= at_least
+
+    wait_until_sync(reported, 30, "the worker to report progress", poll=0.005)
 
 
 class ModelAtIndex:
