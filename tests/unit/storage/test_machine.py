@@ -182,3 +182,40 @@ def test_digest_differs_when_state_differs(tmp_path: Path) -> None:
     a.apply([Entry(3, 1, put("k", b"v"))])
     b.apply([Entry(3, 1, put("k", b"w"))])
     assert a.digest() != b.digest()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_checkpoints_are_amortised_against_the_state_size(tmp_path: Path) -> None:
+    clock = FakeClock()
+    machine = StateMachine(
+        tmp_path / "sm", checkpoint_entries=100, checkpoint_seconds=10, monotonic=clock
+    )
+    machine.apply([Entry(i, 1, put(f"big{i}", b"x" * 200)) for i in range(1, 2001)])
+    big = machine.stats()["checkpoint_bytes"]
+    assert big > 400_000, "the first checkpoint holds the whole state"
+    clock.now += 60
+    machine.apply([Entry(i, 1, put("small", b"y")) for i in range(2001, 2201)])
+    assert machine.stats()["checkpoint_bytes"] == big, (
+        "200 small writes are not worth rewriting a large state, however much time passed"
+    )
+    machine.apply([Entry(i, 1, put("small", b"y" * 300)) for i in range(2201, 2601)])
+    assert machine.stats()["entries_since_checkpoint"] == 0, "a WAL of a quarter triggers it"
+
+
+def test_a_small_state_is_checkpointed_on_time(tmp_path: Path) -> None:
+    clock = FakeClock()
+    machine = StateMachine(
+        tmp_path / "sm", checkpoint_entries=1000, checkpoint_seconds=10, monotonic=clock
+    )
+    machine.apply([Entry(3, 1, put("k", b"v"))])
+    assert machine.stats()["entries_since_checkpoint"] == 1
+    clock.now += 11
+    machine.apply([Entry(4, 1, put("k", b"w"))])
+    assert machine.stats()["entries_since_checkpoint"] == 0
