@@ -21,7 +21,11 @@ FAST_SETTINGS: dict[str, Any] = {"append_entries_period": 0.02, "request_timeout
 def make_cluster(base: Path, **settings: Any) -> LocalCluster:
     local = LocalCluster(base, settings={**FAST_SETTINGS, **settings})
     local.start_all()
-    asyncio.run(all_ready(local))
+    try:
+        asyncio.run(all_ready(local))
+    except BaseException:
+        local.stop_all()  # never leave nodes behind when the cluster did not come up
+        raise
     return local
 
 
