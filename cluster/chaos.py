@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cluster.checker import check_history, lost_writes
 from cluster.history import OK, Op
 from cluster.nemesis import Nemesis
@@ -38,6 +40,7 @@ class ChaosSettings:
     rate: float = 20.0
     base_dir: Path | None = None
     extra_settings: dict[str, Any] = field(default_factory=dict)
+    history_path: Path | None = None  # where to save the raw history, for re-checking
 
 
 async def final_reads(cluster: LocalCluster, history: list[Op]) -> dict[str, str | None]:
@@ -131,6 +134,10 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             nemesis.heal_all()
             finals = await final_reads(cluster, workload.history)
             digests = await converged_digests(cluster)
+            if settings.history_path is not None:
+                settings.history_path.write_bytes(
+                    orjson.dumps([op.to_json() for op in workload.history])
+                )
             return build_report(workload.history, nemesis, finals, digests, started, ended)
         finally:
             cluster.stop_all()

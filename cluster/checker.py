@@ -29,6 +29,9 @@ State = tuple[str | None, float, float]
 ABSENT: State = (None, math.inf, math.inf)
 CLOCK_SLACK = 0.05  # seconds between the node's clock reading and the client's
 MAX_STATES = 2_000_000
+MINIMIZE_LIMIT = 200  # operations; beyond this a violation is reported with context only
+MINIMIZE_CONTEXT = 40
+INCONCLUSIVE = "inconclusive"
 
 
 @dataclass
@@ -99,7 +102,7 @@ def linearizable(ops: Sequence[Op]) -> tuple[bool, str]:
             continue
         seen.add((done, state))
         if len(seen) > MAX_STATES:
-            return False, f"search gave up after {MAX_STATES} states"
+            return False, f"{INCONCLUSIVE}: search gave up after {MAX_STATES} states"
         # Candidates: pending ops invoked before the earliest completion among pending ops.
         # Scanning in invoke order, an op invoked after the running minimum of completions
         # cannot complete earlier, so the scan stops there.
@@ -132,9 +135,28 @@ def _removable(op: Op, rest: Sequence[Op]) -> bool:
     )
 
 
+def shortest_failing_prefix(ops: Sequence[Op]) -> list[Op]:
+    """The shortest prefix (by invocation) that already fails; histories are prefix-closed."""
+    ordered = sorted(ops, key=lambda op: op.invoke)
+    low, high = 1, len(ordered)
+    while low < high:
+        middle = (low + high) // 2
+        if check_key(ordered[:middle])[0]:
+            low = middle + 1
+        else:
+            high = middle
+    return ordered[:high]
+
+
 def minimize(ops: Sequence[Op]) -> list[Op]:
-    """Remove operations one at a time while the rest still fails to linearize."""
-    current = list(ops)
+    """Remove operations one at a time while the rest still fails to linearize.
+
+    Long histories are first cut to their shortest failing prefix; past
+    MINIMIZE_LIMIT operations only the prefix's last operations are reported.
+    """
+    current = shortest_failing_prefix(ops)
+    if len(current) > MINIMIZE_LIMIT:
+        return current[-MINIMIZE_CONTEXT:]
     changed = True
     while changed:
         changed = False
@@ -148,7 +170,7 @@ def minimize(ops: Sequence[Op]) -> list[Op]:
 
 
 def without_unobserved_indeterminate_writes(ops: Sequence[Op]) -> list[Op]:
-    """Drop indeterminate writes whose value no operation observed.
+    """Drop indeterminate deletes, and indeterminate writes whose value no one observed.
 
     Sound as a first pass: an indeterminate write may simply not have happened,
     so if the history without it is linearizable, so is the full one. It keeps
@@ -161,7 +183,7 @@ def without_unobserved_indeterminate_writes(ops: Sequence[Op]) -> list[Op]:
     return [
         op
         for op in ops
-        if not (op.outcome == INFO and op.kind in ("put", "cas") and op.value not in observed)
+        if not (op.outcome == INFO and (op.kind == "delete" or op.value not in observed))
     ]
 
 
@@ -179,7 +201,7 @@ def check_history(ops: Iterable[Op]) -> list[KeyVerdict]:
         relevant = _relevant(by_key[key])
         ok, reason = check_key(relevant)
         verdict = KeyVerdict(key, ok, len(relevant), reason=reason)
-        if not ok:
+        if not ok and not reason.startswith(INCONCLUSIVE):
             verdict.minimal = minimize(relevant)
         verdicts.append(verdict)
     return verdicts

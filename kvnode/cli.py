@@ -514,8 +514,17 @@ def bench(json_path: Path | None, **options: Any) -> None:
 @click.option("--clients", default=10, show_default=True)
 @click.option("--rate", default=20.0, show_default=True, help="Operations/s per client.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option(
+    "--history", "history_path", type=click.Path(path_type=Path), help="Save the raw history."
+)
 def chaos(
-    duration: float, nemeses: str, seed: int, clients: int, rate: float, json_path: Path | None
+    duration: float,
+    nemeses: str,
+    seed: int,
+    clients: int,
+    rate: float,
+    json_path: Path | None,
+    history_path: Path | None,
 ) -> None:
     """Run a local cluster under faults and check the history (exit 1 on any violation).
 
@@ -533,7 +542,7 @@ def chaos(
     chosen = [n.strip() for n in nemeses.split(",") if n.strip()]
     if "partition" in chosen and (reason := available()):
         fail(reason, EXIT_CONFIG)
-    settings = ChaosSettings(duration, chosen, seed, clients, rate)
+    settings = ChaosSettings(duration, chosen, seed, clients, rate, history_path=history_path)
     try:
         report = asyncio.run(run_chaos(settings))
     except (ValueError, NetnsError) as exc:
