@@ -208,6 +208,14 @@ def echo_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
+def echo_write(result: Any, as_json: bool, verb: str) -> None:
+    """One line (or JSON) for a write that took effect."""
+    if as_json:
+        echo_json(result.__dict__)
+    else:
+        click.echo(f"{verb} {result.key} at revision {result.revision}")
+
+
 def read_value(value: str | None) -> bytes:
     return value.encode() if value is not None else click.get_binary_stream("stdin").read()
 
@@ -239,12 +247,7 @@ def put(
     """
     data = read_value(value)
     result = run_client(endpoints, timeout, token, lambda c: c.put(key, data, ttl=ttl))
-    if as_json:
-        echo_json(result.__dict__)
-    else:
-        click.echo(
-            f"{'created' if result.created else 'updated'} {key} at revision {result.revision}"
-        )
+    echo_write(result, as_json, "created" if result.created else "updated")
 
 
 @main.command()
@@ -374,10 +377,7 @@ def cas(
             prev_exist=False if create_only else None,
         ),
     )
-    if as_json:
-        echo_json(result.__dict__)
-    else:
-        click.echo(f"swapped {key} at revision {result.revision}")
+    echo_write(result, as_json, "swapped")
 
 
 @main.command("list")

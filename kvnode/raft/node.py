@@ -272,7 +272,9 @@ class RaftNode(SyncObj):
     def is_leader(self) -> bool:
         return bool(self._isLeader())
 
-    def status(self) -> dict[str, Any]:
+    def status(self, *, with_digest: bool = True) -> dict[str, Any]:
+        """Raft and storage state. The digest is O(keys) under the machine lock (it stalls
+        applies on a large store), so callers that poll often leave it out."""
         raw = self.getStatus()
         peers = {}
         for peer in self.kv_config.peers:
@@ -283,7 +285,7 @@ class RaftNode(SyncObj):
             }
         with self.machine_lock:
             machine = self.machine.stats()
-            digest = self.machine.digest()
+            digest = self.machine.digest() if with_digest else None
         return {
             "role": ROLES.get(raw["state"], "unknown"),
             "leader": raw["leader"].address if raw["leader"] is not None else None,

@@ -84,11 +84,11 @@ class Replica:
     def leader(self) -> str | None:
         return self.node.leader_address()
 
-    def status(self) -> dict[str, Any]:
+    def status(self, *, with_digest: bool = True) -> dict[str, Any]:
         return {
             "node_id": self.config.node_id,
             "raft_addr": self.config.raft_addr,
-            **self.node.status(),
+            **self.node.status(with_digest=with_digest),
         }
 
     def ready(self) -> bool:
