@@ -149,6 +149,11 @@ class RaftNode(SyncObj):
             conf,
             transportClass=SyncedTransport.bind_journal(self.journal),
         )
+        # PySyncObj numbers forwarded commands from 0 in every process, so after a restart a
+        # late reply from the leader about a *previous* life's command N could be matched to
+        # this life's command N (a false outcome). Start the counter at a value no earlier
+        # process can have used.
+        self._SyncObj__commandsLocalCounter = time.time_ns()
         self.addOnTickCallback(self._after_tick)
 
     # -- event-driven commit path ------------------------------------------------------
