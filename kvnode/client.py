@@ -181,6 +181,7 @@ class Client:
         headers = {"X-Request-Id": request_id or uuid.uuid4().hex}
         deadline = time.monotonic() + self._write_deadline
         attempt = 0
+        earlier_attempt_unknown = False
         while True:
             try:
                 _status, body, _headers = await self.request(
@@ -193,9 +194,18 @@ class Client:
                     idempotent=False,
                 )
                 return body
-            except (Indeterminate, Unavailable):
+            except (Indeterminate, Unavailable) as exc:
+                earlier_attempt_unknown |= isinstance(exc, Indeterminate)
                 delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
                 if not self._retry_writes or time.monotonic() + delay > deadline:
+                    if earlier_attempt_unknown and isinstance(exc, Unavailable):
+                        # The last 503 only says *this* attempt was refused; an earlier one
+                        # that timed out may still be applied, so "not applied" would be a lie.
+                        raise Indeterminate(
+                            exc.status,
+                            "indeterminate",
+                            f"an earlier attempt's outcome is unknown; last answer: {exc.message}",
+                        ) from exc
                     raise
                 await asyncio.sleep(delay)
                 attempt += 1

@@ -1,0 +1,59 @@
+"""The client's write retries must never turn an unknown outcome into "not applied".
+
+A scripted HTTP server stands in for kvnode so the exact answer sequence is
+under the test's control (a real cluster cannot be made to answer 504 then 503
+on demand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from aiohttp import web
+
+from kvnode.client import Client, Indeterminate, Unavailable
+
+
+def _answer(status: int, code: str) -> web.Response:
+    body = orjson.dumps({"error": code, "message": code})
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+async def _run_against(answers: list[tuple[int, str]]) -> tuple[Exception, list[str]]:
+    """PUT once through a retrying client against a server that replays `answers`."""
+    seen_ids: list[str] = []
+    script = iter(answers)
+
+    async def handler(request: web.Request) -> web.Response:
+        seen_ids.append(request.headers["X-Request-Id"])
+        status, code = next(script, answers[-1])
+        return _answer(status, code)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with Client([f"127.0.0.1:{port}"], timeout=2, write_deadline=0.3) as client:
+            with pytest.raises((Indeterminate, Unavailable)) as caught:
+                await client.put("k", b"v")
+    finally:
+        await runner.cleanup()
+    return caught.value, seen_ids
+
+
+def test_refusals_after_an_unknown_outcome_are_reported_as_unknown() -> None:
+    error, seen_ids = asyncio.run(_run_against([(504, "timeout"), (503, "no_leader")]))
+    assert isinstance(error, Indeterminate)
+    assert len(seen_ids) >= 2 and len(set(seen_ids)) == 1  # retried under one request id
+
+
+def test_refusals_only_are_reported_as_not_applied() -> None:
+    error, seen_ids = asyncio.run(_run_against([(503, "no_leader")]))
+    assert isinstance(error, Unavailable)
+    assert len(seen_ids) >= 2
