@@ -39,6 +39,7 @@ from pysyncobj.journal import Journal
 from pysyncobj.node import TCPNode
 
 from kvnode.config import NodeConfig
+from kvnode.raft import wire
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
@@ -77,6 +78,7 @@ def _create_journal(journal_file: Any) -> Journal:
 
 
 syncobj_module.createJournal = _create_journal
+wire.install()
 
 
 def fail_stop(reason: str) -> None:
