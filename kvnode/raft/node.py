@@ -41,6 +41,7 @@ from pysyncobj.node import TCPNode
 from kvnode.config import NodeConfig
 from kvnode.raft import wire
 from kvnode.raft.journal import DurableJournal
+from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome, StateMachine
@@ -78,6 +79,8 @@ def _create_journal(journal_file: Any) -> Journal:
 
 
 syncobj_module.createJournal = _create_journal
+# PySyncObj builds its peer-message encryptor from `conf.password` with this factory.
+syncobj_module.getEncryptor = PeerCipher.from_secret
 wire.install()
 
 
