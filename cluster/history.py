@@ -3,7 +3,7 @@
 Every operation has an invoke and a complete time (monotonic seconds) and an
 outcome: `ok` (the response says what happened), `fail` (certainly not
 applied: a 4xx other than a compare failure, or a 503) or `info`
-(indeterminate: a timeout, a 504, a connection lost after sending).
+(indeterminate: a timeout, a 504 or any other 5xx, a connection lost after sending).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Op:
     outcome: str = INFO
     result: str | None = None
     expire_at: float | None = None  # monotonic seconds, for ttl puts
+    error: str | None = None  # the error code of a fail/info answer, for diagnosis
 
     @property
     def is_write(self) -> bool:
@@ -52,9 +53,10 @@ class Op:
         read = f" -> {self.value!r}" if self.kind == "get" else ""
         end = "?" if math.isinf(self.complete) else f"{self.complete:.3f}"
         result = f" {self.result}" if self.result else ""
+        error = f" ({self.error})" if self.error else ""
         return (
             f"#{self.id} p{self.process} [{self.invoke:.3f}, {end}] {target}{read} "
-            f"{self.outcome}{result}"
+            f"{self.outcome}{result}{error}"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -114,10 +114,14 @@ class Workload:
             op.outcome = OK
             op.complete = time.monotonic()
             return True
-        except Indeterminate:
-            op.outcome = INFO
+        except Indeterminate as exc:
+            op.outcome, op.error = INFO, exc.code
             return False
-        except (Unavailable, KvError):
-            op.outcome = FAIL
-            op.complete = time.monotonic()
+        except KvError as exc:
+            op.error = exc.code
+            if isinstance(exc, Unavailable) or 400 <= exc.status < 500:
+                op.outcome = FAIL
+                op.complete = time.monotonic()
+            else:  # a 500 says nothing about whether the write was applied
+                op.outcome = INFO
             return False
