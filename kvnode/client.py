@@ -3,7 +3,9 @@
 Used by the CLI, the tests, the benchmarks and the chaos tools. It tries the
 endpoints in order and moves on to the next one only when that is safe: any
 request that never reached a node (connection refused), and reads whatever
-happened.
+happened. "Never reached" is judged by whether any copy of the request went out:
+aiohttp silently resends a PUT or DELETE once when a kept-alive connection
+drops, and that resend's "connection refused" says nothing about the first copy.
 
 Every write carries an `X-Request-Id`. When its outcome is unknown (504, a
 timeout, a connection lost mid-request) or the cluster is briefly without a
@@ -82,6 +84,20 @@ class Value:
     node: str
 
 
+class _Attempt:
+    """Per-request trace context: whether any copy of the request went out on the wire."""
+
+    sent = False
+
+
+async def _mark_sent(
+    _session: aiohttp.ClientSession,
+    context: Any,
+    _params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    context.trace_request_ctx.sent = True
+
+
 def normalize_endpoint(endpoint: str) -> str:
     endpoint = endpoint.rstrip("/")
     return endpoint if "://" in endpoint else f"http://{endpoint}"
@@ -98,7 +114,6 @@ class Client:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         token: str | None = None,
-        session: aiohttp.ClientSession | None = None,
         retry_writes: bool = True,
         write_deadline: float | None = None,
     ) -> None:
@@ -107,8 +122,7 @@ class Client:
         self.endpoints = [normalize_endpoint(e) for e in endpoints]
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._session = session
-        self._owns_session = session is None
+        self._session: aiohttp.ClientSession | None = None
         self._retry_writes = retry_writes
         self._write_deadline = timeout if write_deadline is None else write_deadline
 
@@ -119,13 +133,15 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None and self._owns_session:
+        if self._session is not None:
             await self._session.close()
         self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            sent = aiohttp.TraceConfig()
+            sent.on_request_headers_sent.append(_mark_sent)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trace_configs=[sent])
         return self._session
 
     async def request(
@@ -144,6 +160,7 @@ class Client:
         targets = [normalize_endpoint(endpoint)] if endpoint else self.endpoints
         last_error: Exception | None = None
         for target in targets:
+            attempt = _Attempt()
             try:
                 async with session.request(
                     method,
@@ -151,11 +168,16 @@ class Client:
                     params=params,
                     data=data,
                     headers={**self._headers, **(headers or {})},
+                    trace_request_ctx=attempt,
                 ) as response:
                     body = await response.read()
                     status, response_headers = response.status, dict(response.headers)
-            except aiohttp.ClientConnectorError as exc:  # never reached the node: try the next
-                last_error = exc
+            except aiohttp.ClientConnectorError as exc:
+                if attempt.sent and not idempotent:
+                    # aiohttp resends a PUT/DELETE once when a kept-alive connection drops;
+                    # this failed *reconnect* hides a first copy that did reach the node.
+                    raise Indeterminate(0, "indeterminate", f"{target}: {exc!r}") from exc
+                last_error = exc  # never reached the node: try the next
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if idempotent:

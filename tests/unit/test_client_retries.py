@@ -57,3 +57,33 @@ def test_refusals_only_are_reported_as_not_applied() -> None:
     error, seen_ids = asyncio.run(_run_against([(503, "no_leader")]))
     assert isinstance(error, Unavailable)
     assert len(seen_ids) >= 2
+
+
+async def _put_to_a_node_that_dies_mid_request() -> tuple[Exception | None, list[bytes]]:
+    """The node reads the PUT, then dies before answering: the connection drops and the
+    port refuses connections from then on (aiohttp's silent resend cannot get through)."""
+    received: list[bytes] = []
+    died = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        server.close()  # stop listening first, so the resend finds the port closed
+        writer.transport.abort()
+        died.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    error: Exception | None = None
+    async with Client([f"127.0.0.1:{port}"], timeout=2, retry_writes=False) as client:
+        try:
+            await client.put("k", b"v")
+        except (Indeterminate, Unavailable) as exc:
+            error = exc
+    await died.wait()
+    return error, received
+
+
+def test_a_write_that_reached_a_node_that_then_died_is_indeterminate() -> None:
+    error, received = asyncio.run(_put_to_a_node_that_dies_mid_request())
+    assert received and received[0].startswith(b"PUT /kv/k")  # the node did get the write
+    assert isinstance(error, Indeterminate), f"reported as {error!r}"
