@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import math
 
-from cluster.checker import check_history, linearizable, lost_writes
+from cluster.checker import (
+    INDETERMINATE_WINDOW,
+    check_history,
+    linearizable,
+    lost_writes,
+    settle_observed_writes,
+)
 from cluster.history import FAIL, INFO, OK, Op
 
 _ids = iter(range(1_000_000))
@@ -120,3 +126,42 @@ def test_many_concurrent_processes_check_quickly() -> None:
         history.append(get(start + 0.001, start + 0.06, f"v{max(0, i - 1)}", p=10 + i % 10))
     ok, _ = linearizable(history)
     assert ok
+
+
+def test_an_observed_indeterminate_write_took_effect_before_its_first_observer() -> None:
+    history = [put(0, None, "b", INFO), get(5, 6, "b"), get(7, 9, "b", p=1)]
+    settled = settle_observed_writes(history)
+    assert (settled[0].outcome, settled[0].complete) == (OK, 6)
+    assert verdict(history).linearizable
+
+
+def test_an_indeterminate_delete_may_take_effect_long_after_it_was_sent() -> None:
+    late = INDETERMINATE_WINDOW * 3  # beyond the quick checks' window: the exact search decides
+    history = [
+        put(0, 1, "a"),
+        op("delete", 2, None, INFO),
+        get(late, late + 1, "a"),
+        get(late + 2, late + 3, None),
+    ]
+    assert verdict(history).linearizable
+    resurrected = [*history, get(late + 4, late + 5, "a")]
+    assert not verdict(resurrected).linearizable
+
+
+def test_a_long_run_with_many_indeterminate_operations_is_decided() -> None:
+    """Each indeterminate delete below is needed to explain a later "not found", and each
+    indeterminate put is read back, so no quick check may simply leave them out."""
+    history = []
+    for i in range(400):
+        t = i * 1.0
+        history.append(put(t, t + 0.1, f"v{i}", p=i % 5))
+        if i % 4 == 0:
+            history.append(op("delete", t + 0.2, None, INFO, p=5 + i % 3))
+            history.append(get(t + 0.5, t + 0.6, None, p=8))
+        elif i % 4 == 1:
+            history.append(put(t + 0.2, None, f"w{i}", INFO, p=5 + i % 3))
+            history.append(get(t + 0.5, t + 0.6, f"w{i}", p=8))
+        else:
+            history.append(get(t + 0.5, t + 0.6, f"v{i}", p=8))
+    result = verdict(history)
+    assert result.linearizable, result.reason
