@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -152,8 +153,24 @@ def child_pids(parent: int) -> set[int]:
     return found
 
 
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports: `cluster up` numbers nodes' ports from a
+    base (+1, +2, ...), so independently chosen free ports could overlap another node's."""
+    for _ in range(100):
+        (base,) = free_ports(1)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no run of {count} free ports found")
+
+
 def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    ports = free_ports(6)
+    base = consecutive_free_ports(6)
     started = time.monotonic()
     proc = subprocess.Popen(
         [
@@ -165,9 +182,9 @@ def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: 
             "--data",
             str(tmp_path / "data"),
             "--http-port",
-            str(ports[0]),
+            str(base),
             "--raft-port",
-            str(ports[3]),
+            str(base + 3),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -180,7 +197,7 @@ def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: 
         assert elapsed < 10, f"cluster up took {elapsed:.1f} s"
         children = child_pids(proc.pid)
         assert len(children) == 3
-        result = kvnode("put", "k", "v", "--endpoints", f"127.0.0.1:{ports[0]}")
+        result = kvnode("put", "k", "v", "--endpoints", f"127.0.0.1:{base}")
         assert result.returncode == 0
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
