@@ -153,17 +153,27 @@ def build_report(
     started: float,
     ended: float,
 ) -> dict[str, Any]:
-    verdicts = check_history(history)
-    violations = [v for v in verdicts if not v.linearizable]
-    lost = lost_writes(history, finals)
+    judgement = judge(history, finals)
     outcomes = Counter(op.outcome for op in history if op.process >= 0)
     return {
-        "valid": not violations and not lost and digests["equal"],
+        **judgement,
+        "valid": judgement["valid"] and digests["equal"],
         "operations": dict(outcomes),
         "operations_by_kind": dict(Counter(op.kind for op in history if op.process >= 0)),
         "faults": dict(nemesis.counts),
         "fault_log": nemesis.log,
         "availability": availability(history, started, ended),
+        "replicas": digests,
+    }
+
+
+def judge(history: list[Op], finals: dict[str, str | None]) -> dict[str, Any]:
+    """The history's verdict: per-key linearizability and no lost acknowledged writes."""
+    verdicts = check_history(history)
+    violations = [v for v in verdicts if not v.linearizable]
+    lost = lost_writes(history, finals)
+    return {
+        "valid": not violations and not lost,
         "keys_checked": len(verdicts),
         "violations": [
             {
@@ -174,8 +184,14 @@ def build_report(
             for v in violations
         ],
         "lost_writes": [op.describe() for op in lost],
-        "replicas": digests,
     }
+
+
+def recheck(history: list[Op]) -> dict[str, Any]:
+    """Judge a saved history again (after a checker change, or to study a failure); the
+    final reads the run made after healing are part of it."""
+    finals = {op.key: op.value for op in history if op.process < 0 and op.kind == "get"}
+    return judge(history, finals)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -187,6 +203,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"availability: {report['availability']['seconds_with_success']:.0%} of seconds had a "
         f"success; longest outage {report['availability']['longest_unavailable_s']} s",
         f"replicas identical: {report['replicas']['equal']}",
+    ]
+    return "\n".join([*lines, format_judgement(report)])
+
+
+def format_judgement(report: dict[str, Any]) -> str:
+    lines = [
         f"lost acknowledged writes: {len(report['lost_writes'])}",
         f"linearizability violations: {len(report['violations'])} of {report['keys_checked']} keys",
     ]

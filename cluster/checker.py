@@ -289,14 +289,17 @@ def check_history(ops: Iterable[Op]) -> list[KeyVerdict]:
 def lost_writes(ops: Iterable[Op], final_values: dict[str, str | None]) -> list[Op]:
     """Acknowledged writes that are neither the final value nor superseded by a later write.
 
-    `final_values` holds each key's value read (linearizably) after the run.
+    `final_values` holds each key's value read (linearizably) after the run; a key
+    without a final read cannot be judged here and is left out.
     """
     by_key: dict[str, list[Op]] = defaultdict(list)
     for op in ops:
         by_key[op.key].append(op)
     lost = []
     for key, key_ops in by_key.items():
-        final = final_values.get(key)
+        if key not in final_values:
+            continue
+        final = final_values[key]
         for op in key_ops:
             if op.outcome != OK or op.kind not in ("put", "cas") or op.result != "applied":
                 continue

@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+
 OK, FAIL, INFO = "ok", "fail", "info"
 WRITE_KINDS = frozenset({"put", "cas", "delete"})
 
@@ -59,8 +61,27 @@ class Op:
             f"{self.outcome}{result}{error}"
         )
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Op:
+        """The inverse of `to_json` (a saved history read back for re-checking)."""
+        fields = dict(data)
+        if fields.get("complete") is None:
+            fields["complete"] = math.inf
+        return cls(**fields)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if math.isinf(self.complete):
             data["complete"] = None
         return data
+
+
+def load_history(raw: bytes) -> list[Op]:
+    """A history saved by `kvnode chaos --history`; ValueError if `raw` is not one."""
+    try:
+        items = orjson.loads(raw)
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise ValueError("expected a JSON list of operations")
+        return [Op.from_json(item) for item in items]
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise ValueError(str(exc)) from exc

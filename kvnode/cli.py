@@ -517,6 +517,12 @@ def bench(json_path: Path | None, **options: Any) -> None:
 @click.option(
     "--history", "history_path", type=click.Path(path_type=Path), help="Save the raw history."
 )
+@click.option(
+    "--check",
+    "check_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Do not run: judge a history saved with --history again.",
+)
 def chaos(
     duration: float,
     nemeses: str,
@@ -525,6 +531,7 @@ def chaos(
     rate: float,
     json_path: Path | None,
     history_path: Path | None,
+    check_path: Path | None,
 ) -> None:
     """Run a local cluster under faults and check the history (exit 1 on any violation).
 
@@ -533,12 +540,25 @@ def chaos(
     Examples:
       kvnode chaos --duration 60 --nemesis kill,pause
       kvnode chaos --duration 1800 --nemesis kill,pause,partition,wipe --json soak.json
+      kvnode chaos --check history.json
     """
     import orjson
 
-    from cluster.chaos import ChaosSettings, format_report, run_chaos
+    from cluster.chaos import ChaosSettings, format_judgement, format_report, recheck, run_chaos
+    from cluster.history import load_history
     from cluster.netns import NetnsError, available
 
+    if check_path is not None:
+        try:
+            history = load_history(check_path.read_bytes())
+        except ValueError as exc:
+            message = f"{check_path}: not a history saved by `kvnode chaos --history`: {exc}"
+            fail(message, EXIT_CONFIG)
+        judgement = recheck(history)
+        click.echo(f"operations: {len(history)}\n{format_judgement(judgement)}")
+        if json_path:
+            json_path.write_bytes(orjson.dumps(judgement, option=orjson.OPT_INDENT_2))
+        sys.exit(0 if judgement["valid"] else 1)
     chosen = [n.strip() for n in nemeses.split(",") if n.strip()]
     if "partition" in chosen and (reason := available()):
         fail(reason, EXIT_CONFIG)

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cluster.history import OK, Op
 from cluster.supervisor import LocalCluster, free_ports
 
 pytestmark = pytest.mark.slow
@@ -218,3 +219,26 @@ def _state(pid: int) -> bytes:
 def test_invalid_flag_value_is_a_usage_error() -> None:
     result = kvnode("serve", "--fsync", "sometimes")
     assert result.returncode == 2 and b"Invalid value for '--fsync'" in result.stderr
+
+
+def test_chaos_check_judges_a_saved_history_again(tmp_path: Path) -> None:
+    def op(op_id: int, kind: str, start: float, value: str) -> Op:
+        result = "applied" if kind == "put" else None
+        return Op(
+            op_id, 0, kind, "k", value, invoke=start, complete=start + 1, outcome=OK, result=result
+        )
+
+    legal = [op(1, "put", 0, "a"), op(2, "get", 2, "a")]
+    stale = [*legal, op(3, "put", 4, "b"), op(4, "get", 6, "a")]
+    lost = [*legal, Op(5, -1, "get", "k", None, invoke=8, complete=9, outcome=OK)]  # final read
+    for name, history in (("legal", legal), ("stale", stale), ("lost", lost)):
+        saved = tmp_path / f"{name}.json"
+        saved.write_bytes(orjson.dumps([item.to_json() for item in history]))
+        checked = kvnode("chaos", "--check", str(saved))
+        expected = (0, b"VERDICT: valid") if name == "legal" else (1, b"VERDICT: INVALID")
+        assert name != "lost" or b"lost: #1" in checked.stdout
+        assert (checked.returncode, expected[1] in checked.stdout) == (expected[0], True)
+    (tmp_path / "junk.json").write_text('{"not": "a history"}')
+    junk = kvnode("chaos", "--check", str(tmp_path / "junk.json"))
+    assert junk.returncode == 2
+    assert b"not a history saved by" in junk.stderr and b"Traceback" not in junk.stderr
