@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -173,6 +174,8 @@ def consecutive_free_ports(count: int) -> int:
 def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     base = consecutive_free_ports(6)
     started = time.monotonic()
+    log_path = tmp_path / "cluster-up.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -188,8 +191,9 @@ def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: 
             str(base + 3),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
+    children: set[int] = set()
     try:
         assert proc.stdout is not None
         first_line = proc.stdout.readline()
@@ -197,7 +201,7 @@ def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: 
         assert b"is up; leader is node" in first_line
         assert elapsed < 10, f"cluster up took {elapsed:.1f} s"
         children = child_pids(proc.pid)
-        assert len(children) == 3
+        assert len(children) == 3, log_path.read_text(errors="replace")[-3000:]
         result = kvnode("put", "k", "v", "--endpoints", f"127.0.0.1:{base}")
         assert result.returncode == 0
         proc.send_signal(signal.SIGINT)
@@ -205,8 +209,16 @@ def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: 
         for pid in children:
             assert not Path(f"/proc/{pid}").exists() or b"zombie" in _state(pid)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # the test failed early: stop the cluster as a user would
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pid in children:  # never leave a node running, even after a failure
+            if Path(f"/proc/{pid}").exists() and b"zombie" not in _state(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
 
 
 def _state(pid: int) -> bytes:
