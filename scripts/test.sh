@@ -21,6 +21,10 @@ fi
 if command -v docker >/dev/null 2>&1; then
   export KVNODE_REQUIRE_DOCKER=1
 fi
+# As root the partition tools are installed above, so partition tests must run too.
+if [ "$(id -u)" = 0 ]; then
+  export KVNODE_REQUIRE_NETNS=1
+fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 python3 -m ruff check kvnode cluster tests

@@ -12,14 +12,15 @@ import pytest
 
 from cluster.checker import check_history
 from cluster.history import FAIL, INFO, OK, Op
-from cluster.netns import Topology, available
+from cluster.netns import Topology
 from cluster.supervisor import LocalCluster
 from kvnode.client import Client, Indeterminate, KvError
+from tests.chaos.partitions import needs_partitions
 from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(available() is not None, reason=f"partitions unavailable: {available()}"),
+    needs_partitions,
 ]
 
 

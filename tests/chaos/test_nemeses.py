@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 
 from cluster.chaos import ChaosSettings, format_report, run_chaos
-from cluster.netns import available
+from tests.chaos.partitions import needs_partitions
 
 pytestmark = pytest.mark.slow
 DURATION = 20.0
-NEEDS_NETNS = pytest.mark.skipif(
-    available() is not None, reason=f"partitions unavailable: {available()}"
-)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +22,7 @@ NEEDS_NETNS = pytest.mark.skipif(
         "pause",
         "pause-leader",
         "wipe",
-        pytest.param("partition", marks=NEEDS_NETNS),
+        pytest.param("partition", marks=needs_partitions),
     ],
 )
 def test_a_short_run_under_each_nemesis_is_valid(tmp_path: Path, nemesis: str) -> None:
