@@ -29,6 +29,7 @@ from kvnode.client import Client, KvError
 
 CLUSTER_SETTINGS = {"append_entries_period": 0.02, "request_timeout": 3.0}
 HEAL_TIMEOUT = 60.0
+FINAL_READER = -1  # the process id of the reads made after healing
 
 
 @dataclass
@@ -43,9 +44,9 @@ class ChaosSettings:
     history_path: Path | None = None  # where to save the raw history, for re-checking
 
 
-async def final_reads(cluster: LocalCluster, history: list[Op]) -> dict[str, str | None]:
-    """Read every key linearizably once the cluster is healed; the reads join the history."""
-    finals: dict[str, str | None] = {}
+async def final_reads(cluster: LocalCluster, history: list[Op]) -> None:
+    """Read every key linearizably once the cluster is healed; the reads join the history
+    (as process FINAL_READER), which is where `final_values` finds them."""
     next_id = max((op.id for op in history), default=0)
     async with Client(cluster.urls, timeout=5, token=cluster.token) as client:
         for key in KEYS + TTL_KEYS:
@@ -64,7 +65,7 @@ async def final_reads(cluster: LocalCluster, history: list[Op]) -> dict[str, str
             history.append(
                 Op(
                     next_id,
-                    -1,
+                    FINAL_READER,
                     "get",
                     key,
                     value=value,
@@ -73,13 +74,16 @@ async def final_reads(cluster: LocalCluster, history: list[Op]) -> dict[str, str
                     outcome=OK,
                 )
             )
-            finals[key] = value
-    return finals
+
+
+def final_values(history: list[Op]) -> dict[str, str | None]:
+    """Each key's value as read after healing (the final reads recorded in the history)."""
+    return {op.key: op.value for op in history if op.process == FINAL_READER}
 
 
 def availability(history: list[Op], started: float, ended: float) -> dict[str, float]:
     """Share of seconds with at least one successful operation, and the longest gap."""
-    done = sorted(op.complete for op in history if op.outcome == OK and op.process >= 0)
+    done = sorted(op.complete for op in history if op.outcome == OK and op.process != FINAL_READER)
     seconds = max(1, math.ceil(ended - started))
     busy = {int(t - started) for t in done if started <= t <= ended}
     gaps = [b - a for a, b in zip([started, *done], [*done, ended], strict=True)]
@@ -132,13 +136,13 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             await asyncio.gather(workload.run(settings.duration), nemesis.run(settings.duration))
             ended = time.monotonic()
             nemesis.heal_all()
-            finals = await final_reads(cluster, workload.history)
+            await final_reads(cluster, workload.history)
             digests = await converged_digests(cluster)
             if settings.history_path is not None:
                 settings.history_path.write_bytes(
                     orjson.dumps([op.to_json() for op in workload.history])
                 )
-            return build_report(workload.history, nemesis, finals, digests, started, ended)
+            return build_report(workload.history, nemesis, digests, started, ended)
         finally:
             cluster.stop_all()
             if topology is not None:
@@ -148,18 +152,18 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
 def build_report(
     history: list[Op],
     nemesis: Nemesis,
-    finals: dict[str, str | None],
     digests: dict[str, Any],
     started: float,
     ended: float,
 ) -> dict[str, Any]:
-    judgement = judge(history, finals)
-    outcomes = Counter(op.outcome for op in history if op.process >= 0)
+    judgement = judge(history)
+    client_ops = [op for op in history if op.process != FINAL_READER]
+    outcomes = Counter(op.outcome for op in client_ops)
     return {
         **judgement,
         "valid": judgement["valid"] and digests["equal"],
         "operations": dict(outcomes),
-        "operations_by_kind": dict(Counter(op.kind for op in history if op.process >= 0)),
+        "operations_by_kind": dict(Counter(op.kind for op in client_ops)),
         "faults": dict(nemesis.counts),
         "fault_log": nemesis.log,
         "availability": availability(history, started, ended),
@@ -167,11 +171,12 @@ def build_report(
     }
 
 
-def judge(history: list[Op], finals: dict[str, str | None]) -> dict[str, Any]:
-    """The history's verdict: per-key linearizability and no lost acknowledged writes."""
+def judge(history: list[Op]) -> dict[str, Any]:
+    """The history's verdict: per-key linearizability and no lost acknowledged writes. It
+    needs nothing but the history, so a saved one can be judged again (`--check`)."""
     verdicts = check_history(history)
     violations = [v for v in verdicts if not v.linearizable]
-    lost = lost_writes(history, finals)
+    lost = lost_writes(history, final_values(history))
     return {
         "valid": not violations and not lost,
         "keys_checked": len(verdicts),
@@ -185,13 +190,6 @@ def judge(history: list[Op], finals: dict[str, str | None]) -> dict[str, Any]:
         ],
         "lost_writes": [op.describe() for op in lost],
     }
-
-
-def recheck(history: list[Op]) -> dict[str, Any]:
-    """Judge a saved history again (after a checker change, or to study a failure); the
-    final reads the run made after healing are part of it."""
-    finals = {op.key: op.value for op in history if op.process < 0 and op.kind == "get"}
-    return judge(history, finals)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -544,7 +544,7 @@ def chaos(
     """
     import orjson
 
-    from cluster.chaos import ChaosSettings, format_judgement, format_report, recheck, run_chaos
+    from cluster.chaos import ChaosSettings, format_judgement, format_report, judge, run_chaos
     from cluster.history import load_history
     from cluster.netns import NetnsError, available
 
@@ -554,7 +554,7 @@ def chaos(
         except ValueError as exc:
             message = f"{check_path}: not a history saved by `kvnode chaos --history`: {exc}"
             fail(message, EXIT_CONFIG)
-        judgement = recheck(history)
+        judgement = judge(history)
         click.echo(f"operations: {len(history)}\n{format_judgement(judgement)}")
         if json_path:
             json_path.write_bytes(orjson.dumps(judgement, option=orjson.OPT_INDENT_2))

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cluster.chaos import FINAL_READER
 from cluster.history import OK, Op
 from cluster.supervisor import LocalCluster, free_ports
 
@@ -242,7 +243,8 @@ def test_chaos_check_judges_a_saved_history_again(tmp_path: Path) -> None:
 
     legal = [op(1, "put", 0, "a"), op(2, "get", 2, "a")]
     stale = [*legal, op(3, "put", 4, "b"), op(4, "get", 6, "a")]
-    lost = [*legal, Op(5, -1, "get", "k", None, invoke=8, complete=9, outcome=OK)]  # final read
+    final_read = Op(5, FINAL_READER, "get", "k", None, invoke=8, complete=9, outcome=OK)
+    lost = [*legal, final_read]
     for name, history in (("legal", legal), ("stale", stale), ("lost", lost)):
         saved = tmp_path / f"{name}.json"
         saved.write_bytes(orjson.dumps([item.to_json() for item in history]))
