@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ class Replica:
     def status(self, *, with_digest: bool = True) -> dict[str, Any]:
         return {
             "node_id": self.config.node_id,
+            "pid": os.getpid(),  # lets tools outside kvnode signal the node they see here
             "raft_addr": self.config.raft_addr,
             **self.node.status(with_digest=with_digest),
         }

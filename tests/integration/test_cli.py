@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,19 +13,9 @@ import pytest
 from cluster.chaos import FINAL_READER
 from cluster.history import OK, Op
 from cluster.supervisor import LocalCluster, free_ports
+from tests.integration.cli_processes import ClusterUp, alive, kvnode
 
 pytestmark = pytest.mark.slow
-
-
-def kvnode(
-    *args: str, stdin: bytes | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kvnode", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -143,90 +128,17 @@ def test_a_foreign_data_dir_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 3 and b"not a kvnode data directory" in result.stderr
 
 
-def child_pids(parent: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                found.add(int(entry.name))
-    return found
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports: `cluster up` numbers nodes' ports from a
-    base (+1, +2, ...), so independently chosen free ports could overlap another node's."""
-    for _ in range(100):
-        (base,) = free_ports(1)
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(base, base + count):
-                    sock = held.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no run of {count} free ports found")
-
-
 def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    base = consecutive_free_ports(6)
     started = time.monotonic()
-    log_path = tmp_path / "cluster-up.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvnode",
-            "cluster",
-            "up",
-            "--data",
-            str(tmp_path / "data"),
-            "--http-port",
-            str(base),
-            "--raft-port",
-            str(base + 3),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    children: set[int] = set()
-    try:
-        assert proc.stdout is not None
-        first_line = proc.stdout.readline()
+    with ClusterUp(tmp_path) as up:
         elapsed = time.monotonic() - started
-        assert b"is up; leader is node" in first_line
+        assert up.output().startswith("kvnode cluster of 3 is up; leader is node")
         assert elapsed < 10, f"cluster up took {elapsed:.1f} s"
-        children = child_pids(proc.pid)
-        assert len(children) == 3, log_path.read_text(errors="replace")[-3000:]
-        result = kvnode("put", "k", "v", "--endpoints", f"127.0.0.1:{base}")
+        assert len(up.track_children()) == 3, up.diagnostics()
+        result = kvnode("put", "k", "v", "--endpoints", up.endpoints)
         assert result.returncode == 0
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        for pid in children:
-            assert not Path(f"/proc/{pid}").exists() or b"zombie" in _state(pid)
-    finally:
-        if proc.poll() is None:  # the test failed early: stop the cluster as a user would
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in children:  # never leave a node running, even after a failure
-            if Path(f"/proc/{pid}").exists() and b"zombie" not in _state(pid):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
-
-
-def _state(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/status").read_bytes()
-    except OSError:
-        return b"zombie"
+        assert up.interrupt() == 0
+        assert not [pid for pid in up.node_pids if alive(pid)]
 
 
 def test_invalid_flag_value_is_a_usage_error() -> None:
