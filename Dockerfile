@@ -28,6 +28,6 @@ VOLUME /var/lib/kvnode
 EXPOSE 8001 4321
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=2s --timeout=2s --start-period=5s --retries=3 \
-  CMD python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8001/health', timeout=2)" || exit 1
+  CMD python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8001/ready', timeout=2)" || exit 1
 ENTRYPOINT ["kvnode", "serve"]
 CMD ["--config", "/etc/kvnode/node.toml"]

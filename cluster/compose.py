@@ -76,6 +76,17 @@ class ComposeCluster(ClusterView):
             node.container = self.compose("ps", "-q", f"node{index + 1}").stdout.strip()
             node.running, node.paused = True, False
 
+    def health(self) -> list[str]:
+        """Docker's health status of each node's container ("starting", "healthy", ...)."""
+        containers = [node.container for node in self.nodes]
+        inspected = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Health.Status}}", *containers],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return inspected.stdout.split()
+
     def down(self, *, volumes: bool = False) -> None:
         self.compose("down", *(["-v"] if volumes else []), check=False)
         for node in self.nodes:

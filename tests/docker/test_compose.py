@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -22,7 +23,8 @@ from cluster.compose import ROOT, ComposeCluster, docker_available
 from cluster.nemesis import Nemesis
 from cluster.workload import Workload
 from kvnode.client import Client, Indeterminate, Unavailable
-from tests.waiting import wait_until
+from tests.integration.test_readme import README, section_commands
+from tests.waiting import wait_until, wait_until_sync
 
 UNAVAILABLE = docker_available()
 if UNAVAILABLE and os.environ.get("KVNODE_REQUIRE_DOCKER") == "1":
@@ -46,7 +48,11 @@ def compose() -> Iterator[ComposeCluster]:
     )
     started = time.monotonic()
     cluster.up()
-    asyncio.run(ready(cluster))
+    # Nothing but Docker's own health status: the first test then uses the cluster at once,
+    # as the README tells a user to.
+    wait_until_sync(
+        lambda: set(cluster.health()) == {"healthy"}, 90, "all three containers healthy"
+    )
     cold_start = time.monotonic() - started
     size = subprocess.run(
         ["docker", "image", "inspect", "kvnode:local", "--format", "{{.Size}}"],
@@ -80,14 +86,23 @@ async def converged(cluster: ComposeCluster) -> dict:
         return await wait_until(same, 60, "containers to converge")
 
 
-def curl(*args: str) -> str:
-    return subprocess.run(["curl", "-s", *args], capture_output=True, text=True, check=True).stdout
+def test_readme_curl_runs_as_soon_as_the_containers_are_healthy(compose: ComposeCluster) -> None:
+    """The first test of the module: it runs right after the fixture saw "healthy"."""
+    curls = [c for c in section_commands(README.read_text(), "Docker") if c.startswith("curl ")]
+    assert len(curls) == 2
+    put, get = (
+        subprocess.run(["bash", "-c", c], capture_output=True, text=True, check=True).stdout
+        for c in curls
+    )
+    created = json.loads(put)
+    assert created["key"] == "foo" and created["created"] is True, put
+    assert get == "bar"
 
 
-def test_readme_curl_against_the_containers(compose: ComposeCluster) -> None:
-    created = json.loads(curl("-X", "PUT", "localhost:8001/kv/foo?ttl=10", "--data-binary", "bar"))
-    assert created["key"] == "foo" and created["created"] is True
-    assert curl("localhost:8002/kv/foo") == "bar"
+def test_compose_file_checks_readiness_and_has_no_version_key() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "/ready" in text and "/health" not in text
+    assert not re.search(r"^version:", text, re.MULTILINE)
 
 
 def test_killed_leader_container_is_replaced_and_converges(compose: ComposeCluster) -> None:

@@ -77,23 +77,20 @@ class ClusterUp:
 
     def __init__(self, workdir: Path, *extra_args: str) -> None:
         self.workdir = workdir
-        self.data = workdir / "data"
+        self.data = workdir / "data"  # the default --data, relative to workdir
         self.http_base = consecutive_free_ports(6)
         self.urls = [f"http://127.0.0.1:{self.http_base + i}" for i in range(3)]
         self.endpoints = ",".join(url.removeprefix("http://") for url in self.urls)
         self.out_path = workdir / "cluster-up.out"
         self.err_path = workdir / "cluster-up.err"
-        self.args = [
-            "cluster",
-            "up",
-            "--data",
-            str(self.data),
-            "--http-port",
-            str(self.http_base),
-            "--raft-port",
-            str(self.http_base + 3),
-            *extra_args,
-        ]
+        self.args = ["cluster", "up", *extra_args]
+        # Ports through the environment, so that documented commands run unchanged in workdir.
+        self.env = {
+            **os.environ,
+            "KVNODE_CLUSTER_HTTP_PORT": str(self.http_base),
+            "KVNODE_CLUSTER_RAFT_PORT": str(self.http_base + 3),
+            "KVNODE_ENDPOINTS": self.endpoints,
+        }
         self.process: subprocess.Popen | None = None
         self.node_pids: set[int] = set()
 
@@ -104,6 +101,8 @@ class ClusterUp:
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=self.env,
             )
         try:
             wait_until_sync(self._is_up, CLUSTER_UP_TIMEOUT, "cluster up to print its banner")
@@ -136,6 +135,17 @@ class ClusterUp:
     def ctl(self, *args: str) -> subprocess.CompletedProcess:
         """`kvnode cluster ARGS --data <this cluster's data>`."""
         return kvnode("cluster", *args, "--data", str(self.data), timeout=60)
+
+    def shell(self, command: str) -> subprocess.CompletedProcess:
+        """A command line as a user types it, in workdir, next to this cluster."""
+        return subprocess.run(
+            ["bash", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.workdir,
+            env=self.env,
+        )
 
     def interrupt(self) -> int:
         """Ctrl-C; returns the exit code of `cluster up`."""

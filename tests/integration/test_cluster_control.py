@@ -7,6 +7,8 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +195,12 @@ def test_bad_control_requests_are_one_line_and_exit_code_2(tmp_path: Path) -> No
         assert up.ctl("stop", "node3").returncode == 0
         refused(up.ctl("kill", "node3"), "node3 is not running")
         refused(up.ctl("resume", "node1"), "node1 is not paused")
-        refused(kvnode(*up.args), "already running")
+        second = subprocess.run(
+            [sys.executable, "-m", "kvnode", *up.args],
+            capture_output=True,
+            cwd=tmp_path,
+            env=up.env,
+        )
+        refused(second, "already running")
         rows = ps_rows(up)
         assert [row["state"] for row in rows] == ["running", "running", "exited with code 0"]
