@@ -5,6 +5,7 @@ by command-line flags; validated up front so a bad setting fails with one clear 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -71,6 +72,16 @@ def split_address(value: str, key: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{key}: {value!r} is not a host:port address (e.g. 127.0.0.1:4321)")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(address: str) -> bool:
+    host, _port = split_address(address, "address")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -176,6 +187,14 @@ def validate(config: NodeConfig) -> None:
         )
     if not config.node_id or not config.node_id.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"node_id: {config.node_id!r} must be letters, digits, '-' or '_'")
+    if config.insecure and not config.cluster_secret:
+        exposed = [a for a in (config.raft_addr, *config.peers) if not is_loopback(a)]
+        if exposed:
+            raise ConfigError(
+                f"insecure: refused because {exposed[0]} is not a loopback address; without a"
+                " cluster_secret peer traffic is unauthenticated, so --insecure is for"
+                " 127.0.0.0/8 and ::1 only"
+            )
     if config.peers and not config.cluster_secret and not config.insecure:
         raise ConfigError(
             "cluster_secret: a multi-node node needs a shared secret (peer traffic is "

@@ -81,7 +81,6 @@ def _create_journal(journal_file: Any) -> Journal:
 syncobj_module.createJournal = _create_journal
 # PySyncObj builds its peer-message encryptor from `conf.password` with this factory.
 syncobj_module.getEncryptor = PeerCipher.from_secret
-wire.install()
 
 
 def fail_stop(reason: str) -> None:
@@ -116,6 +115,7 @@ def decode_raft_data(extra: bytes) -> tuple:
 class RaftNode(SyncObj):
     def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
         # Everything the tick thread may touch must exist before SyncObj.__init__ starts it.
+        wire.install(config.max_value_bytes)
         self.kv_config = config
         self.machine = machine
         self.machine_lock = threading.Lock()

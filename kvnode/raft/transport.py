@@ -1,4 +1,5 @@
-"""The peer transport: a persistence barrier on sends, and a fix to the leader's nextIndex.
+"""The peer transport: a persistence barrier on sends, a fix to the leader's nextIndex, and
+no peer port for a lone node without a secret.
 
 Every Raft message PySyncObj sends goes through `send`. Before any message
 other than the leader's own append-entries leaves, the journal is synced:
@@ -39,6 +40,15 @@ class SyncedTransport(TCPTransport):
     def bind_journal(cls, journal: DurableJournal) -> type[SyncedTransport]:
         """A subclass bound to one node's journal (PySyncObj instantiates the class itself)."""
         return type("BoundSyncedTransport", (cls,), {"journal": journal})
+
+    def _createServer(self) -> None:
+        """A lone node without a cluster secret has no one to listen to: it opens no peer
+        port at all, so nothing can reach its unauthenticated message decoding."""
+        config = self._syncObj.kv_config
+        if config.single_node and not config.cluster_secret:
+            self._ready = True  # nothing to bind; PySyncObj waits for this flag
+            return
+        super()._createServer()
 
     def send(self, node: Any, message: Any) -> bool:
         if message.get("type") not in UNSYNCED_MESSAGES:

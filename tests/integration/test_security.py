@@ -4,6 +4,7 @@ HTTP API can require a bearer token."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import pickle
 import shutil
@@ -11,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 
 from cluster.supervisor import LocalCluster
 from kvnode.client import Client, KvError
+from kvnode.raft.peer_connection import HANDSHAKE_SECONDS
 from tests.integration.conftest import (
     assert_clean_logs,
     leader_of,
@@ -65,12 +68,11 @@ class WriteFile:
         return (os.system, (f"touch {self.path}",))
 
 
-def send_pickle_frame(address: str, payload: object) -> None:
-    """A PySyncObj wire frame (length + zlib(pickle)); waits until the peer hangs up."""
-    data = zlib.compress(pickle.dumps(payload))
+def send_frame(address: str, frame: bytes) -> None:
+    """Raw bytes to a Raft port; waits until the peer hangs up."""
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(struct.pack("i", len(data)) + data)
+        sock.sendall(frame)
         try:
             while sock.recv(4096):
                 pass
@@ -114,28 +116,72 @@ def start_single_node(tmp_path: Path, name: str, *flags: str) -> tuple[subproces
     return proc, f"127.0.0.1:{raft}"
 
 
-def test_a_crafted_pickle_does_not_run_on_a_node_with_a_secret(tmp_path: Path) -> None:
-    guarded, guarded_raft = start_single_node(tmp_path, "guarded", "--cluster-secret", "s3cret")
-    open_node, open_raft = start_single_node(tmp_path, "open")
+def crafted_frame(target: Path) -> bytes:
+    """A PySyncObj wire frame body whose unpickling runs `touch target`. The control: the
+    same kind of payload, unpickled the way PySyncObj does, does run code, so the absence
+    of `target` later is meaningful."""
+    control = target.with_name(target.name + "-control")
+    pickle.loads(zlib.decompress(zlib.compress(pickle.dumps(WriteFile(control)))))
+    assert control.exists(), "the payload does not run code: the test would prove nothing"
+    return zlib.compress(pickle.dumps(WriteFile(target)))
+
+
+def test_a_lone_node_without_a_secret_opens_no_peer_port(tmp_path: Path) -> None:
+    proc, raft = start_single_node(tmp_path, "solo")
     try:
-        blocked, control = tmp_path / "pwned-guarded", tmp_path / "pwned-open"
-        send_pickle_frame(guarded_raft, WriteFile(blocked))
-        assert not blocked.exists(), "a node with a secret unpickled an unauthenticated frame"
-        # The control: the same frame against a node without a secret does run, so the
-        # payload above was a real attack and its absence is meaningful.
-        send_pickle_frame(open_raft, WriteFile(control))
-        asyncio.run(wait_until(_exists(control), 10, "the control payload to run"))
+        host, port = raft.rsplit(":", 1)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, int(port)), timeout=5).close()
     finally:
-        for proc in (guarded, open_node):
-            proc.terminate()
-            proc.wait(timeout=20)
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
-def _exists(path: Path):
-    async def probe() -> bool:
-        return path.exists()
+def test_a_crafted_pickle_runs_in_no_mode(tmp_path: Path) -> None:
+    guarded, guarded_raft = start_single_node(tmp_path, "guarded", "--cluster-secret", "s3cret")
+    insecure = make_cluster(tmp_path / "insecure", cluster_secret="", insecure=True)
+    try:
+        targets = {
+            "secret": (guarded_raft, tmp_path / "pwned-secret"),
+            **{
+                f"insecure-{node.node_id}": (node.raft_addr, tmp_path / f"pwned-{node.node_id}")
+                for node in insecure.nodes
+            },
+        }
+        for mode, (address, target) in targets.items():
+            frame = crafted_frame(target)
+            send_frame(address, struct.pack("i", len(frame)) + frame)
+            assert not target.exists(), f"{mode}: a crafted pickle ran on the node"
+        load = asyncio.run(write_load(insecure.urls, 20))
+        assert len(load.acked) == 20, "the insecure cluster stopped serving"
+        assert guarded.poll() is None
+    finally:
+        guarded.terminate()
+        guarded.wait(timeout=20)
+        insecure.stop_all()
 
-    return probe
+
+def test_insecure_is_refused_off_loopback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvnode",
+            "serve",
+            "--insecure",
+            "--raft-addr",
+            "0.0.0.0:4999",
+            "--peers",
+            "10.0.0.2:4999",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "is not a loopback address" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) is not installed")
@@ -191,3 +237,50 @@ def test_auth_token_guards_every_route_but_health(tmp_path: Path) -> None:
     finally:
         local.stop_all()
     assert_clean_logs(local)
+
+
+def closed_within(sock: socket.socket, seconds: float, drip: bytes = b"") -> bool:
+    """Whether the peer closes `sock` within `seconds`, while we send `drip` (one byte at a
+    time, one per 0.2 s wait for the close: a slow sender)."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    for byte in itertools.cycle(drip or [None]):
+        if time.monotonic() > deadline:
+            return False
+        try:
+            if byte is not None:
+                sock.send(bytes([byte]))
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+def test_a_huge_or_trickled_peer_frame_is_dropped_and_the_leader_keeps_leading(
+    tmp_path: Path,
+) -> None:
+    local = make_cluster(tmp_path / "c")
+    try:
+        leader = asyncio.run(leader_of(local))
+        term = asyncio.run(statuses(local))[leader]["term"]
+        host, port = local.nodes[leader].raft_addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as huge:
+            huge.sendall(struct.pack("i", 2**31 - 1) + b"x" * 65536)
+            assert closed_within(huge, 3), "a 2 GiB frame announcement was not refused"
+        with socket.create_connection((host, int(port)), timeout=5) as slow:
+            slow.sendall(struct.pack("i", 100))
+            assert closed_within(slow, HANDSHAKE_SECONDS + 3, drip=b"z" * 99), (
+                "a connection that never authenticates was kept"
+            )
+        load = asyncio.run(write_load(local.urls, 50))
+        assert len(load.acked) == 50, load.errors[:3]
+        after = asyncio.run(statuses(local))
+        assert after[leader]["role"] == "leader" and after[leader]["term"] == term
+    finally:
+        local.stop_all()
+    text = local.nodes[leader].log_path.read_text()
+    assert "announced a frame of 2147483647 bytes" in text
+    assert "no authenticated message within" in text

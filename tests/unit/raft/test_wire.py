@@ -1,15 +1,21 @@
-"""Peer messages sent stored must decode with plain zlib, at every block boundary."""
+"""Peer messages: sent stored they decode with plain zlib; received, they can neither run
+code nor inflate without bound."""
 
 from __future__ import annotations
 
+import os
+import pickle
 import zlib
 
 import pysyncobj.tcp_connection as tcp_connection_module
+import pysyncobj.tcp_server as tcp_server_module
+import pysyncobj.transport as transport_module
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import kvnode.raft.node  # noqa: F401  (installs the peer compression)
-from kvnode.raft import wire
+from kvnode.raft import peer_pickle, wire
+from kvnode.raft.peer_connection import BoundedTcpConnection, max_frame_bytes_for
 
 
 @given(st.binary(max_size=3000))
@@ -42,5 +48,32 @@ def test_small_messages_are_stored_and_large_ones_compressed() -> None:
     assert zlib.decompress(wire.compress(large)) == large
 
 
-def test_pysyncobj_connections_use_it() -> None:
+def test_install_puts_every_guard_where_pysyncobj_reads_peer_bytes() -> None:
+    wire.install(max_value_bytes=1024)
     assert tcp_connection_module.zlib.compress is wire.compress
+    assert tcp_connection_module.zlib.decompress is wire.decompress
+    assert tcp_connection_module.pickle is peer_pickle
+    assert tcp_server_module.TcpConnection is BoundedTcpConnection
+    assert transport_module.TcpConnection is BoundedTcpConnection
+    assert BoundedTcpConnection.max_frame_bytes == max_frame_bytes_for(1024)
+
+
+def test_peer_messages_decode_plain_data_and_refuse_any_code() -> None:
+    message = {"type": "append_entries", "entries": [(b"cmd", 7, 2)], "commit_index": 6}
+    assert peer_pickle.loads(pickle.dumps(message)) == message
+    with pytest.raises(peer_pickle.ForbiddenPeerMessage, match=r"(posix|os)\.system"):
+        peer_pickle.loads(pickle.dumps(RunsCode()))
+
+
+class RunsCode:
+    def __reduce__(self) -> tuple:
+        return (os.system, ("true",))
+
+
+def test_inflation_is_bounded_by_the_frame_limit() -> None:
+    limit = BoundedTcpConnection.max_frame_bytes
+    assert wire.decompress(zlib.compress(b"a" * limit)) == b"a" * limit
+    with pytest.raises(ValueError, match="inflates beyond"):
+        wire.decompress(zlib.compress(b"a" * (limit + 1)))
+    with pytest.raises(ValueError):
+        wire.decompress(zlib.compress(b"abc" * 1000)[:-10])
