@@ -260,6 +260,13 @@ def write_failure(outcome: Outcome, key: str) -> ApiError:
         )
     if outcome.status is Status.NOT_FOUND:
         return ApiError(404, "not_found", f"key {key!r} does not exist")
+    if outcome.status is Status.REQUEST_ID_REUSED:
+        return ApiError(
+            409,
+            "request_id_reused",
+            "this X-Request-Id was already used for a different request; nothing was applied"
+            " (use a new id for every request, and the same id only to retry it)",
+        )
     return ApiError(400, "invalid_command", "the command could not be applied")
 
 

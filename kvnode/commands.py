@@ -7,7 +7,27 @@ state machine never reads a clock of its own.
 
 from __future__ import annotations
 
+import hashlib
+
 from kvnode.commands_pb2 import Command, Condition
+
+FINGERPRINT_BYTES = 16
+
+
+def fingerprint(method: str, key: str, value: bytes, when: Condition | None, ttl_ms: int) -> bytes:
+    """What a request asked for, independent of when it was made: a retry of the same
+    request has the same fingerprint, any other request under the same id does not."""
+    digest = hashlib.blake2b(digest_size=FINGERPRINT_BYTES)
+    for part in (
+        method.encode(),
+        key.encode(),
+        hashlib.sha256(value).digest(),
+        when.SerializeToString() if when is not None else b"-",
+        str(ttl_ms).encode(),
+    ):
+        digest.update(len(part).to_bytes(4, "little"))
+        digest.update(part)
+    return digest.digest()
 
 
 def condition(
@@ -40,6 +60,9 @@ def put(
 ) -> bytes:
     """A PUT, or a compare-and-swap when `when` is given."""
     command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
+    if request_id:
+        ttl_ms = expire_at_ms - issued_at_ms if expire_at_ms else 0
+        command.request_fingerprint = fingerprint("PUT", key, value, when, ttl_ms)
     if when is None:
         command.put.key, command.put.value = key, value
         command.put.expire_at_ms = expire_at_ms
@@ -58,6 +81,8 @@ def delete(
     request_id: str = "",
 ) -> bytes:
     command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
+    if request_id:
+        command.request_fingerprint = fingerprint("DELETE", key, b"", when, 0)
     command.delete.key = key
     if when is not None:
         command.delete.condition.CopyFrom(when)

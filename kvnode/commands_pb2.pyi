@@ -56,9 +56,10 @@ class Noop(_message.Message):
     def __init__(self) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("issued_at_ms", "request_id", "put", "delete", "cas", "expire", "noop")
+    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop")
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     CAS_FIELD_NUMBER: _ClassVar[int]
@@ -66,9 +67,10 @@ class Command(_message.Message):
     NOOP_FIELD_NUMBER: _ClassVar[int]
     issued_at_ms: int
     request_id: str
+    request_fingerprint: bytes
     put: Put
     delete: Delete
     cas: CompareAndSwap
     expire: Expire
     noop: Noop
-    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ...) -> None: ...
+    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ...) -> None: ...

@@ -5,7 +5,9 @@ write was applied, and PySyncObj may even report a failure for a command it
 applied. So every write may carry a request id; the first application under
 an id records its outcome here, and any later command with the same id
 returns that outcome without changing anything (the same revision, the same
-CAS verdict).
+CAS verdict). An id is bound to what its request asked for (a fingerprint):
+a different request under a used id is refused, not answered with the first
+one's outcome.
 
 The table lives in the key space, so it is rebuilt by WAL replay and carried
 in checkpoints and snapshots. It is bounded deterministically, from the log
@@ -31,6 +33,7 @@ class RequestRecord(NamedTuple):
     index: int
     issued_at_ms: int
     outcome: Outcome
+    fingerprint: bytes = b""  # of the request first applied under this id (commands.py)
 
 
 class RequestLog:
@@ -45,9 +48,8 @@ class RequestLog:
     def __iter__(self) -> Iterator[RequestRecord]:
         return iter(self._by_id.values())
 
-    def outcome_of(self, request_id: str) -> Outcome | None:
-        record = self._by_id.get(request_id)
-        return record.outcome if record is not None else None
+    def get(self, request_id: str) -> RequestRecord | None:
+        return self._by_id.get(request_id)
 
     def record(self, record: RequestRecord, log_clock_ms: int) -> None:
         self._by_id[record.request_id] = record

@@ -4,7 +4,7 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=2        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=3        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
@@ -13,7 +13,8 @@ self-contained snapshot handed to other nodes. All integers little-endian:
                 expire_at_ms u64 | key (UTF-8) | value
     req_count   u64   (version >= 2) number of request-id records that follow
     request*    id_len u16 | index u64 | issued_at_ms u64 | status u8 |
-                revision u64 | created u8 | expire_at_ms u64 | id (UTF-8)
+                revision u64 | created u8 | expire_at_ms u64 | id (UTF-8) |
+                (version >= 3) fingerprint_len u8 | fingerprint
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -35,12 +36,14 @@ from kvnode.storage.fileformat import HEADER_SIZE, check_header, encode_header
 from kvnode.storage.keyspace import KeyRecord, Keyspace
 from kvnode.storage.outcome import Outcome, Status
 
-IMAGE_VERSION = 2
+IMAGE_VERSION = 3
 FIRST_VERSION_WITH_REQUESTS = 2
+FIRST_VERSION_WITH_FINGERPRINTS = 3
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM = struct.Struct("<IIQQQ")
 REQUEST_COUNT = struct.Struct("<Q")
 REQUEST = struct.Struct("<HQQBQBQ")
+FINGERPRINT_LEN = struct.Struct("<B")
 STATUS_CODES = {status: code for code, status in enumerate(Status)}
 STATUSES = list(Status)
 EXTRA_LEN = struct.Struct("<I")
@@ -98,6 +101,8 @@ def encode_image(
             )
         )
         parts.append(encoded)
+        parts.append(FINGERPRINT_LEN.pack(len(request.fingerprint)))
+        parts.append(request.fingerprint)
     parts.append(EXTRA_LEN.pack(len(extra)))
     parts.append(extra)
     body = b"".join(parts)
@@ -139,8 +144,14 @@ def decode_image(
                 offset += REQUEST.size
                 request_id = data[offset : offset + id_len].decode()
                 offset += id_len
+                fingerprint = b""
+                if version >= FIRST_VERSION_WITH_FINGERPRINTS:
+                    (fingerprint_len,) = FINGERPRINT_LEN.unpack_from(data, offset)
+                    offset += FINGERPRINT_LEN.size
+                    fingerprint = data[offset : offset + fingerprint_len]
+                    offset += fingerprint_len
                 outcome = Outcome(STATUSES[status], revision, bool(created), expire_at)
-                requests.append(RequestRecord(request_id, index_, issued, outcome))
+                requests.append(RequestRecord(request_id, index_, issued, outcome, fingerprint))
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]

@@ -104,11 +104,16 @@ class Keyspace:
         self.log_clock_ms = max(self.log_clock_ms, command.issued_at_ms)
         request_id = command.request_id
         if request_id:
-            earlier = self.requests.outcome_of(request_id)
+            earlier = self.requests.get(request_id)
             if earlier is not None:
-                return earlier  # a retry of a write that was already applied
+                given = command.request_fingerprint
+                if earlier.fingerprint and given and given != earlier.fingerprint:
+                    return Outcome(Status.REQUEST_ID_REUSED, 0)  # another request: refused
+                return earlier.outcome  # a retry of a write that was already applied
             outcome = self._execute(index, command)
-            record = RequestRecord(request_id, index, command.issued_at_ms, outcome)
+            record = RequestRecord(
+                request_id, index, command.issued_at_ms, outcome, command.request_fingerprint
+            )
             self.requests.record(record, self.log_clock_ms)
             return outcome
         return self._execute(index, command)

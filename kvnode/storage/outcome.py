@@ -11,6 +11,8 @@ class Status(Enum):
     COMPARE_FAILED = "compare_failed"
     NOT_FOUND = "not_found"
     INVALID = "invalid"
+    # The request id was already used for a different request; nothing was applied.
+    REQUEST_ID_REUSED = "request_id_reused"
 
 
 class Outcome(NamedTuple):

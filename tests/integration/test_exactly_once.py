@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cluster.supervisor import LocalCluster
-from kvnode.client import Client, CompareFailed
+from kvnode.client import Client, CompareFailed, KvError
 from tests.integration.conftest import (
     assert_clean_logs,
     converged,
@@ -103,3 +103,27 @@ def test_request_ids_still_deduplicate_after_a_snapshot_transfer(tmp_path: Path)
     finally:
         local.stop_all()
     assert_clean_logs(local)
+
+
+def test_a_request_id_reused_for_a_different_request_is_refused_with_409(
+    shared_cluster: LocalCluster,
+) -> None:
+    async def scenario() -> None:
+        async with Client(shared_cluster.urls) as client:
+            first = await client.put("reuse/alpha", b"a", request_id="client-42")
+            attempts = [
+                client.put("reuse/beta", b"a", request_id="client-42"),
+                client.delete("reuse/alpha", request_id="client-42"),
+                client.put("reuse/alpha", b"a", prev_value=b"zzz", request_id="client-42"),
+            ]
+            for attempt in attempts:
+                with pytest.raises(KvError) as refused:
+                    await attempt
+                assert (refused.value.status, refused.value.code) == (409, "request_id_reused")
+            assert await client.get("reuse/beta") is None
+            alpha = await client.get("reuse/alpha")
+            assert alpha is not None and alpha.revision == first.revision
+            retry = await client.put("reuse/alpha", b"a", request_id="client-42")
+            assert retry.revision == first.revision
+
+    asyncio.run(scenario())

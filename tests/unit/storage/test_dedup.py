@@ -39,12 +39,38 @@ def test_request_ids_survive_restart_and_snapshot_install(tmp_path: Path) -> Non
     outcomes = machine.apply([Entry(i, 1, put(f"k{i}", b"v", f"r{i}")) for i in range(3, 10)])
     machine.close(checkpoint=False)
     reopened = StateMachine(tmp_path / "a")  # checkpoint + WAL replay
-    assert reopened.apply([Entry(10, 1, put("k3", b"again", "r3"))]) == [outcomes[0]]
+    assert reopened.apply([Entry(10, 1, put("k3", b"v", "r3", at=5000))]) == [outcomes[0]]
     snapshot = reopened.snapshot()
     other = StateMachine(tmp_path / "b")
     other.restore(snapshot)
-    assert other.apply([Entry(11, 1, put("k9", b"again", "r9"))]) == [outcomes[-1]]
+    assert other.apply([Entry(11, 1, put("k9", b"v", "r9"))]) == [outcomes[-1]]
+    # The binding of each id to its request survives the checkpoint and the snapshot too.
+    (reused,) = other.apply([Entry(12, 1, put("k9", b"again", "r9"))])
+    assert reused is not None and reused.status is Status.REQUEST_ID_REUSED
     assert other.get("k9").value == b"v"  # type: ignore[union-attr]
+
+
+def test_an_id_reused_for_another_request_is_refused_and_applies_nothing(
+    tmp_path: Path,
+) -> None:
+    machine = StateMachine(tmp_path / "sm")
+    machine.apply([Entry(3, 1, put("alpha", b"a", "client-42", expire_at_ms=61_000))])
+    reuses = [
+        put("beta", b"a", "client-42"),  # another key
+        put("alpha", b"b", "client-42", expire_at_ms=61_000),  # another value
+        put("alpha", b"a", "client-42", expire_at_ms=62_000),  # another ttl
+        put("alpha", b"a", "client-42", expire_at_ms=61_000, when=condition(prev_value=b"a")),
+        commands.delete("alpha", issued_at_ms=1000, request_id="client-42"),
+    ]
+    outcomes = machine.apply([Entry(4 + i, 1, c) for i, c in enumerate(reuses)])
+    assert {o.status for o in outcomes if o is not None} == {Status.REQUEST_ID_REUSED}
+    assert machine.get("beta") is None
+    assert machine.get("alpha", now_ms=1000).value == b"a"  # type: ignore[union-attr]
+    # The same request again, even issued later (same ttl from a later clock), is a retry.
+    (retry,) = machine.apply(
+        [Entry(9, 1, put("alpha", b"a", "client-42", at=2000, expire_at_ms=62_000))]
+    )
+    assert retry is not None and retry.status is Status.OK and retry.revision == 3
 
 
 def test_the_table_stays_bounded_by_count_and_by_time(tmp_path: Path) -> None:
