@@ -12,10 +12,11 @@ import base64
 import hmac
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 import orjson
 from aiohttp import web
@@ -40,6 +41,18 @@ RETRY_AFTER_SECONDS = "1"
 CONSISTENCY_MODES = ("linearizable", "stale")
 MAX_REQUEST_ID_LENGTH = 128
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
+MAX_REVISION = 2**63 - 1
+# Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
+# "²" and fullwidth digits), a bounded length, then a range check.
+ASCII_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
+ASCII_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?", re.ASCII)
+LIST_ITEM_OVERHEAD_BYTES = 128  # JSON field names and numbers around each listed key
+# The query parameters each route takes; any other, or any given twice, is a 400.
+PUT_PARAMS = frozenset({"ttl", "prev_value", "prev_value_base64", "prev_revision", "prev_exist"})
+GET_PARAMS = frozenset({"consistency"})
+DELETE_PARAMS = frozenset({"prev_value", "prev_value_base64", "prev_revision"})
+LIST_PARAMS = frozenset({"prefix", "limit", "values", "consistency", "start_after"})
+NO_PARAMS: frozenset[str] = frozenset()
 
 
 class ApiError(Exception):
@@ -177,14 +190,40 @@ def parse_key(request: web.Request) -> str:
     return key
 
 
+def query_of(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query as a dict, after refusing unknown, inapplicable and repeated parameters (a
+    misspelt `tll` or `prev_vaule` must not silently become an unconditional write)."""
+    query = request.query
+    for name in query:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "no parameters"
+            raise ApiError(
+                400,
+                "unknown_parameter",
+                f"{name!r} is not a parameter of {request.method} {request.path}"
+                f" (it takes {takes})",
+                parameter=name,
+            )
+        if len(query.getall(name)) > 1:
+            raise ApiError(
+                400, "repeated_parameter", f"{name!r} is given more than once", parameter=name
+            )
+    return dict(query)
+
+
+def parse_uint(raw: str, source: str, code: str, minimum: int, maximum: int) -> int:
+    if not ASCII_UINT.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        raise ApiError(400, code, f"{source} {raw!r} is not an integer from {minimum} to {maximum}")
+    return int(raw)
+
+
 def parse_ttl(raw: str | None) -> float | None:
     if raw is None:
         return None
-    try:
-        ttl = float(raw)
-    except ValueError:
-        raise ApiError(400, "bad_ttl", f"ttl {raw!r} is not a number of seconds") from None
-    if not math.isfinite(ttl) or ttl <= 0 or ttl > MAX_TTL_SECONDS:
+    if not ASCII_SECONDS.fullmatch(raw):
+        raise ApiError(400, "bad_ttl", f"ttl {raw!r} is not a number of seconds")
+    ttl = float(raw)
+    if not 0 < ttl <= MAX_TTL_SECONDS:
         raise ApiError(
             400, "bad_ttl", f"ttl must be a positive number of seconds up to {MAX_TTL_SECONDS}"
         )
@@ -192,16 +231,30 @@ def parse_ttl(raw: str | None) -> float | None:
 
 
 def parse_revision(raw: str, source: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "bad_revision", f"{source} {raw!r} is not a positive integer")
-    return int(raw)
+    return parse_uint(raw, source, "bad_revision", 1, MAX_REVISION)
 
 
-def parse_condition(request: web.Request, *, allow_exist: bool) -> Condition | None:
-    """At most one precondition, from the query or the If-Match / If-None-Match headers."""
-    query, found = request.query, []
+def parse_prev_value(query: dict[str, str]) -> bytes | None:
+    """`prev_value` (text) or `prev_value_base64` (any bytes), the value a CAS compares."""
+    if "prev_value_base64" in query:
+        try:
+            return base64.b64decode(query["prev_value_base64"], validate=True)
+        except ValueError:
+            raise ApiError(400, "bad_prev_value", "prev_value_base64 is not valid base64") from None
     if "prev_value" in query:
-        found.append(commands.condition(prev_value=query["prev_value"].encode()))
+        return query["prev_value"].encode()
+    return None
+
+
+def parse_condition(
+    request: web.Request, query: dict[str, str], *, allow_exist: bool
+) -> Condition | None:
+    """At most one precondition, from the query or the If-Match / If-None-Match headers."""
+    found = []
+    if "prev_value" in query or "prev_value_base64" in query:
+        if "prev_value" in query and "prev_value_base64" in query:
+            raise ApiError(400, "bad_condition", "give prev_value or prev_value_base64, not both")
+        found.append(commands.condition(prev_value=parse_prev_value(query)))
     if "prev_revision" in query:
         found.append(
             commands.condition(
@@ -213,12 +266,19 @@ def parse_condition(request: web.Request, *, allow_exist: bool) -> Condition | N
         if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')):
             raise ApiError(400, "bad_if_match", 'If-Match must be a quoted revision, e.g. "42"')
         found.append(commands.condition(prev_revision=parse_revision(tag[1:-1], "If-Match")))
-    if allow_exist and "prev_exist" in query:
-        value = query["prev_exist"].lower()
+    if "prev_exist" in query:
+        value = query["prev_exist"]
         if value not in ("true", "false"):
             raise ApiError(400, "bad_prev_exist", "prev_exist must be true or false")
         found.append(commands.condition(prev_exist=value == "true"))
-    if allow_exist and "If-None-Match" in request.headers:
+    if "If-None-Match" in request.headers:
+        if not allow_exist:
+            raise ApiError(
+                400,
+                "bad_if_none_match",
+                f"If-None-Match does not apply to {request.method}; use If-Match or"
+                " prev_revision / prev_value",
+            )
         if request.headers["If-None-Match"].strip() != "*":
             raise ApiError(400, "bad_if_none_match", "only If-None-Match: * is supported")
         found.append(commands.condition(prev_exist=False))
@@ -275,8 +335,9 @@ def write_failure(outcome: Outcome, key: str) -> ApiError:
 
 async def put_key(request: web.Request) -> web.Response:
     key = parse_key(request)
-    ttl = parse_ttl(request.query.get("ttl"))
-    when = parse_condition(request, allow_exist=True)
+    query = query_of(request, PUT_PARAMS)
+    ttl = parse_ttl(query.get("ttl"))
+    when = parse_condition(request, query, allow_exist=True)
     request_id = parse_request_id(request)
     value = await read_value(request)
     issued = now_ms()
@@ -304,8 +365,8 @@ async def put_key(request: web.Request) -> web.Response:
     )
 
 
-async def consistent_read(request: web.Request) -> Replica:
-    mode = request.query.get("consistency", "linearizable")
+async def consistent_read(request: web.Request, query: dict[str, str]) -> Replica:
+    mode = query.get("consistency", "linearizable")
     if mode not in CONSISTENCY_MODES:
         raise ApiError(
             400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY_MODES)}"
@@ -318,7 +379,7 @@ async def consistent_read(request: web.Request) -> Replica:
 
 async def get_key(request: web.Request) -> web.Response:
     key = parse_key(request)
-    replica = await consistent_read(request)
+    replica = await consistent_read(request, query_of(request, GET_PARAMS))
     record = replica.get(key)
     if record is None:
         raise ApiError(404, "not_found", f"key {key!r} does not exist")
@@ -333,7 +394,7 @@ async def get_key(request: web.Request) -> web.Response:
 
 async def delete_key(request: web.Request) -> web.Response:
     key = parse_key(request)
-    when = parse_condition(request, allow_exist=False)
+    when = parse_condition(request, query_of(request, DELETE_PARAMS), allow_exist=False)
     outcome = await request.app[REPLICA].write(
         commands.delete(key, issued_at_ms=now_ms(), when=when, request_id=parse_request_id(request))
     )
@@ -362,27 +423,47 @@ def listed(key: str, record: KeyRecord, with_value: bool) -> dict[str, Any]:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    query = request.query
-    raw_limit = query.get("limit", str(DEFAULT_LIST_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_LIMIT:
-        raise ApiError(400, "bad_limit", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
-    values = query.get("values", "false").lower()
+    """Keys under a prefix in key order, paged: at most `limit` keys and about
+    `max_list_bytes` of JSON. A cut reply carries `X-KV-More: true` and
+    `X-KV-Next-Start-After`, the value to send as `start_after` for the next page."""
+    query = query_of(request, LIST_PARAMS)
+    limit = parse_uint(
+        query.get("limit", str(DEFAULT_LIST_LIMIT)), "limit", "bad_limit", 1, MAX_LIST_LIMIT
+    )
+    values = query.get("values", "false")
     if values not in ("true", "false"):
         raise ApiError(400, "bad_values", "values must be true or false")
-    replica = await consistent_read(request)
-    found = replica.scan(query.get("prefix", ""), int(raw_limit))
-    return json_response(200, [listed(k, r, values == "true") for k, r in found])
+    with_values = values == "true"
+    replica = await consistent_read(request, query)
+    found = replica.scan(query.get("prefix", ""), limit + 1, query.get("start_after", ""))
+    budget = replica.config.max_list_bytes
+    items: list[dict[str, Any]] = []
+    for key, record in found[:limit]:
+        size = (
+            LIST_ITEM_OVERHEAD_BYTES + 2 * len(key) + (2 * len(record.value) if with_values else 0)
+        )
+        if items and size > budget:
+            break
+        budget -= size
+        items.append(listed(key, record, with_values))
+    headers = {}
+    if len(items) < len(found):
+        headers = {"X-KV-More": "true", "X-KV-Next-Start-After": quote(items[-1]["key"], safe="")}
+    return json_response(200, items, headers)
 
 
 async def status(request: web.Request) -> web.Response:
+    query_of(request, NO_PARAMS)
     return json_response(200, request.app[REPLICA].status())
 
 
-async def health(_request: web.Request) -> web.Response:
+async def health(request: web.Request) -> web.Response:
+    query_of(request, NO_PARAMS)
     return json_response(200, {"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
+    query_of(request, NO_PARAMS)
     if request.app[REPLICA].ready():
         return json_response(200, {"ready": True})
     return error_response(
@@ -394,6 +475,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    query_of(request, NO_PARAMS)
     response = web.Response(body=request.app[METRICS].render())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
@@ -411,9 +493,10 @@ def create_app(
     app[BODY_TIMEOUT] = body_timeout
     app.router.add_get("/kv/", list_keys)
     app.router.add_get("/kv", list_keys)
-    app.router.add_route("PUT", "/kv/{key:.*}", put_key)
-    app.router.add_route("GET", "/kv/{key:.+}", get_key)
-    app.router.add_route("DELETE", "/kv/{key:.*}", delete_key)
+    # [\s\S]: a key may hold any character, newlines included (`.` would stop at them).
+    app.router.add_route("PUT", "/kv/{key:[\\s\\S]*}", put_key)
+    app.router.add_route("GET", "/kv/{key:[\\s\\S]+}", get_key)
+    app.router.add_route("DELETE", "/kv/{key:[\\s\\S]*}", delete_key)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -38,6 +38,9 @@ class NodeConfig:
     max_value_bytes: int = 1024 * 1024
     request_timeout: float = 5.0
     body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    max_http_connections: int = 0  # 0: as many as the descriptor limit allows (see server.py)
+    max_list_bytes: int = 4 * 1024 * 1024
     append_entries_period: float = 0.05
     election_timeout_min: float = 0.4
     election_timeout_max: float = 1.4
@@ -169,11 +172,15 @@ def validate(config: NodeConfig) -> None:
         "max_value_bytes": config.max_value_bytes,
         "request_timeout": config.request_timeout,
         "body_timeout": config.body_timeout,
+        "header_timeout": config.header_timeout,
+        "max_list_bytes": config.max_list_bytes,
         "append_entries_period": config.append_entries_period,
     }
     for key, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{key}: must be greater than 0 (got {value})")
+    if config.max_http_connections < 0:
+        raise ConfigError("max_http_connections: must be 0 (automatic) or more")
     if config.snapshot_entries < 2:
         raise ConfigError("snapshot_entries: must be at least 2")
     if (

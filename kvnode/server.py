@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 
@@ -16,9 +17,34 @@ from aiohttp import web
 
 from kvnode.api import create_app
 from kvnode.config import ConfigError, NodeConfig, split_address
+from kvnode.http_guard import GuardedAppRunner
 from kvnode.raft.replica import Replica
 
 log = logging.getLogger(__name__)
+
+# Descriptors kept back from HTTP clients for the journal, WAL, checkpoints, snapshots and
+# peer connections: a flood of clients must never make a storage write fail.
+STORAGE_FD_RESERVE = 256
+MIN_HTTP_CONNECTIONS = 16
+
+
+def http_connection_limit(configured: int) -> int:
+    """The HTTP connection cap: as configured, or (0) what the open-file limit allows after
+    the storage reserve. Raises the soft open-file limit to the hard one first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    available = soft - STORAGE_FD_RESERVE if soft != resource.RLIM_INFINITY else 1 << 20
+    if configured:
+        if configured > available:
+            raise ConfigError(
+                f"max_http_connections: {configured} leaves fewer than {STORAGE_FD_RESERVE}"
+                f" of the {soft} open files this process may have for storage"
+            )
+        return configured
+    return max(MIN_HTTP_CONNECTIONS, available)
 
 
 def ensure_port_free(address: str, key: str) -> None:
@@ -36,9 +62,19 @@ def ensure_port_free(address: str, key: str) -> None:
 async def serve(config: NodeConfig) -> None:
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
+    max_connections = http_connection_limit(config.max_http_connections)
     replica = Replica(config)
-    runner = web.AppRunner(
-        create_app(replica, body_timeout=config.body_timeout), access_log=None, handle_signals=False
+
+    def node_headers() -> dict[str, str]:
+        return {"X-KV-Node": config.node_id, "X-KV-Leader": replica.leader() or ""}
+
+    runner = GuardedAppRunner(
+        create_app(replica, body_timeout=config.body_timeout),
+        header_timeout=config.header_timeout,
+        max_connections=max_connections,
+        node_headers=node_headers,
+        access_log=None,
+        handle_signals=False,
     )
     sweeper: asyncio.Task | None = None
     try:
@@ -46,9 +82,11 @@ async def serve(config: NodeConfig) -> None:
         host, port = config.http_host_port
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         log.info(
-            "serving HTTP on %s, Raft on %s, peers %s, data in %s (fsync=%s)",
+            "serving HTTP on %s (at most %d connections), Raft on %s, peers %s, data in %s"
+            " (fsync=%s)",
             config.http_addr,
-            config.raft_addr,
+            max_connections,
+            config.raft_addr if config.peers or config.cluster_secret else "no port (alone)",
             ", ".join(config.peers) or "none",
             config.data_dir,
             config.fsync,

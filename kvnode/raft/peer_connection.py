@@ -29,32 +29,16 @@ from typing import Any
 
 from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 
+from kvnode.log_limit import LogLimiter
+
 log = logging.getLogger(__name__)
 
 FRAME_HEADER = struct.Struct("i")  # PySyncObj's length prefix (native int)
 HANDSHAKE_SECONDS = 5.0
 FRAME_HEADROOM_BYTES = 1024 * 1024
-LOG_EVERY_SECONDS = 30.0
 
 
-class RateLimitedLog:
-    """One warning per `reason` and peer every LOG_EVERY_SECONDS, with a count of the rest."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[float, int]] = {}
-
-    def warn(self, reason: str, peer: str, detail: str) -> None:
-        now = time.monotonic()
-        last, suppressed = self._last.get((reason, peer), (0.0, 0))
-        if now - last < LOG_EVERY_SECONDS:
-            self._last[(reason, peer)] = (last, suppressed + 1)
-            return
-        more = f" ({suppressed} more since the last report)" if suppressed else ""
-        log.warning("peer connection %s dropped: %s%s", peer, detail, more)
-        self._last[(reason, peer)] = (now, 0)
-
-
-peer_warnings = RateLimitedLog()
+peer_warnings = LogLimiter(log)
 
 
 def max_frame_bytes_for(max_value_bytes: int) -> int:
@@ -92,6 +76,11 @@ class BoundedTcpConnection(TcpConnection):
         self._peer = f"{host}:{port}"
         return bool(super().connect(host, port))
 
+    def _warn(self, reason: str, detail: str) -> None:
+        peer_warnings.warning(
+            f"{reason} {self._peer}", "peer connection %s dropped: %s", self._peer, detail
+        )
+
     def _TcpConnection__processRead(self) -> bool:
         buffer = self._TcpConnection__readBuffer  # type: ignore[has-type]
         if not isinstance(buffer, bytearray):
@@ -115,9 +104,7 @@ class BoundedTcpConnection(TcpConnection):
             and not self._frames_received
             and time.monotonic() - self._opened_at > HANDSHAKE_SECONDS
         ):
-            peer_warnings.warn(
-                "handshake", self._peer, f"no authenticated message within {HANDSHAKE_SECONDS} s"
-            )
+            self._warn("handshake", f"no authenticated message within {HANDSHAKE_SECONDS} s")
             self.disconnect()
             return False
         return more
@@ -127,9 +114,7 @@ class BoundedTcpConnection(TcpConnection):
         if message is not None:
             self._frames_received += 1
         elif self.state == CONNECTION_STATE.DISCONNECTED:
-            peer_warnings.warn(
-                "auth",
-                self._peer,
-                "a message failed to authenticate or decode (a different cluster_secret?)",
+            self._warn(
+                "auth", "a message failed to authenticate or decode (a different cluster_secret?)"
             )
         return message

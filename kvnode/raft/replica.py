@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -73,14 +74,10 @@ class Replica:
         with self.node.machine_lock:
             return self.machine.get(key, now_ms())
 
-    def scan(self, prefix: str, limit: int) -> list[tuple[str, KeyRecord]]:
+    def scan(self, prefix: str, limit: int, start_after: str = "") -> list[tuple[str, KeyRecord]]:
+        """Up to `limit` live keys under `prefix` after `start_after`, in key order."""
         with self.node.machine_lock:
-            found = []
-            for item in self.machine.scan(prefix, now_ms()):
-                if len(found) >= limit:
-                    break
-                found.append(item)
-            return found
+            return list(itertools.islice(self.machine.scan(prefix, now_ms(), start_after), limit))
 
     def leader(self) -> str | None:
         return self.node.leader_address()

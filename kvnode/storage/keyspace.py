@@ -67,9 +67,15 @@ class Keyspace:
             return None
         return record
 
-    def scan(self, prefix: str, now_ms: int) -> Iterator[tuple[str, KeyRecord]]:
-        """Live keys starting with `prefix`, in key order."""
-        for key in self._data.irange(minimum=prefix):
+    def scan(
+        self, prefix: str, now_ms: int, start_after: str = ""
+    ) -> Iterator[tuple[str, KeyRecord]]:
+        """Live keys starting with `prefix`, in key order, after `start_after` if given."""
+        if start_after and start_after >= prefix:
+            keys = self._data.irange(minimum=start_after, inclusive=(False, True))
+        else:
+            keys = self._data.irange(minimum=prefix)
+        for key in keys:
             if not key.startswith(prefix):
                 return
             record = self._data[key]

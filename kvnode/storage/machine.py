@@ -301,8 +301,10 @@ class StateMachine:
         """The live record of `key`, or None if absent or past its deadline."""
         return self._keys.get(key, wall_clock_ms() if now_ms is None else now_ms)
 
-    def scan(self, prefix: str = "", now_ms: int | None = None) -> Iterator[tuple[str, KeyRecord]]:
-        return self._keys.scan(prefix, wall_clock_ms() if now_ms is None else now_ms)
+    def scan(
+        self, prefix: str = "", now_ms: int | None = None, start_after: str = ""
+    ) -> Iterator[tuple[str, KeyRecord]]:
+        return self._keys.scan(prefix, wall_clock_ms() if now_ms is None else now_ms, start_after)
 
     def digest(self) -> str:
         """Hash of the stored state; replicas at the same last_applied must agree."""

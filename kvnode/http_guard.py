@@ -1,0 +1,139 @@
+"""The HTTP listener's own defences, below the application: what aiohttp leaves open.
+
+- *Slow request heads* (slowloris): aiohttp waits for request headers without
+  a deadline, so a client that sends one byte a minute holds a socket forever,
+  and enough of them exhaust the node's file descriptors (then Raft's own file
+  writes fail). A request head must arrive complete within `header_timeout`.
+- *Too many connections*: beyond `max_connections` a new connection is closed
+  at once, with one rate-limited log line, so descriptors stay for storage.
+- *Errors from the HTTP parser* (a header over 8 KiB, a NUL in the path, a bad
+  method, TLS bytes on the HTTP port): aiohttp answers them itself in plain
+  text; here they get kvnode's JSON body and `X-KV-Node`, like every error.
+
+aiohttp builds its protocol objects through `web.Server`; `GuardedAppRunner`
+gives the running server the `GuardedServer` class, whose protocol factory
+makes `GuardedRequestHandler`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from kvnode.log_limit import LogLimiter
+
+log = logging.getLogger(__name__)
+
+PARSER_ERROR_CODES = {
+    HTTPStatus.BAD_REQUEST: "bad_request",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "headers_too_large",
+    HTTPStatus.REQUEST_URI_TOO_LONG: "uri_too_long",
+    HTTPStatus.NOT_IMPLEMENTED: "not_implemented",
+}
+
+
+warnings = LogLimiter(log)
+
+
+class GuardedRequestHandler(RequestHandler):
+    """One HTTP connection, with a deadline on request heads and JSON parser errors."""
+
+    _guard: GuardedServer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._partial_since: float | None = None
+        super().connection_made(transport)
+        guard = self._guard
+        if len(guard.connections) > guard.max_connections:
+            warnings.warning(
+                "http-cap",
+                "refusing HTTP connections: max_http_connections (%d) reached",
+                guard.max_connections,
+            )
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count > before:
+            self._partial_since = None  # a head arrived whole
+        elif (
+            self._partial_since is None
+            and self._current_request is None
+            and not self._messages
+            and data
+        ):
+            # Bytes of a new request head, not a body of one being served: start its clock.
+            started = self._partial_since = self._loop.time()
+            self._loop.call_later(self._guard.header_timeout, self._head_overdue, started)
+
+    def _head_overdue(self, started: float) -> None:
+        if self._partial_since == started and self.transport is not None:
+            warnings.warning(
+                "http-slow-head",
+                "closed an HTTP connection whose request head took over %g s (header_timeout)",
+                self._guard.header_timeout,
+            )
+            self.transport.close()
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """Errors raised before kvnode's handlers run (the parser): JSON like every error,
+        and one debug line instead of aiohttp's traceback (anyone can send these)."""
+        log.debug("unreadable HTTP request from %s: %s", request.remote, exc or message)
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response was already started; cannot send an error")
+        phrase = HTTPStatus(status).phrase
+        code = PARSER_ERROR_CODES.get(HTTPStatus(status), "internal" if status >= 500 else "bad")
+        body = {"error": code, "message": f"the request could not be read: {message or phrase}"}
+        response = web.Response(
+            status=status, body=orjson.dumps(body), content_type="application/json"
+        )
+        response.headers.update(self._guard.node_headers())
+        response.force_close()
+        return response
+
+
+class GuardedServer(web.Server):
+    header_timeout: float
+    max_connections: int
+    node_headers: Callable[[], dict[str, str]]
+
+    def __call__(self) -> RequestHandler:
+        handler = GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler._guard = self
+        return handler
+
+
+class GuardedAppRunner(web.AppRunner):
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        header_timeout: float,
+        max_connections: int,
+        node_headers: Callable[[], dict[str, str]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self._limits = (header_timeout, max_connections, node_headers)
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # aiohttp builds a plain web.Server; give it the guarded protocol factory.
+        server.__class__ = GuardedServer
+        guarded: GuardedServer = server  # type: ignore[assignment]
+        guarded.header_timeout, guarded.max_connections, guarded.node_headers = self._limits
+        return guarded
