@@ -13,7 +13,9 @@ keeps PySyncObj's Journal interface but:
 - term and vote go to `raft.meta` with tmp + fsync + rename + fsync(dir)
   *before* PySyncObj sends the vote that depends on them; an unreadable meta
   file refuses to start instead of forgetting a vote;
-- compaction (`deleteEntriesTo`) rewrites the remaining tail atomically.
+- compaction (`deleteEntriesTo`) rewrites the remaining tail atomically;
+- a write that fails (disk full, I/O error, no descriptors) stops the node
+  (`failstop.py`) rather than leaving PySyncObj to retry it every tick.
 
 `raft.journal` layout: header b"KVN\\0" b"RJNL" u16 version=1, then frames
 whose body is `index u64 | term u64 | command bytes` (PySyncObj's encoded
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from pysyncobj.journal import Journal
 
+from kvnode.raft.failstop import on_storage_error
 from kvnode.storage.errors import CorruptFile, CorruptRecord
 from kvnode.storage.fileformat import (
     HEADER_SIZE,
@@ -125,6 +128,7 @@ class DurableJournal(Journal):
         voted = data[start : start + voted_len].decode() if voted_len else None
         return term, commit_index, voted
 
+    @on_storage_error("write the Raft term, vote and commit index")
     def _store_meta(self) -> None:
         voted = (self._voted_for or "").encode()
         data = encode_header(KIND_META, JOURNAL_VERSION) + META_HEAD.pack(
@@ -136,6 +140,7 @@ class DurableJournal(Journal):
 
     # -- durability ------------------------------------------------------------------
 
+    @on_storage_error("sync the Raft journal")
     def sync_if_dirty(self) -> None:
         """One fsync for everything changed since the last call (group commit)."""
         if self._dirty:
@@ -149,17 +154,20 @@ class DurableJournal(Journal):
 
     # -- PySyncObj's Journal interface ------------------------------------------------
 
+    @on_storage_error("append to the Raft journal")
     def add(self, command: bytes, idx: int, term: int) -> None:
         self._offsets.append(self._file.size)
         self._file.append(encode_frame(ENTRY_HEAD.pack(idx, term) + command))
         self._entries.append((command, idx, term))
         self._dirty = True
 
+    @on_storage_error("clear the Raft journal")
     def clear(self) -> None:
         self._entries, self._offsets = [], []
         self._file.truncate(HEADER_SIZE, durable=False)
         self._dirty = True
 
+    @on_storage_error("truncate the Raft journal")
     def deleteEntriesFrom(self, entryFrom: int) -> None:
         """Drop the entries from list position `entryFrom` on (a conflicting suffix)."""
         if entryFrom >= len(self._entries):
@@ -169,6 +177,7 @@ class DurableJournal(Journal):
         del self._offsets[entryFrom:]
         self._dirty = True
 
+    @on_storage_error("compact the Raft journal")
     def deleteEntriesTo(self, entryTo: int) -> None:
         """Compaction: keep the entries from list position `entryTo` on, rewritten atomically.
 

@@ -40,6 +40,7 @@ from pysyncobj.node import TCPNode
 
 from kvnode.config import NodeConfig
 from kvnode.raft import wire
+from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.transport import SyncedTransport
@@ -51,7 +52,6 @@ from kvnode.storage.snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
 
-EXIT_STORAGE_FAILURE = 75
 DUMP_FILE = "raft.snapshot"
 ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 LEADER_FALLBACK_FACTOR = 3  # a cut-off leader steps down after 3 max election timeouts
@@ -81,13 +81,6 @@ def _create_journal(journal_file: Any) -> Journal:
 syncobj_module.createJournal = _create_journal
 # PySyncObj builds its peer-message encryptor from `conf.password` with this factory.
 syncobj_module.getEncryptor = PeerCipher.from_secret
-
-
-def fail_stop(reason: str) -> None:
-    """Stop the process: continuing would serve or acknowledge data no one can vouch for."""
-    log.critical("stopping the node: %s", reason)
-    logging.shutdown()
-    os._exit(EXIT_STORAGE_FAILURE)
 
 
 def encode_raft_data(raft_data: tuple) -> bytes:
@@ -215,7 +208,7 @@ class RaftNode(SyncObj):
         try:
             with self.machine_lock:
                 (outcome,) = self.machine.append([Entry(index, term, command)])
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             fail_stop(f"cannot apply entry {index}: {exc}")
         return outcome
 
@@ -234,7 +227,7 @@ class RaftNode(SyncObj):
         try:
             with self.machine_lock:
                 self.machine.sync()
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             fail_stop(f"cannot sync the state machine: {exc}")
 
     # -- snapshots (tick thread) ------------------------------------------------------
@@ -244,7 +237,7 @@ class RaftNode(SyncObj):
             with self.machine_lock:
                 self.machine.sync()
                 self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             fail_stop(f"cannot write a snapshot: {exc}")
         self.snapshots_written += 1
 

@@ -23,12 +23,14 @@ from kvnode.raft.errors import Indeterminate, Unavailable
 from kvnode.raft.node import DUMP_FILE, RaftNode
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.storage import KeyRecord, Outcome, StateMachine
-from kvnode.storage.errors import NotKvnodeFile
+from kvnode.storage.errors import NotKvnodeFile, StorageFailure
 
 log = logging.getLogger(__name__)
 
 EXPIRE_CHECK_SECONDS = 0.5
-DATA_DIR_ENTRIES = {"sm", "raft.journal", "raft.meta", DUMP_FILE}
+WRITE_PROBE = ".write-probe"
+WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
+DATA_DIR_ENTRIES = {"sm", "raft.journal", "raft.meta", DUMP_FILE, WRITE_PROBE}
 
 
 def now_ms() -> int:
@@ -47,12 +49,28 @@ def check_data_dir(data_dir: Path) -> None:
         )
 
 
+def probe_writable(data_dir: Path) -> None:
+    """Refuse to start on a directory that cannot take a write (a full or read-only disk):
+    the node would otherwise join, fall behind and stop at its first journal append."""
+    probe = data_dir / WRITE_PROBE
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(bytes(WRITE_PROBE_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise StorageFailure(data_dir, f"cannot write to the data directory: {exc}") from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 class Replica:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
         check_data_dir(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        probe_writable(data_dir)
         self.machine = StateMachine(
             data_dir / "sm",
             fsync=config.durable,
@@ -91,8 +109,12 @@ class Replica:
         }
 
     def ready(self) -> bool:
+        """Able to serve: a leader is known (and, on the leader, a majority is reachable), and
+        everything committed that this node knows of is applied."""
         status = self.node.getStatus()
-        return status["leader"] is not None and status["last_applied"] >= status["commit_idx"]
+        if status["leader"] is None or status["last_applied"] < status["commit_idx"]:
+            return False
+        return not self.node.is_leader() or bool(status["has_quorum"])
 
     async def expire_keys_forever(self) -> None:
         """On the leader: propose Expire{now} whenever some key's deadline has passed."""
