@@ -38,6 +38,7 @@ from kvnode.storage.errors import CorruptFile, CorruptRecord
 from kvnode.storage.fileformat import (
     HEADER_SIZE,
     atomic_write,
+    check_crc,
     check_header,
     encode_header,
     fsync_dir,
@@ -119,10 +120,8 @@ class DurableJournal(Journal):
         data = self.meta_path.read_bytes()
         check_header(data, KIND_META, JOURNAL_VERSION, self.meta_path)
         if len(data) < HEADER_SIZE + META_HEAD.size + CRC.size:
-            raise CorruptFile(self.meta_path, "truncated")
-        (stored,) = CRC.unpack_from(data, len(data) - CRC.size)
-        if zlib.crc32(data[: -CRC.size]) != stored:
-            raise CorruptFile(self.meta_path, "checksum mismatch: term and vote are unknown")
+            raise CorruptFile(self.meta_path, f"truncated at {len(data)} bytes", len(data))
+        check_crc(data, self.meta_path, consequence="term and vote are unknown")
         term, commit_index, voted_len = META_HEAD.unpack_from(data, HEADER_SIZE)
         start = HEADER_SIZE + META_HEAD.size
         voted = data[start : start + voted_len].decode() if voted_len else None

@@ -39,6 +39,7 @@ from kvnode.storage.fileformat import (
     KIND_METADATA,
     FaultHook,
     atomic_write,
+    check_crc,
     check_header,
     encode_header,
     no_fault,
@@ -79,10 +80,8 @@ def decode_metadata(data: bytes, path: Path) -> Metadata:
     check_header(data, KIND_METADATA, METADATA_VERSION, path)
     expected = HEADER_SIZE + METADATA_BODY.size + CRC.size
     if len(data) != expected:
-        raise CorruptFile(path, f"metadata is {len(data)} bytes, expected {expected}")
-    (stored,) = CRC.unpack_from(data, len(data) - CRC.size)
-    if zlib.crc32(data[: -CRC.size]) != stored:
-        raise CorruptFile(path, "checksum mismatch: the file is damaged")
+        raise CorruptFile(path, f"metadata is {len(data)} bytes, expected {expected}", len(data))
+    check_crc(data, path)
     return Metadata(*METADATA_BODY.unpack_from(data, HEADER_SIZE))
 
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from kvnode.storage.errors import NotKvnodeFile, UnsupportedFormat
+from kvnode.storage.errors import CorruptFile, NotKvnodeFile, StorageError, UnsupportedFormat
+
+CRC = struct.Struct("<I")  # the crc32 that ends every small kvnode file
 
 MAGIC = b"KVN\x00"
 HEADER = struct.Struct("<4s4sH")
@@ -106,3 +109,26 @@ def atomic_write(
     if durable:
         fsync_dir(path.parent)
     fault_hook(f"{path.name}:dir-synced")
+
+
+def check_crc(
+    data: bytes | memoryview,
+    path: Path,
+    error: type[StorageError] = CorruptFile,
+    consequence: str = "the file is damaged",
+) -> int:
+    """Verify a file whose last 4 bytes are the crc32 of all before them; return the CRC.
+
+    A whole-file checksum cannot say which byte is wrong, so the error names the
+    offset of the checksum and the range it covers.
+    """
+    end = len(data) - CRC.size
+    (stored,) = CRC.unpack_from(data, end)
+    if zlib.crc32(memoryview(data)[:end]) != stored:
+        raise error(
+            path,
+            f"checksum mismatch, {consequence}: bytes 0 to {end} do not match the crc32 stored"
+            " at this offset",
+            end,
+        )
+    return int(stored)

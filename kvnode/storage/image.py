@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from kvnode.storage.dedup import RequestRecord
 from kvnode.storage.errors import CorruptFile, StorageError
-from kvnode.storage.fileformat import HEADER_SIZE, check_header, encode_header
+from kvnode.storage.fileformat import HEADER_SIZE, check_crc, check_header, encode_header
 from kvnode.storage.keyspace import KeyRecord, Keyspace
 from kvnode.storage.outcome import Outcome, Status
 
@@ -116,10 +116,8 @@ def decode_image(
     """Verify and decode an image; any damage raises `error` naming the file."""
     version = check_header(data, kind, IMAGE_VERSION, path)
     if len(data) < HEADER_SIZE + IMAGE_HEAD.size + EXTRA_LEN.size + CRC.size:
-        raise error(path, f"file is truncated ({len(data)} bytes)")
-    (stored_crc,) = CRC.unpack_from(data, len(data) - CRC.size)
-    if zlib.crc32(memoryview(data)[: len(data) - CRC.size]) != stored_crc:
-        raise error(path, "checksum mismatch: the file is damaged")
+        raise error(path, f"file is truncated ({len(data)} bytes)", len(data))
+    stored_crc = check_crc(data, path, error)
     index, term, log_clock_ms, count = IMAGE_HEAD.unpack_from(data, HEADER_SIZE)
     offset = HEADER_SIZE + IMAGE_HEAD.size
     items: list[tuple[str, KeyRecord]] = []

@@ -61,7 +61,7 @@ def test_unreadable_term_and_vote_refuse_to_start(tmp_path: Path) -> None:
     data = bytearray(meta.read_bytes())
     data[12] ^= 0x01
     meta.write_bytes(bytes(data))
-    with pytest.raises(CorruptFile, match="term and vote"):
+    with pytest.raises(CorruptFile, match=r"at offset \d+: checksum mismatch, term and vote"):
         open_journal(tmp_path)
 
 

@@ -140,6 +140,9 @@ def test_bit_flip_anywhere_in_checkpoint_files_is_refused(tmp_path: Path, name: 
         with pytest.raises(CorruptFile) as raised:
             StateMachine(directory)
         assert name in str(raised.value)
+        assert raised.value.offset is not None and f"at offset {raised.value.offset}" in str(
+            raised.value
+        ), "the error must name the offset, as WAL errors do"
         (directory / name).write_bytes(original)
     assert StateMachine(directory).last_applied == RECORDS
 
