@@ -85,17 +85,21 @@ class Value:
 
 
 class _Attempt:
-    """Per-request trace context: whether any copy of the request went out on the wire."""
+    """Per-request trace context: how many copies of the request went out on the wire."""
 
-    sent = False
+    copies = 0
+
+    @property
+    def sent(self) -> bool:
+        return self.copies > 0
 
 
-async def _mark_sent(
+async def _count_copy(
     _session: aiohttp.ClientSession,
     context: Any,
     _params: aiohttp.TraceRequestHeadersSentParams,
 ) -> None:
-    context.trace_request_ctx.sent = True
+    context.trace_request_ctx.copies += 1
 
 
 def normalize_endpoint(endpoint: str) -> str:
@@ -140,7 +144,7 @@ class Client:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             sent = aiohttp.TraceConfig()
-            sent.on_request_headers_sent.append(_mark_sent)
+            sent.on_request_headers_sent.append(_count_copy)
             self._session = aiohttp.ClientSession(timeout=self._timeout, trace_configs=[sent])
         return self._session
 
@@ -184,6 +188,14 @@ class Client:
                     last_error = exc
                     continue
                 raise Indeterminate(0, "indeterminate", f"{target}: {exc!r}") from exc
+            if status == 503 and not idempotent and attempt.copies > 1:
+                # The 503 refused aiohttp's silent resend; the first copy reached the node
+                # before the connection dropped and may be applied.
+                raise Indeterminate(
+                    503,
+                    "indeterminate",
+                    f"{target}: a resend was refused, the first copy may have been applied",
+                )
             if status >= 400:
                 raise _error_from(status, body)
             return status, body, response_headers

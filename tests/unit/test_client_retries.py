@@ -87,3 +87,48 @@ def test_a_write_that_reached_a_node_that_then_died_is_indeterminate() -> None:
     error, received = asyncio.run(_put_to_a_node_that_dies_mid_request())
     assert received and received[0].startswith(b"PUT /kv/k")  # the node did get the write
     assert isinstance(error, Indeterminate), f"reported as {error!r}"
+
+
+async def _put_whose_resend_is_refused() -> tuple[Exception | None, list[bytes]]:
+    """The node reads the PUT on a kept-alive connection, then the connection drops;
+    aiohttp silently resends it on a new connection, and that copy is refused with 503."""
+    received: list[bytes] = []
+    answer_ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+    body = b'{"error":"no_leader","message":"no leader"}'
+    refuse = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    refuse += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first_connection = not received
+        head = await reader.readuntil(b"\r\n\r\n")
+        if first_connection:  # a GET that makes the connection a kept-alive one
+            writer.write(answer_ok)
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            received.append(head)
+            writer.transport.abort()  # the PUT reached the node; the reply never comes
+            return
+        received.append(head)
+        writer.write(refuse)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    error: Exception | None = None
+    try:
+        async with Client([f"127.0.0.1:{port}"], timeout=2, retry_writes=False) as client:
+            await client.request("GET", "/status", idempotent=True)
+            try:
+                await client.put("k", b"v")
+            except (Indeterminate, Unavailable) as exc:
+                error = exc
+    finally:
+        server.close()
+    return error, received
+
+
+def test_a_503_to_a_silent_resend_is_indeterminate() -> None:
+    error, received = asyncio.run(_put_whose_resend_is_refused())
+    assert len(received) == 2 and all(r.startswith(b"PUT /kv/k") for r in received)
+    assert isinstance(error, Indeterminate), f"reported as {error!r}"

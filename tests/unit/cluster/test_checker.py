@@ -70,6 +70,16 @@ def test_failed_operations_carry_no_effect() -> None:
     assert verdict([put(0, 1, "a"), put(2, 3, "b", FAIL), get(4, 5, "a")]).linearizable
 
 
+def test_a_write_answered_503_that_is_later_observed_is_reported() -> None:
+    """503 promises "not applied" (README guarantee 4): a read of its value is a violation."""
+    history = [put(0, 1, "a"), put(2, 3, "b", FAIL), get(4, 5, "b")]
+    result = verdict(history)
+    assert not result.linearizable
+    assert any(o.kind == "put" and o.value == "b" for o in result.minimal) or any(
+        o.kind == "get" and o.value == "b" for o in result.minimal
+    )
+
+
 def test_stale_read_is_reported_with_a_minimal_sub_history() -> None:
     history = [put(0, 1, "a"), get(1.5, 1.8, "a"), put(2, 3, "b"), get(4, 5, "a"), get(6, 7, "b")]
     result = verdict(history)
