@@ -1,5 +1,5 @@
-"""The peer transport: a persistence barrier on sends, a fix to the leader's nextIndex, and
-no peer port for a lone node without a secret.
+"""The peer transport: a persistence barrier on sends, a fix to the leader's nextIndex, a
+gate against stale snapshots, and no peer port for a lone node without a secret.
 
 Every Raft message PySyncObj sends goes through `send`. Before any message
 other than the leader's own append-entries leaves, the journal is synced:
@@ -22,11 +22,15 @@ what `_onMessageReceived` enforces; failure replies (reset) still move it back.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pysyncobj.transport import TCPTransport
 
 from kvnode.raft.journal import DurableJournal
+from kvnode.raft.snapshot_gate import SnapshotGate
+
+log = logging.getLogger(__name__)
 
 # Messages that acknowledge nothing this node stored: the leader's replication
 # (followers do not count it as durable anywhere) and command forwarding.
@@ -35,6 +39,10 @@ UNSYNCED_MESSAGES = frozenset({"append_entries", "apply_command", "apply_command
 
 class SyncedTransport(TCPTransport):
     journal: DurableJournal  # set by `bind_journal` before PySyncObj creates the transport
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._gate = SnapshotGate()  # before TCPTransport starts receiving
+        super().__init__(*args, **kwargs)
 
     @classmethod
     def bind_journal(cls, journal: DurableJournal) -> type[SyncedTransport]:
@@ -56,6 +64,13 @@ class SyncedTransport(TCPTransport):
         return super().send(node, message)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
+        if (
+            isinstance(message, dict)
+            and message.get("type") == "append_entries"
+            and message.get("serialized") is not None
+            and self._refuse_stale_snapshot(node, message["serialized"])
+        ):
+            return
         if not (
             isinstance(message, dict)
             and message.get("type") == "next_node_idx"
@@ -69,3 +84,28 @@ class SyncedTransport(TCPTransport):
         super()._onMessageReceived(node, message)
         if sent_up_to is not None and next_index.get(node, sent_up_to) < sent_up_to:
             next_index[node] = sent_up_to
+
+    def _refuse_stale_snapshot(self, node: Any, chunk: Any) -> bool:
+        """Drop a snapshot older than this node's commit index (snapshot_gate.py)."""
+        commit_index = self._syncObj.raftCommitIndex
+        drop, refused = self._gate.screen(chunk, commit_index)
+        if refused is not None:
+            log.warning(
+                "refused a snapshot at index %d from %s: this node has already committed up"
+                " to %d; asked the leader for the entries after %d instead",
+                refused,
+                node,
+                commit_index,
+                commit_index,
+            )
+            # PySyncObj's own reply format: "send me entries from this index on".
+            self.send(
+                node,
+                {
+                    "type": "next_node_idx",
+                    "next_node_idx": commit_index + 1,
+                    "reset": True,
+                    "success": False,
+                },
+            )
+        return drop

@@ -110,6 +110,19 @@ def encode_image(
     return body + CRC.pack(crc), crc
 
 
+def peek_index(head: bytes, kind: bytes) -> int | None:
+    """The Raft index an image starts with, from its first bytes alone (None if `head` is
+    too short or not an image of `kind`): enough to judge a snapshot as it starts to arrive."""
+    if len(head) < HEADER_SIZE + IMAGE_HEAD.size or head[4:8] != kind:
+        return None
+    try:
+        check_header(head, kind, IMAGE_VERSION, Path("<incoming snapshot>"))
+    except StorageError:
+        return None
+    index: int = IMAGE_HEAD.unpack_from(head, HEADER_SIZE)[0]
+    return index
+
+
 def decode_image(
     data: bytes, kind: bytes, path: Path, error: type[StorageError] = CorruptFile
 ) -> StateImage:
