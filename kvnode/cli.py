@@ -279,7 +279,8 @@ def run_client(endpoints: str, timeout: float, token: str | None, action: Any) -
     from kvnode.client import Client, KvError
 
     async def runner() -> Any:
-        async with Client(endpoints.split(","), timeout=timeout, token=token) as client:
+        endpoint_list = endpoints.split(",")
+        async with Client(endpoint_list, timeout=timeout, token=token, retry_reads=True) as client:
             return await action(client)
 
     try:

@@ -120,6 +120,7 @@ class Client:
         token: str | None = None,
         retry_writes: bool = True,
         write_deadline: float | None = None,
+        retry_reads: bool = False,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
@@ -128,6 +129,7 @@ class Client:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
         self._retry_writes = retry_writes
+        self._retry_reads = retry_reads
         self._write_deadline = timeout if write_deadline is None else write_deadline
 
     async def __aenter__(self) -> Client:
@@ -159,7 +161,41 @@ class Client:
         endpoint: str | None = None,
         idempotent: bool,
     ) -> tuple[int, bytes, dict[str, str]]:
-        """Send to the first endpoint that answers; raise the matching KvError on 4xx/5xx."""
+        """Send to the first endpoint that answers; raise the matching KvError on 4xx/5xx.
+
+        With `retry_reads`, a read refused with 503 (an election under way) is tried
+        again with backoff until the write deadline, as writes are."""
+        deadline = time.monotonic() + self._write_deadline
+        attempt = 0
+        while True:
+            try:
+                return await self._request_once(
+                    method,
+                    path,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    endpoint=endpoint,
+                    idempotent=idempotent,
+                )
+            except Unavailable:
+                delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+                if not (idempotent and self._retry_reads) or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None,
+        data: bytes | None,
+        headers: dict[str, str] | None,
+        endpoint: str | None,
+        idempotent: bool,
+    ) -> tuple[int, bytes, dict[str, str]]:
         session = self._get_session()
         targets = [normalize_endpoint(endpoint)] if endpoint else self.endpoints
         last_error: Exception | None = None
