@@ -43,6 +43,7 @@ from kvnode.raft import wire
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.peer_cipher import PeerCipher
+from kvnode.raft.prevote import PreVote
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome, StateMachine
@@ -54,7 +55,10 @@ log = logging.getLogger(__name__)
 
 DUMP_FILE = "raft.snapshot"
 ROLES = {0: "follower", 1: "candidate", 2: "leader"}
-LEADER_FALLBACK_FACTOR = 3  # a cut-off leader steps down after 3 max election timeouts
+# Check-quorum: a leader that has not heard from a majority for one (maximum) election
+# timeout steps down, so a leader cut off from the others stops leading as soon as they
+# may have elected another.
+LEADER_FALLBACK_FACTOR = 1
 MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
 
 # FAIL_REASON codes that mean the command was certainly not applied.
@@ -122,6 +126,7 @@ class RaftNode(SyncObj):
         self.journal = DurableJournal(
             Path(config.data_dir), durable=config.durable, dump_file=self.dump_path
         )
+        self.prevote = PreVote(self, config.election_timeout_min)
         conf = SyncObjConf(
             journalFile=self.journal,
             fullDumpFile=str(self.dump_path),
@@ -173,6 +178,40 @@ class RaftNode(SyncObj):
         if raft_log[-1][1] != last_index and self._isLeader():
             # Send in this tick: the journal fsync in _after_tick then overlaps the round trip.
             self._SyncObj__sendAppendEntries()  # type: ignore[attr-defined]
+
+    # -- pre-vote (prevote.py): the ElectionView it sees PySyncObj through -----------------
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:
+        self.prevote.before_tick()
+        super()._onTick(timeToWait)
+
+    def raft_term(self) -> int:
+        return int(self.raftCurrentTerm)
+
+    def raft_state(self) -> int:
+        return int(self._SyncObj__raftState)  # type: ignore[attr-defined]
+
+    def last_log(self) -> tuple[int, int]:
+        _command, index, term = self.journal[-1]  # type: ignore[misc]
+        return index, term
+
+    def peers(self) -> list[Any]:
+        return list(self._SyncObj__otherNodes)  # type: ignore[attr-defined]
+
+    def election_due(self, now: float) -> bool:
+        deadline = self._SyncObj__raftElectionDeadline  # type: ignore[attr-defined]
+        return bool(deadline < now and self._SyncObj__connectedToAnyone())  # type: ignore[attr-defined]
+
+    def postpone_election(self, now: float) -> None:
+        timeout = self._SyncObj__generateRaftTimeout()  # type: ignore[attr-defined]
+        self._SyncObj__raftElectionDeadline = now + timeout
+
+    def start_election_now(self) -> None:
+        self._SyncObj__raftElectionDeadline = 0
+        self.wakeup.notify()
+
+    def send(self, peer: Any, message: dict[str, Any]) -> None:
+        self._SyncObj__transport.send(peer, message)  # type: ignore[attr-defined]
 
     def _send_append_entries_now(self) -> None:
         self._SyncObj__newAppendEntriesTime = 0  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ from typing import Any
 from pysyncobj.transport import TCPTransport
 
 from kvnode.raft.journal import DurableJournal
+from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
 from kvnode.raft.snapshot_gate import SnapshotGate
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,16 @@ class SyncedTransport(TCPTransport):
         return super().send(node, message)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        prevote = self._syncObj.prevote
+        if kind == PRE_VOTE:
+            prevote.on_request(node, message)
+            return
+        if kind == PRE_VOTE_REPLY:
+            prevote.on_reply(message)
+            return
+        if kind == "append_entries" and message.get("term", -1) >= self._syncObj.raftCurrentTerm:
+            prevote.heard_from_leader()
         if (
             isinstance(message, dict)
             and message.get("type") == "append_entries"

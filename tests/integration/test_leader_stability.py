@@ -1,0 +1,78 @@
+"""Pre-vote and check-quorum: a follower that restarts, or that was cut off and comes back,
+does not depose a healthy leader; a leader cut off from the others steps down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from cluster.supervisor import LocalCluster
+from tests.integration.conftest import converged, leader_of, statuses, write_load
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+PAUSE_SECONDS = 3.0  # over twice the maximum election timeout (1.4 s)
+
+
+def leader_view(found: dict[int, dict[str, Any]]) -> set[tuple[int, int]]:
+    """(leader index, term) as every running node sees it."""
+    return {(i, s["term"]) for i, s in found.items() if s["role"] == "leader"}
+
+
+def test_a_restarted_follower_under_load_leaves_the_leader_alone(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        leader = await leader_of(cluster)
+        before = leader_view(await statuses(cluster))
+        follower = (leader + 1) % 3
+        others = [url for i, url in enumerate(cluster.urls) if i != follower]
+        load = asyncio.create_task(write_load(others, 400, concurrency=8))
+        cluster.stop(follower)
+        cluster.start(follower)
+        result = await load
+        assert len(result.acked) == 400, result.errors[:3]
+        found = await converged(cluster)
+        assert leader_view(found) == before, "the restarted follower deposed the leader"
+        assert all(s["term"] == next(iter(before))[1] for s in found.values())
+
+    asyncio.run(scenario())
+
+
+def test_a_follower_cut_off_and_back_leaves_the_leader_alone(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        leader = await leader_of(cluster)
+        before = leader_view(await statuses(cluster))
+        follower = (leader + 2) % 3
+        cluster.pause(follower)  # it hears nothing; its election timer runs out meanwhile
+        await asyncio.sleep(PAUSE_SECONDS)  # the fault's duration, not a synchronisation
+        cluster.resume(follower)
+        load = await write_load(cluster.urls, 100)
+        assert len(load.acked) == 100, load.errors[:3]
+        found = await converged(cluster)
+        assert leader_view(found) == before, "the returning follower deposed the leader"
+
+    asyncio.run(scenario())
+
+
+def test_a_leader_cut_off_from_both_followers_steps_down(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        leader = await leader_of(cluster)
+        followers = [i for i in range(3) if i != leader]
+        for i in followers:
+            cluster.pause(i)
+        started = time.monotonic()
+
+        async def stepped_down() -> bool:
+            found = await statuses(cluster)
+            return leader in found and found[leader]["role"] != "leader"
+
+        try:
+            await wait_until(stepped_down, 10, "the isolated leader to step down")
+        finally:
+            for i in followers:
+                cluster.resume(i)
+        assert time.monotonic() - started < 5, "check-quorum should act within ~1.4 s"
+
+    asyncio.run(scenario())
