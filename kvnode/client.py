@@ -19,6 +19,7 @@ once, never a guess.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Sequence
@@ -107,6 +108,19 @@ def normalize_endpoint(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (0-based)."""
+    return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+
+
+def prev_value_param(value: bytes) -> dict[str, str]:
+    """A CAS comparison value: as text when it is UTF-8, else base64 (any bytes)."""
+    try:
+        return {"prev_value": value.decode()}
+    except UnicodeDecodeError:
+        return {"prev_value_base64": base64.b64encode(value).decode()}
+
+
 def key_path(key: str) -> str:
     return "/kv/" + quote(key, safe="/")
 
@@ -179,7 +193,7 @@ class Client:
                     idempotent=idempotent,
                 )
             except Unavailable:
-                delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+                delay = backoff(attempt)
                 if not (idempotent and self._retry_reads) or time.monotonic() + delay > deadline:
                     raise
                 await asyncio.sleep(delay)
@@ -266,7 +280,7 @@ class Client:
                 return body
             except (Indeterminate, Unavailable) as exc:
                 earlier_attempt_unknown |= isinstance(exc, Indeterminate)
-                delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+                delay = backoff(attempt)
                 if not self._retry_writes or time.monotonic() + delay > deadline:
                     if earlier_attempt_unknown and isinstance(exc, Unavailable):
                         # The last 503 only says *this* attempt was refused; an earlier one
@@ -296,7 +310,7 @@ class Client:
         if ttl is not None:
             params["ttl"] = f"{ttl:g}"
         if prev_value is not None:
-            params["prev_value"] = prev_value.decode()
+            params.update(prev_value_param(prev_value))
         if prev_revision is not None:
             params["prev_revision"] = str(prev_revision)
         if prev_exist is not None:
@@ -349,7 +363,7 @@ class Client:
         """Delete `key`; returns the revision of the delete. Raises NotFound if absent."""
         params: dict[str, str] = {}
         if prev_value is not None:
-            params["prev_value"] = prev_value.decode()
+            params.update(prev_value_param(prev_value))
         if prev_revision is not None:
             params["prev_revision"] = str(prev_revision)
         body = await self.write(

@@ -206,6 +206,11 @@ class RaftNode(SyncObj):
         timeout = self._SyncObj__generateRaftTimeout()  # type: ignore[attr-defined]
         self._SyncObj__raftElectionDeadline = now + timeout
 
+    def forget_leader(self) -> None:
+        if self._SyncObj__raftLeader is not None:  # type: ignore[has-type]
+            self._SyncObj__raftLeader = None
+            self._SyncObj__onLeaderChanged()  # type: ignore[attr-defined]
+
     def start_election_now(self) -> None:
         self._SyncObj__raftElectionDeadline = 0
         self.wakeup.notify()

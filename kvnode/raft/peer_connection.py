@@ -92,9 +92,8 @@ class BoundedTcpConnection(TcpConnection):
         if len(buffer) >= FRAME_HEADER.size:
             (length,) = FRAME_HEADER.unpack_from(buffer)
             if not 0 <= length <= self.max_frame_bytes:
-                peer_warnings.warn(
+                self._warn(
                     "frame",
-                    self._peer,
                     f"it announced a frame of {length} bytes (the limit is {self.max_frame_bytes})",
                 )
                 self.disconnect()

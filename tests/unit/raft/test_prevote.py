@@ -20,6 +20,7 @@ class FakeRaft:
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     postponed: int = 0
     started: int = 0
+    leader_forgotten: bool = False
 
     def raft_term(self) -> int:
         return self.term
@@ -40,6 +41,9 @@ class FakeRaft:
         self.postponed += 1
         self.due = False
 
+    def forget_leader(self) -> None:
+        self.leader_forgotten = True
+
     def start_election_now(self) -> None:
         self.started += 1
         self.due = True
@@ -52,6 +56,7 @@ def test_a_due_election_first_asks_for_pre_votes_and_keeps_the_term() -> None:
     raft = FakeRaft()
     PreVote(raft, 0.4).before_tick()
     assert raft.postponed == 1 and raft.term == 5 and raft.started == 0
+    assert raft.leader_forgotten, "a leader unheard for an election timeout is not known"
     assert [(peer, m["type"], m["term"]) for peer, m in raft.sent] == [
         ("b", PRE_VOTE, 6),
         ("c", PRE_VOTE, 6),
