@@ -76,6 +76,16 @@ class BoundedTcpConnection(TcpConnection):
         self._peer = f"{host}:{port}"
         return bool(super().connect(host, port))
 
+    def disconnect(self) -> None:
+        if (
+            not self._handshake_deadline  # an outgoing connection: this node spoke first
+            and self.encryptor is not None
+            and self.state == CONNECTION_STATE.CONNECTED
+            and not self._frames_received
+        ):
+            self._warn("closed", "it hung up before authenticating (a different cluster_secret?)")
+        super().disconnect()
+
     def _warn(self, reason: str, detail: str) -> None:
         peer_warnings.warning(
             f"{reason} {self._peer}", "peer connection %s dropped: %s", self._peer, detail
