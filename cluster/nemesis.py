@@ -13,11 +13,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from cluster import NEMESES
 from cluster.netns import Topology
 from cluster.supervisor import LocalCluster
 from kvnode.client import Client
 
-NEMESES = ("kill", "kill-leader", "pause", "pause-leader", "wipe", "partition")
 HOLD_SECONDS = (0.5, 3.0)
 GAP_SECONDS = (0.5, 2.0)
 READY_TIMEOUT = 30.0

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from kvnode import commands
 from kvnode.commands_pb2 import Condition
 from kvnode.config import MAX_KEY_BYTES
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from kvnode.raft.errors import Indeterminate, Unavailable
 from kvnode.raft.replica import Replica, now_ms
 from kvnode.storage import KeyRecord, Outcome, Status
@@ -34,11 +35,8 @@ log = logging.getLogger(__name__)
 
 KV_PREFIX = "/kv/"
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
-DEFAULT_LIST_LIMIT = 1000
-MAX_LIST_LIMIT = 100_000
 BODY_READ_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = "1"
-CONSISTENCY_MODES = ("linearizable", "stale")
 MAX_REQUEST_ID_LENGTH = 128
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
 MAX_REVISION = 2**63 - 1

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cluster import NEMESES
 from cluster.control import RESTART_POLICIES, SIGNALS, ControlError
 from cluster.control import socket_path as control_socket_path
-from kvnode.config import FSYNC_MODES, ConfigError, load_config
+from kvnode.bench import TARGETS, WORKLOADS
+from kvnode.config import FSYNC_MODES, LOG_LEVELS, ConfigError, load_config
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
 from kvnode.storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from kvnode.client import Client, WriteResult
 
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
+T = TypeVar("T")
 
 
 def configure_logging(level: str, node_id: str) -> None:
@@ -58,7 +68,7 @@ def main() -> None:
     default=None,
     help="Allow a multi-node node without a cluster secret (trusted networks only).",
 )
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-level", type=click.Choice(LOG_LEVELS))
 @click.option(
     "--repair",
     is_flag=True,
@@ -267,28 +277,55 @@ endpoints_option = click.option(
     show_default=True,
     help="Comma-separated node addresses (KVNODE_ENDPOINTS).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-token_option = click.option(
-    "--token", envvar="KVNODE_TOKEN", help="Bearer token, when the nodes set auth_token."
-)
-timeout_option = click.option("--timeout", default=10.0, show_default=True, help="Seconds.")
 
 
-def run_client(endpoints: str, timeout: float, token: str | None, action: Any) -> Any:
-    """Run `action(client)` and turn client errors into one line and exit code 1."""
-    from kvnode.client import Client, KvError
+@dataclass(frozen=True)
+class ClientOptions:
+    """What every command that talks to a cluster takes: where, how long, as whom, and
+    whether to print JSON."""
 
-    async def runner() -> Any:
-        endpoint_list = endpoints.split(",")
-        async with Client(endpoint_list, timeout=timeout, token=token, retry_reads=True) as client:
-            return await action(client)
+    endpoints: str
+    as_json: bool
+    timeout: float
+    token: str | None
 
-    try:
-        return asyncio.run(runner())
-    except KvError as exc:
-        fail(str(exc), 1)
-    except ValueError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    def run(self, action: Callable[[Client], Awaitable[T]]) -> T:
+        """Run `action(client)`; client errors become one line and exit code 1."""
+        from kvnode.client import Client, KvError
+
+        async def runner() -> T:
+            endpoint_list = self.endpoints.split(",")
+            async with Client(
+                endpoint_list, timeout=self.timeout, token=self.token, retry_reads=True
+            ) as client:
+                return await action(client)
+
+        try:
+            return asyncio.run(runner())
+        except KvError as exc:
+            fail(str(exc), 1)
+        except ValueError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        raise AssertionError("unreachable: fail() exits")
+
+
+def client_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command --endpoints, --json, --timeout and --token, handed to it as `client`
+    (a ClientOptions)."""
+
+    @endpoints_option
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option("--timeout", default=10.0, show_default=True, help="Seconds.")
+    @click.option(
+        "--token", envvar="KVNODE_TOKEN", help="Bearer token, when the nodes set auth_token."
+    )
+    @functools.wraps(command)
+    def with_client(
+        *args: Any, endpoints: str, as_json: bool, timeout: float, token: str | None, **kw: Any
+    ) -> None:
+        command(*args, client=ClientOptions(endpoints, as_json, timeout, token), **kw)
+
+    return with_client
 
 
 def echo_json(value: Any) -> None:
@@ -297,7 +334,7 @@ def echo_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
-def echo_write(result: Any, as_json: bool, verb: str) -> None:
+def echo_write(result: WriteResult, as_json: bool, verb: str) -> None:
     """One line (or JSON) for a write that took effect."""
     if as_json:
         echo_json(result.__dict__)
@@ -313,19 +350,8 @@ def read_value(value: str | None) -> bytes:
 @click.argument("key")
 @click.argument("value", required=False)
 @click.option("--ttl", type=float, help="Seconds until the key expires.")
-@endpoints_option
-@json_option
-@timeout_option
-@token_option
-def put(
-    key: str,
-    value: str | None,
-    ttl: float | None,
-    endpoints: str,
-    as_json: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
+@client_command
+def put(key: str, value: str | None, ttl: float | None, client: ClientOptions) -> None:
     """Set KEY to VALUE (or to standard input when VALUE is omitted).
 
     \b
@@ -335,25 +361,20 @@ def put(
       cat photo.jpg | kvnode put photos/1
     """
     data = read_value(value)
-    result = run_client(endpoints, timeout, token, lambda c: c.put(key, data, ttl=ttl))
-    echo_write(result, as_json, "created" if result.created else "updated")
+    result = client.run(lambda c: c.put(key, data, ttl=ttl))
+    echo_write(result, client.as_json, "created" if result.created else "updated")
 
 
 @main.command()
 @click.argument("key")
 @click.option(
     "--consistency",
-    type=click.Choice(["linearizable", "stale"]),
+    type=click.Choice(CONSISTENCY_MODES),
     default="linearizable",
     show_default=True,
 )
-@endpoints_option
-@json_option
-@timeout_option
-@token_option
-def get(
-    key: str, consistency: str, endpoints: str, as_json: bool, timeout: float, token: str | None
-) -> None:
+@client_command
+def get(key: str, consistency: str, client: ClientOptions) -> None:
     """Print the value of KEY (exit code 1 if it does not exist).
 
     \b
@@ -361,10 +382,11 @@ def get(
       kvnode get greeting
       kvnode get greeting --consistency stale --json
     """
-    found = run_client(endpoints, timeout, token, lambda c: c.get(key, consistency=consistency))
+    found = client.run(lambda c: c.get(key, consistency=consistency))
     if found is None:
         fail(f"key {key!r} not found", 1)
-    if as_json:
+        return
+    if client.as_json:
         echo_json(
             {
                 "key": key,
@@ -382,18 +404,9 @@ def get(
 @click.argument("key")
 @click.option("--prev-value", help="Only if the current value equals this.")
 @click.option("--prev-revision", type=int, help="Only if the current revision equals this.")
-@endpoints_option
-@json_option
-@timeout_option
-@token_option
+@client_command
 def delete(
-    key: str,
-    prev_value: str | None,
-    prev_revision: int | None,
-    endpoints: str,
-    as_json: bool,
-    timeout: float,
-    token: str | None,
+    key: str, prev_value: str | None, prev_revision: int | None, client: ClientOptions
 ) -> None:
     """Delete KEY.
 
@@ -402,17 +415,9 @@ def delete(
       kvnode delete greeting
       kvnode delete lock --prev-value me
     """
-    revision = run_client(
-        endpoints,
-        timeout,
-        token,
-        lambda c: c.delete(
-            key,
-            prev_value=prev_value.encode() if prev_value is not None else None,
-            prev_revision=prev_revision,
-        ),
-    )
-    if as_json:
+    expected = prev_value.encode() if prev_value is not None else None
+    revision = client.run(lambda c: c.delete(key, prev_value=expected, prev_revision=prev_revision))
+    if client.as_json:
         echo_json({"deleted": True, "revision": revision})
     else:
         click.echo(f"deleted {key} at revision {revision}")
@@ -425,10 +430,7 @@ def delete(
 @click.option("--prev-revision", type=int, help="Swap only if the current revision equals this.")
 @click.option("--create-only", is_flag=True, help="Swap only if KEY does not exist yet.")
 @click.option("--ttl", type=float, help="Seconds until the key expires.")
-@endpoints_option
-@json_option
-@timeout_option
-@token_option
+@client_command
 def cas(
     key: str,
     value: str | None,
@@ -436,10 +438,7 @@ def cas(
     prev_revision: int | None,
     create_only: bool,
     ttl: float | None,
-    endpoints: str,
-    as_json: bool,
-    timeout: float,
-    token: str | None,
+    client: ClientOptions,
 ) -> None:
     """Compare-and-swap: set KEY to VALUE only if exactly one condition holds.
 
@@ -453,39 +452,26 @@ def cas(
     if given != 1:
         fail("give exactly one of --prev-value, --prev-revision, --create-only", EXIT_CONFIG)
     data = read_value(value)
-    result = run_client(
-        endpoints,
-        timeout,
-        token,
+    expected = prev_value.encode() if prev_value is not None else None
+    result = client.run(
         lambda c: c.put(
             key,
             data,
             ttl=ttl,
-            prev_value=prev_value.encode() if prev_value is not None else None,
+            prev_value=expected,
             prev_revision=prev_revision,
             prev_exist=False if create_only else None,
-        ),
+        )
     )
-    echo_write(result, as_json, "swapped")
+    echo_write(result, client.as_json, "swapped")
 
 
 @main.command("list")
 @click.option("--prefix", default="", help="Only keys starting with this.")
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=DEFAULT_LIST_LIMIT, show_default=True)
 @click.option("--values", is_flag=True, help="Include values.")
-@endpoints_option
-@json_option
-@timeout_option
-@token_option
-def list_keys(
-    prefix: str,
-    limit: int,
-    values: bool,
-    endpoints: str,
-    as_json: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
+@client_command
+def list_keys(prefix: str, limit: int, values: bool, client: ClientOptions) -> None:
     """List keys in order.
 
     \b
@@ -493,10 +479,8 @@ def list_keys(
       kvnode list --prefix session/
       kvnode list --values --json
     """
-    items = run_client(
-        endpoints, timeout, token, lambda c: c.list(prefix, limit=limit, values=values)
-    )
-    if as_json:
+    items = client.run(lambda c: c.list(prefix, limit=limit, values=values))
+    if client.as_json:
         echo_json(items)
         return
     for item in items:
@@ -507,32 +491,28 @@ def list_keys(
 
 
 @main.command()
-@endpoints_option
-@json_option
-@timeout_option
-@token_option
-def status(endpoints: str, as_json: bool, timeout: float, token: str | None) -> None:
+@client_command
+def status(client: ClientOptions) -> None:
     """Who leads, and is everyone caught up? One line per node.
 
     \b
     Example:
       kvnode status --endpoints 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
     """
-    from kvnode.client import Client, KvError
+    from kvnode.client import KvError
 
-    async def gather() -> list[tuple[str, dict | None]]:
-        async with Client(endpoints.split(","), timeout=timeout, token=token) as client:
-            results = []
-            for endpoint in client.endpoints:
-                try:
-                    results.append((endpoint, await client.status(endpoint=endpoint)))
-                except KvError:
-                    results.append((endpoint, None))
-            return results
+    async def gather(c: Client) -> list[tuple[str, dict[str, Any] | None]]:
+        results: list[tuple[str, dict[str, Any] | None]] = []
+        for endpoint in c.endpoints:
+            try:
+                results.append((endpoint, await c.status(endpoint=endpoint)))
+            except KvError:
+                results.append((endpoint, None))
+        return results
 
-    results = asyncio.run(gather())
-    if as_json:
-        echo_json({endpoint: s for endpoint, s in results})
+    results = client.run(gather)
+    if client.as_json:
+        echo_json(dict(results))
     else:
         click.echo(
             f"{'ENDPOINT':28} {'NODE':8} {'ROLE':10} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8}"
@@ -553,13 +533,11 @@ def status(endpoints: str, as_json: bool, timeout: float, token: str | None) -> 
 @endpoints_option
 @click.option(
     "--workload",
-    type=click.Choice(["write", "read", "read-stale", "mixed", "cas"]),
+    type=click.Choice(WORKLOADS),
     default="write",
     show_default=True,
 )
-@click.option(
-    "--target", type=click.Choice(["kvnode", "etcd-v2"]), default="kvnode", show_default=True
-)
+@click.option("--target", type=click.Choice(TARGETS), default="kvnode", show_default=True)
 @click.option(
     "--connections", default=16, show_default=True, help="Concurrent keep-alive connections."
 )
@@ -597,7 +575,7 @@ def bench(json_path: Path | None, **options: Any) -> None:
     "nemeses",
     default="kill,pause",
     show_default=True,
-    help="Comma-separated: kill, kill-leader, pause, pause-leader, wipe, partition.",
+    help=f"Comma-separated: {', '.join(NEMESES)}.",
 )
 @click.option("--seed", default=1, show_default=True)
 @click.option("--clients", default=10, show_default=True)

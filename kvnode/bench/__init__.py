@@ -1,1 +1,4 @@
 """Benchmarks: they measure and report; they never assert a time."""
+
+WORKLOADS = ("write", "read", "read-stale", "mixed", "cas")
+TARGETS = ("kvnode", "etcd-v2")

@@ -19,8 +19,6 @@ import aiohttp
 
 from kvnode.bench.report import latency_summary_ms
 
-WORKLOADS = ("write", "read", "read-stale", "mixed", "cas")
-TARGETS = ("kvnode", "etcd-v2")
 PROGRESS_SECONDS = 1.0
 
 

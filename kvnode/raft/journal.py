@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import zlib
 from pathlib import Path
 
 from pysyncobj.journal import Journal
@@ -38,12 +37,14 @@ from kvnode.storage.errors import CorruptFile, CorruptRecord
 from kvnode.storage.fileformat import (
     HEADER_SIZE,
     atomic_write,
-    check_crc,
     check_header,
+    check_small_file,
     encode_header,
+    encode_small_file,
     fsync_dir,
 )
 from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames
+from kvnode.storage.layout import RAFT_JOURNAL, RAFT_META
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ KIND_META = b"RMET"
 JOURNAL_VERSION = 1
 ENTRY_HEAD = struct.Struct("<QQ")
 META_HEAD = struct.Struct("<QQH")
-CRC = struct.Struct("<I")
 MAX_ENTRY_BYTES = 256 * 1024 * 1024
 
 Entry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
@@ -60,8 +60,8 @@ Entry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
 
 class DurableJournal(Journal):
     def __init__(self, directory: Path, *, durable: bool, dump_file: Path) -> None:
-        self.path = directory / "raft.journal"
-        self.meta_path = directory / "raft.meta"
+        self.path = directory / RAFT_JOURNAL
+        self.meta_path = directory / RAFT_META
         self._durable = durable
         self._dump_dir = dump_file.parent
         self._dirty = False
@@ -118,10 +118,14 @@ class DurableJournal(Journal):
                 )
             return 0, 1, None
         data = self.meta_path.read_bytes()
-        check_header(data, KIND_META, JOURNAL_VERSION, self.meta_path)
-        if len(data) < HEADER_SIZE + META_HEAD.size + CRC.size:
-            raise CorruptFile(self.meta_path, f"truncated at {len(data)} bytes", len(data))
-        check_crc(data, self.meta_path, consequence="term and vote are unknown")
+        check_small_file(
+            data,
+            KIND_META,
+            JOURNAL_VERSION,
+            self.meta_path,
+            min_body=META_HEAD.size,
+            consequence="term and vote are unknown",
+        )
         term, commit_index, voted_len = META_HEAD.unpack_from(data, HEADER_SIZE)
         start = HEADER_SIZE + META_HEAD.size
         voted = data[start : start + voted_len].decode() if voted_len else None
@@ -130,11 +134,9 @@ class DurableJournal(Journal):
     @on_storage_error("write the Raft term, vote and commit index")
     def _store_meta(self) -> None:
         voted = (self._voted_for or "").encode()
-        data = encode_header(KIND_META, JOURNAL_VERSION) + META_HEAD.pack(
-            self._term, self._commit_index, len(voted)
-        )
-        data += voted
-        atomic_write(self.meta_path, data + CRC.pack(zlib.crc32(data)), durable=self._durable)
+        body = META_HEAD.pack(self._term, self._commit_index, len(voted)) + voted
+        data = encode_small_file(KIND_META, JOURNAL_VERSION, body)
+        atomic_write(self.meta_path, data, durable=self._durable)
         self._saved_commit_index = self._commit_index
 
     # -- durability ------------------------------------------------------------------

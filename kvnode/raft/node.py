@@ -49,11 +49,11 @@ from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome, StateMachine
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import fsync_dir
+from kvnode.storage.layout import RAFT_SNAPSHOT
 from kvnode.storage.snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
 
-DUMP_FILE = "raft.snapshot"
 ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 # Check-quorum: a leader that has not heard from a majority for one (maximum) election
 # timeout steps down, so a leader cut off from the others stops leading as soon as they
@@ -118,7 +118,7 @@ class RaftNode(SyncObj):
         self.machine_lock = threading.Lock()
         self.snapshots_installed = 0
         self.snapshots_written = 0
-        self.dump_path = Path(config.data_dir) / DUMP_FILE
+        self.dump_path = Path(config.data_dir) / RAFT_SNAPSHOT
         self.wakeup = Wakeup()
         self._announced_commit = 0
         self._known_leader: str | None = None

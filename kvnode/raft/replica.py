@@ -20,33 +20,20 @@ from typing import Any
 from kvnode import commands
 from kvnode.config import NodeConfig
 from kvnode.raft.errors import Indeterminate, Unavailable
-from kvnode.raft.node import DUMP_FILE, RaftNode
+from kvnode.raft.node import RaftNode
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.storage import KeyRecord, Outcome, StateMachine
-from kvnode.storage.errors import NotKvnodeFile, StorageFailure
+from kvnode.storage.errors import StorageFailure
+from kvnode.storage.layout import STATE_MACHINE_DIR, WRITE_PROBE, check_node_dir
 
 log = logging.getLogger(__name__)
 
 EXPIRE_CHECK_SECONDS = 0.5
-WRITE_PROBE = ".write-probe"
 WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
-DATA_DIR_ENTRIES = {"sm", "raft.journal", "raft.meta", DUMP_FILE, WRITE_PROBE}
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def check_data_dir(data_dir: Path) -> None:
-    """Refuse a non-empty directory that holds none of kvnode's files."""
-    if not data_dir.exists():
-        return
-    names = {p.name for p in data_dir.iterdir()}
-    if names and not names & DATA_DIR_ENTRIES:
-        sample = ", ".join(sorted(names)[:5])
-        raise NotKvnodeFile(
-            data_dir, f"not a kvnode data directory (it holds {sample}); use an empty directory"
-        )
 
 
 def probe_writable(data_dir: Path) -> None:
@@ -68,11 +55,11 @@ class Replica:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
-        check_data_dir(data_dir)
+        check_node_dir(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         probe_writable(data_dir)
         self.machine = StateMachine(
-            data_dir / "sm",
+            data_dir / STATE_MACHINE_DIR,
             fsync=config.durable,
             checkpoint_entries=config.checkpoint_entries,
             checkpoint_seconds=config.checkpoint_seconds,

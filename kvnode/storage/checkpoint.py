@@ -28,32 +28,29 @@ from __future__ import annotations
 
 import logging
 import struct
-import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 from kvnode.storage.errors import CorruptFile
 from kvnode.storage.fileformat import (
+    CRC,
     HEADER_SIZE,
     KIND_CHECKPOINT,
     KIND_METADATA,
     FaultHook,
     atomic_write,
-    check_crc,
-    check_header,
-    encode_header,
+    check_small_file,
+    encode_small_file,
     no_fault,
 )
 from kvnode.storage.image import StateImage, decode_image, encode_image
 from kvnode.storage.keyspace import Keyspace
+from kvnode.storage.layout import METADATA_FILE, STATE_FILE
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.data"
-METADATA_FILE = "metadata.bin"
 METADATA_VERSION = 1
 METADATA_BODY = struct.Struct("<QQI")
-CRC = struct.Struct("<I")
 CHECKPOINT_STEPS = (
     *(
         f"{name}:{step}"
@@ -72,16 +69,14 @@ class Metadata(NamedTuple):
 
 
 def encode_metadata(meta: Metadata) -> bytes:
-    data = encode_header(KIND_METADATA, METADATA_VERSION) + METADATA_BODY.pack(*meta)
-    return data + CRC.pack(zlib.crc32(data))
+    return encode_small_file(KIND_METADATA, METADATA_VERSION, METADATA_BODY.pack(*meta))
 
 
 def decode_metadata(data: bytes, path: Path) -> Metadata:
-    check_header(data, KIND_METADATA, METADATA_VERSION, path)
     expected = HEADER_SIZE + METADATA_BODY.size + CRC.size
-    if len(data) != expected:
-        raise CorruptFile(path, f"metadata is {len(data)} bytes, expected {expected}", len(data))
-    check_crc(data, path)
+    if len(data) > expected:
+        raise CorruptFile(path, f"metadata is {len(data)} bytes, expected {expected}", expected)
+    check_small_file(data, KIND_METADATA, METADATA_VERSION, path, min_body=METADATA_BODY.size)
     return Metadata(*METADATA_BODY.unpack_from(data, HEADER_SIZE))
 
 

@@ -132,3 +132,28 @@ def check_crc(
             end,
         )
     return int(stored)
+
+
+def encode_small_file(kind: bytes, version: int, body: bytes) -> bytes:
+    """A whole small file: header, body, and the crc32 of both (checkpoint metadata, Raft
+    meta, state images). Its CRC is the last 4 bytes."""
+    data = encode_header(kind, version) + body
+    return data + CRC.pack(zlib.crc32(data))
+
+
+def check_small_file(
+    data: bytes | memoryview,
+    kind: bytes,
+    max_version: int,
+    path: Path,
+    *,
+    min_body: int = 0,
+    error: type[StorageError] = CorruptFile,
+    consequence: str = "the file is damaged",
+) -> tuple[int, int]:
+    """Verify a file written by `encode_small_file`; returns (version, crc). The body is
+    `data[HEADER_SIZE:-CRC.size]`."""
+    version = check_header(data, kind, max_version, path)
+    if len(data) < HEADER_SIZE + min_body + CRC.size:
+        raise error(path, f"file is truncated ({len(data)} bytes)", len(data))
+    return version, check_crc(data, path, error, consequence)

@@ -26,13 +26,18 @@ anywhere makes it unreadable rather than silently wrong.
 from __future__ import annotations
 
 import struct
-import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 from kvnode.storage.dedup import RequestRecord
 from kvnode.storage.errors import CorruptFile, StorageError
-from kvnode.storage.fileformat import HEADER_SIZE, check_crc, check_header, encode_header
+from kvnode.storage.fileformat import (
+    CRC,
+    HEADER_SIZE,
+    check_header,
+    check_small_file,
+    encode_small_file,
+)
 from kvnode.storage.keyspace import KeyRecord, Keyspace
 from kvnode.storage.outcome import Outcome, Status
 
@@ -47,7 +52,6 @@ FINGERPRINT_LEN = struct.Struct("<B")
 STATUS_CODES = {status: code for code, status in enumerate(Status)}
 STATUSES = list(Status)
 EXTRA_LEN = struct.Struct("<I")
-CRC = struct.Struct("<I")
 
 
 class StateImage(NamedTuple):
@@ -67,10 +71,7 @@ def encode_image(
     kind: bytes, index: int, term: int, keys: Keyspace, extra: bytes = b""
 ) -> tuple[bytes, int]:
     """Serialize an image; returns the bytes and their CRC (recorded in metadata.bin)."""
-    parts = [
-        encode_header(kind, IMAGE_VERSION),
-        IMAGE_HEAD.pack(index, term, keys.log_clock_ms, len(keys)),
-    ]
+    parts = [IMAGE_HEAD.pack(index, term, keys.log_clock_ms, len(keys))]
     pack = ITEM.pack
     for key, record in keys.items():
         encoded = key.encode()
@@ -105,9 +106,9 @@ def encode_image(
         parts.append(request.fingerprint)
     parts.append(EXTRA_LEN.pack(len(extra)))
     parts.append(extra)
-    body = b"".join(parts)
-    crc = zlib.crc32(body)
-    return body + CRC.pack(crc), crc
+    data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
+    (crc,) = CRC.unpack_from(data, len(data) - CRC.size)
+    return data, crc
 
 
 def peek_index(head: bytes, kind: bytes) -> int | None:
@@ -127,10 +128,9 @@ def decode_image(
     data: bytes, kind: bytes, path: Path, error: type[StorageError] = CorruptFile
 ) -> StateImage:
     """Verify and decode an image; any damage raises `error` naming the file."""
-    version = check_header(data, kind, IMAGE_VERSION, path)
-    if len(data) < HEADER_SIZE + IMAGE_HEAD.size + EXTRA_LEN.size + CRC.size:
-        raise error(path, f"file is truncated ({len(data)} bytes)", len(data))
-    stored_crc = check_crc(data, path, error)
+    version, stored_crc = check_small_file(
+        data, kind, IMAGE_VERSION, path, min_body=IMAGE_HEAD.size + EXTRA_LEN.size, error=error
+    )
     index, term, log_clock_ms, count = IMAGE_HEAD.unpack_from(data, HEADER_SIZE)
     offset = HEADER_SIZE + IMAGE_HEAD.size
     items: list[tuple[str, KeyRecord]] = []

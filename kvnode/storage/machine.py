@@ -30,19 +30,20 @@ from typing import NamedTuple
 from google.protobuf.message import DecodeError
 
 from kvnode.commands_pb2 import Command
-from kvnode.storage.checkpoint import METADATA_FILE, STATE_FILE, load_checkpoint, write_checkpoint
-from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile, StorageFailure
+from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
+from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
 from kvnode.storage.image import StateImage
 from kvnode.storage.keyspace import KeyRecord, Keyspace
-from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.snapshot import (
-    SNAPSHOT_PATTERN,
-    prune_snapshots,
-    read_snapshot,
+from kvnode.storage.layout import (
+    STATE_FILE,
+    WAL_FILE,
+    is_state_machine_file,
+    refuse_foreign,
     snapshot_name,
-    write_snapshot,
 )
+from kvnode.storage.outcome import Outcome, Status
+from kvnode.storage.snapshot import prune_snapshots, read_snapshot, write_snapshot
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
     MIN_LENGTH,
@@ -53,7 +54,6 @@ from kvnode.storage.wal import (
 
 log = logging.getLogger(__name__)
 
-WAL_FILE = "wal.log"
 CHECKPOINT_EVERY_ENTRIES = 1000
 CHECKPOINT_EVERY_SECONDS = 10.0
 WAL_TO_CHECKPOINT_RATIO = 4  # checkpoint once the WAL is a quarter of the checkpoint's size
@@ -144,18 +144,10 @@ class StateMachine:
             if not (self.directory / WAL_FILE).exists():
                 raise CorruptFile(self.directory / WAL_FILE, "missing, but state.data exists")
             return
-        ours = {WAL_FILE, METADATA_FILE}
-        foreign = sorted(
-            p.name
-            for p in self.directory.iterdir()
-            if p.name not in ours and not SNAPSHOT_PATTERN.match(p.name)
+        foreign = [p.name for p in self.directory.iterdir() if not is_state_machine_file(p.name)]
+        refuse_foreign(
+            self.directory, foreign, "point data_dir at an empty or kvnode-owned directory"
         )
-        if foreign:
-            raise NotKvnodeFile(
-                self.directory,
-                f"not a kvnode data directory (it holds {', '.join(foreign[:5])}); "
-                "point data_dir at an empty or kvnode-owned directory",
-            )
         wal_path = self.directory / WAL_FILE
         if wal_path.exists() and wal_path.stat().st_size > 0:
             _wal, records = WriteAheadLog.recover(

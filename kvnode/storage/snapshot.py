@@ -8,19 +8,13 @@ goes through the normal checkpoint sequence, so it is atomic.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from kvnode.storage.errors import SnapshotMismatch
 from kvnode.storage.fileformat import KIND_SNAPSHOT, atomic_write
 from kvnode.storage.image import StateImage, decode_image, encode_image
 from kvnode.storage.keyspace import Keyspace
-
-SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
-
-
-def snapshot_name(index: int, term: int) -> str:
-    return f"snapshot-{index}-{term}.snap"
+from kvnode.storage.layout import SNAPSHOT_PATTERN
 
 
 def write_snapshot(

@@ -1,0 +1,60 @@
+"""What a kvnode data directory holds, by name, and the guard against someone else's.
+
+    <data_dir>/
+      raft.journal    the Raft log (raft/journal.py)
+      raft.meta       term, vote and commit index
+      raft.snapshot   the last Raft snapshot: a kvnode snapshot image
+      sm/             the state machine (storage/machine.py):
+        wal.log       commands applied since the checkpoint (storage/wal.py)
+        state.data    the checkpoint (storage/image.py)
+        metadata.bin  which checkpoint is current (storage/checkpoint.py)
+        snapshot-<index>-<term>.snap   snapshots for handoff
+
+Every other module takes its file names from here, so the layout can be read
+(and changed) in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kvnode.storage.errors import NotKvnodeFile
+
+RAFT_JOURNAL = "raft.journal"
+RAFT_META = "raft.meta"
+RAFT_SNAPSHOT = "raft.snapshot"
+STATE_MACHINE_DIR = "sm"
+WRITE_PROBE = ".write-probe"  # briefly, while a starting node checks the disk takes writes
+WAL_FILE = "wal.log"
+STATE_FILE = "state.data"
+METADATA_FILE = "metadata.bin"
+SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
+NODE_ENTRIES = frozenset({RAFT_JOURNAL, RAFT_META, RAFT_SNAPSHOT, STATE_MACHINE_DIR, WRITE_PROBE})
+STATE_MACHINE_ENTRIES = frozenset({WAL_FILE, STATE_FILE, METADATA_FILE})
+
+
+def snapshot_name(index: int, term: int) -> str:
+    return f"snapshot-{index}-{term}.snap"
+
+
+def is_state_machine_file(name: str) -> bool:
+    return name in STATE_MACHINE_ENTRIES or SNAPSHOT_PATTERN.match(name) is not None
+
+
+def refuse_foreign(directory: Path, names: list[str], advice: str) -> None:
+    """The one "not kvnode's directory" error: `names` are the files that are not ours."""
+    if names:
+        raise NotKvnodeFile(
+            directory,
+            f"not a kvnode data directory (it holds {', '.join(sorted(names)[:5])}); {advice}",
+        )
+
+
+def check_node_dir(data_dir: Path) -> None:
+    """A node's directory must be empty or hold at least one of kvnode's own entries."""
+    if not data_dir.exists():
+        return
+    names = [p.name for p in data_dir.iterdir()]
+    if not NODE_ENTRIES & set(names):
+        refuse_foreign(data_dir, names, "use an empty directory")
