@@ -24,11 +24,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kvnode import commands
+from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Condition
 from kvnode.config import MAX_KEY_BYTES
 from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from kvnode.raft.errors import Indeterminate, Unavailable
-from kvnode.raft.replica import Replica, now_ms
+from kvnode.raft.replica import Replica
 from kvnode.storage import KeyRecord, Outcome, Status
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ async def put_key(request: web.Request) -> web.Response:
     when = parse_condition(request, query, allow_exist=True)
     request_id = parse_request_id(request)
     value = await read_value(request)
-    issued = now_ms()
+    issued = wall_clock_ms()
     expire_at = issued + math.ceil(ttl * 1000) if ttl else 0
     outcome = await request.app[REPLICA].write(
         commands.put(
@@ -394,7 +395,9 @@ async def delete_key(request: web.Request) -> web.Response:
     key = parse_key(request)
     when = parse_condition(request, query_of(request, DELETE_PARAMS), allow_exist=False)
     outcome = await request.app[REPLICA].write(
-        commands.delete(key, issued_at_ms=now_ms(), when=when, request_id=parse_request_id(request))
+        commands.delete(
+            key, issued_at_ms=wall_clock_ms(), when=when, request_id=parse_request_id(request)
+        )
     )
     if outcome.status is not Status.OK:
         raise write_failure(outcome, key)

@@ -13,11 +13,11 @@ import contextlib
 import itertools
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from kvnode import commands
+from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.raft.errors import Indeterminate, Unavailable
 from kvnode.raft.node import RaftNode
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 EXPIRE_CHECK_SECONDS = 0.5
 WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def probe_writable(data_dir: Path) -> None:
@@ -77,12 +73,14 @@ class Replica:
 
     def get(self, key: str) -> KeyRecord | None:
         with self.node.machine_lock:
-            return self.machine.get(key, now_ms())
+            return self.machine.get(key, wall_clock_ms())
 
     def scan(self, prefix: str, limit: int, start_after: str = "") -> list[tuple[str, KeyRecord]]:
         """Up to `limit` live keys under `prefix` after `start_after`, in key order."""
         with self.node.machine_lock:
-            return list(itertools.islice(self.machine.scan(prefix, now_ms(), start_after), limit))
+            return list(
+                itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
+            )
 
     def leader(self) -> str | None:
         return self.node.leader_address()
@@ -108,7 +106,7 @@ class Replica:
         while True:
             await asyncio.sleep(EXPIRE_CHECK_SECONDS)
             deadline = self.machine.next_deadline()
-            now = now_ms()
+            now = wall_clock_ms()
             if deadline is None or deadline > now or not self.node.is_leader():
                 continue
             with contextlib.suppress(Unavailable, Indeterminate):

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
+from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Command
 from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
@@ -75,10 +76,6 @@ class Entry(NamedTuple):
     index: int
     term: int
     command: bytes
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class StateMachine:
