@@ -1,7 +1,7 @@
-"""The HTTP API (aiohttp): thin handlers that validate, call the replica, and map results.
+"""The HTTP API (aiohttp): thin handlers that validate, call the service, and map results.
 
 Every failure becomes a JSON body `{error, message}` through one middleware:
-validation problems raise `ApiError`; the replica's `Unavailable` becomes 503
+validation problems raise `ApiError`; the service's `Unavailable` becomes 503
 with Retry-After and `Indeterminate` becomes 504 with `"indeterminate": true`.
 """
 
@@ -27,10 +27,9 @@ from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Condition
 from kvnode.config import MAX_KEY_BYTES
+from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
-from kvnode.raft.errors import Indeterminate, Unavailable
-from kvnode.raft.replica import Replica
-from kvnode.storage import KeyRecord, Outcome, Status
+from kvnode.service import KeyRecord, Outcome, Service, Status
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def error_response(
 class Metrics:
     """Prometheus metrics of one node (own registry: several nodes may share a process)."""
 
-    def __init__(self, replica: Replica) -> None:
+    def __init__(self, service: Service) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "kvnode_http_requests", "HTTP requests", ["method", "status"], registry=self.registry
@@ -100,17 +99,17 @@ class Metrics:
             for name, field in gauges.items()
         ]
         self._is_leader = Gauge("kvnode_is_leader", "1 on the leader", registry=self.registry)
-        self._replica = replica
+        self._service = service
 
     def render(self) -> bytes:
-        status = self._replica.status(with_digest=False)  # scraped often; digest is O(keys)
+        status = self._service.status(with_digest=False)  # scraped often; digest is O(keys)
         for gauge, field in self._status_gauges:
             gauge.set(status[field])
         self._is_leader.set(1 if status["role"] == "leader" else 0)
         return generate_latest(self.registry)
 
 
-REPLICA = web.AppKey("replica", Replica)
+SERVICE = web.AppKey("service", Service)
 METRICS = web.AppKey("metrics", Metrics)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
@@ -119,10 +118,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    replica = request.app[REPLICA]
+    service = request.app[SERVICE]
     started = time.perf_counter()
     try:
-        check_token(request, replica.config.auth_token)
+        check_token(request, service.config.auth_token)
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, **exc.extra)
@@ -142,8 +141,8 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(500, "internal", "internal error; see the node's log")
-    response.headers["X-KV-Node"] = replica.config.node_id
-    response.headers["X-KV-Leader"] = replica.leader() or ""
+    response.headers["X-KV-Node"] = service.config.node_id
+    response.headers["X-KV-Leader"] = service.leader() or ""
     metrics = request.app[METRICS]
     metrics.requests.labels(request.method, str(response.status)).inc()
     metrics.latency.labels(request.method).observe(time.perf_counter() - started)
@@ -287,7 +286,7 @@ def parse_condition(
 
 
 async def read_value(request: web.Request) -> bytes:
-    limit = request.app[REPLICA].config.max_value_bytes
+    limit = request.app[SERVICE].config.max_value_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "value_too_large", f"the value is larger than {limit} bytes")
     try:
@@ -341,7 +340,7 @@ async def put_key(request: web.Request) -> web.Response:
     value = await read_value(request)
     issued = wall_clock_ms()
     expire_at = issued + math.ceil(ttl * 1000) if ttl else 0
-    outcome = await request.app[REPLICA].write(
+    outcome = await request.app[SERVICE].write(
         commands.put(
             key,
             value,
@@ -364,22 +363,22 @@ async def put_key(request: web.Request) -> web.Response:
     )
 
 
-async def consistent_read(request: web.Request, query: dict[str, str]) -> Replica:
+async def consistent_read(request: web.Request, query: dict[str, str]) -> Service:
     mode = query.get("consistency", "linearizable")
     if mode not in CONSISTENCY_MODES:
         raise ApiError(
             400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY_MODES)}"
         )
-    replica = request.app[REPLICA]
-    if mode == "linearizable" and not replica.config.unsafe_local_reads:
-        await replica.read_barrier()
-    return replica
+    service = request.app[SERVICE]
+    if mode == "linearizable" and not service.config.unsafe_local_reads:
+        await service.read_barrier()
+    return service
 
 
 async def get_key(request: web.Request) -> web.Response:
     key = parse_key(request)
-    replica = await consistent_read(request, query_of(request, GET_PARAMS))
-    record = replica.get(key)
+    service = await consistent_read(request, query_of(request, GET_PARAMS))
+    record = service.get(key)
     if record is None:
         raise ApiError(404, "not_found", f"key {key!r} does not exist")
     headers = {
@@ -394,7 +393,7 @@ async def get_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     key = parse_key(request)
     when = parse_condition(request, query_of(request, DELETE_PARAMS), allow_exist=False)
-    outcome = await request.app[REPLICA].write(
+    outcome = await request.app[SERVICE].write(
         commands.delete(
             key, issued_at_ms=wall_clock_ms(), when=when, request_id=parse_request_id(request)
         )
@@ -435,9 +434,9 @@ async def list_keys(request: web.Request) -> web.Response:
     if values not in ("true", "false"):
         raise ApiError(400, "bad_values", "values must be true or false")
     with_values = values == "true"
-    replica = await consistent_read(request, query)
-    found = replica.scan(query.get("prefix", ""), limit + 1, query.get("start_after", ""))
-    budget = replica.config.max_list_bytes
+    service = await consistent_read(request, query)
+    found = service.scan(query.get("prefix", ""), limit + 1, query.get("start_after", ""))
+    budget = service.config.max_list_bytes
     items: list[dict[str, Any]] = []
     for key, record in found[:limit]:
         size = (
@@ -455,7 +454,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     query_of(request, NO_PARAMS)
-    return json_response(200, request.app[REPLICA].status())
+    return json_response(200, request.app[SERVICE].status())
 
 
 async def health(request: web.Request) -> web.Response:
@@ -465,7 +464,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     query_of(request, NO_PARAMS)
-    if request.app[REPLICA].ready():
+    if request.app[SERVICE].ready():
         return json_response(200, {"ready": True})
     return error_response(
         503,
@@ -483,14 +482,14 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(
-    replica: Replica, *, body_timeout: float = BODY_READ_TIMEOUT_SECONDS
+    service: Service, *, body_timeout: float = BODY_READ_TIMEOUT_SECONDS
 ) -> web.Application:
     app = web.Application(
         middlewares=[errors_and_headers],
-        client_max_size=replica.config.max_value_bytes + 1,
+        client_max_size=service.config.max_value_bytes + 1,
     )
-    app[REPLICA] = replica
-    app[METRICS] = Metrics(replica)
+    app[SERVICE] = service
+    app[METRICS] = Metrics(service)
     app[BODY_TIMEOUT] = body_timeout
     app.router.add_get("/kv/", list_keys)
     app.router.add_get("/kv", list_keys)

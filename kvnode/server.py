@@ -1,4 +1,4 @@
-"""Runs one node: the replica, its HTTP API and the TTL sweeper, until SIGTERM or SIGINT.
+"""Runs one node: the service, its HTTP API and the TTL sweeper, until SIGTERM or SIGINT.
 
 Shutdown is clean: the HTTP listener closes first, then Raft stops, then the
 state machine takes a final checkpoint, so the next start replays nothing.
@@ -18,7 +18,8 @@ from aiohttp import web
 from kvnode.api import create_app
 from kvnode.config import ConfigError, NodeConfig, split_address
 from kvnode.http_guard import GuardedAppRunner
-from kvnode.raft.replica import Replica
+from kvnode.raft.consensus import RaftConsensus
+from kvnode.service import KvService
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,13 @@ async def serve(config: NodeConfig) -> None:
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
     max_connections = http_connection_limit(config.max_http_connections)
-    replica = Replica(config)
+    service = KvService(config, RaftConsensus)
 
     def node_headers() -> dict[str, str]:
-        return {"X-KV-Node": config.node_id, "X-KV-Leader": replica.leader() or ""}
+        return {"X-KV-Node": config.node_id, "X-KV-Leader": service.leader() or ""}
 
     runner = GuardedAppRunner(
-        create_app(replica, body_timeout=config.body_timeout),
+        create_app(service, body_timeout=config.body_timeout),
         header_timeout=config.header_timeout,
         max_connections=max_connections,
         node_headers=node_headers,
@@ -91,7 +92,7 @@ async def serve(config: NodeConfig) -> None:
             config.data_dir,
             config.fsync,
         )
-        sweeper = asyncio.create_task(replica.expire_keys_forever())
+        sweeper = asyncio.create_task(service.expire_keys_forever())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -104,5 +105,5 @@ async def serve(config: NodeConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
         await runner.cleanup()
-        replica.close()
+        service.close()
         log.info("stopped cleanly")

@@ -110,12 +110,14 @@ def decode_raft_data(extra: bytes) -> tuple:
 
 
 class RaftNode(SyncObj):
-    def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
+    def __init__(
+        self, config: NodeConfig, machine: StateMachine, machine_lock: threading.Lock
+    ) -> None:
         # Everything the tick thread may touch must exist before SyncObj.__init__ starts it.
         wire.install(config.max_value_bytes)
         self.kv_config = config
         self.machine = machine
-        self.machine_lock = threading.Lock()
+        self.machine_lock = machine_lock  # the service's: readers hold it too
         self.snapshots_installed = 0
         self.snapshots_written = 0
         self.dump_path = Path(config.data_dir) / RAFT_SNAPSHOT
@@ -319,9 +321,11 @@ class RaftNode(SyncObj):
     def is_leader(self) -> bool:
         return bool(self._isLeader())
 
-    def status(self, *, with_digest: bool = True) -> dict[str, Any]:
-        """Raft and storage state. The digest is O(keys) under the machine lock (it stalls
-        applies on a large store), so callers that poll often leave it out."""
+    def members(self) -> list[str]:
+        return sorted([self.kv_config.raft_addr, *self.kv_config.peers])
+
+    def status(self) -> dict[str, Any]:
+        """Raft's view for /status (the service adds the state machine's)."""
         raw = self.getStatus()
         peers = {}
         for peer in self.kv_config.peers:
@@ -330,16 +334,12 @@ class RaftNode(SyncObj):
                 "match_index": raw.get(f"match_idx_server_{peer}"),
                 "next_index": raw.get(f"next_node_idx_server_{peer}"),
             }
-        with self.machine_lock:
-            machine = self.machine.stats()
-            digest = self.machine.digest() if with_digest else None
         return {
             "role": ROLES.get(raw["state"], "unknown"),
             "leader": raw["leader"].address if raw["leader"] is not None else None,
             "term": raw["raft_term"],
             "commit_index": raw["commit_idx"],
             "raft_applied_index": raw["last_applied"],
-            "applied_index": machine["last_applied"],
             "has_quorum": raw["has_quorum"],
             "peers": peers,
             "log_entries": raw["log_len"],
@@ -347,8 +347,4 @@ class RaftNode(SyncObj):
             "snapshot_bytes": self.dump_path.stat().st_size if self.dump_path.exists() else 0,
             "snapshots_written": self.snapshots_written,
             "snapshots_installed": self.snapshots_installed,
-            "wal_bytes": machine["wal_bytes"],
-            "checkpoint_bytes": machine["checkpoint_bytes"],
-            "keys": machine["keys"],
-            "digest": digest,
         }

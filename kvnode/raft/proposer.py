@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from kvnode import commands
-from kvnode.raft.errors import Indeterminate, Unavailable
+from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.raft.node import DEFINITE_FAILURES, SUCCESS, RaftNode
 from kvnode.storage import Outcome
 

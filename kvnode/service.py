@@ -1,9 +1,13 @@
-"""Replica: one node's state machine, Raft node and proposer behind one small interface.
+"""The service layer: one node's state machine and its consensus behind the interface the
+HTTP API uses.
 
-This is what the HTTP layer talks to: `write` a command, `read_barrier` before
-a linearizable read, `get`/`scan` the local state, `status`. It also runs the
-TTL sweeper: the leader proposes `Expire{now}` when a deadline has passed, so
-expired keys are removed by the log on every replica, never by a node alone.
+`KvService` owns the state machine and the lock that guards it (the consensus
+applies committed commands under that lock, readers read under it), decides
+what a write's outcome means, and runs the TTL sweeper: the leader proposes
+`Expire{now}` when a deadline has passed, so expired keys are removed by the
+log on every replica, never by a node alone. `Service` is the interface
+`kvnode.api` depends on; tests serve the API over a `KvService` whose
+consensus applies in-process.
 """
 
 from __future__ import annotations
@@ -13,16 +17,15 @@ import contextlib
 import itertools
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
-from kvnode.raft.errors import Indeterminate, Unavailable
-from kvnode.raft.node import RaftNode
-from kvnode.raft.proposer import Proposer, ReadBarrier
-from kvnode.storage import KeyRecord, Outcome, StateMachine
+from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
+from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.errors import StorageFailure
 from kvnode.storage.layout import STATE_MACHINE_DIR, WRITE_PROBE, check_node_dir
 
@@ -47,8 +50,24 @@ def probe_writable(data_dir: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
-class Replica:
-    def __init__(self, config: NodeConfig) -> None:
+class Service(Protocol):
+    """What the HTTP API needs of a node."""
+
+    config: NodeConfig
+
+    async def write(self, command: bytes) -> Outcome: ...
+    async def read_barrier(self) -> None: ...
+    def get(self, key: str) -> KeyRecord | None: ...
+    def scan(
+        self, prefix: str, limit: int, start_after: str = ""
+    ) -> list[tuple[str, KeyRecord]]: ...
+    def leader(self) -> str | None: ...
+    def status(self, *, with_digest: bool = True) -> dict[str, Any]: ...
+    def ready(self) -> bool: ...
+
+
+class KvService:
+    def __init__(self, config: NodeConfig, consensus: ConsensusFactory) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
         check_node_dir(data_dir)
@@ -61,59 +80,70 @@ class Replica:
             checkpoint_seconds=config.checkpoint_seconds,
             repair=config.repair,
         )
-        self.node = RaftNode(config, self.machine)
-        self.proposer = Proposer(self.node, config.request_timeout)
-        self.barrier = ReadBarrier(self.proposer)
+        self.lock = threading.Lock()
+        self.consensus = consensus(config, self.machine, self.lock)
 
     async def write(self, command: bytes) -> Outcome:
-        return await self.proposer.propose(command)
+        return await self.consensus.propose(command)
 
     async def read_barrier(self) -> None:
-        await self.barrier.wait()
+        await self.consensus.read_barrier()
 
     def get(self, key: str) -> KeyRecord | None:
-        with self.node.machine_lock:
+        with self.lock:
             return self.machine.get(key, wall_clock_ms())
 
     def scan(self, prefix: str, limit: int, start_after: str = "") -> list[tuple[str, KeyRecord]]:
         """Up to `limit` live keys under `prefix` after `start_after`, in key order."""
-        with self.node.machine_lock:
+        with self.lock:
             return list(
                 itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
             )
 
     def leader(self) -> str | None:
-        return self.node.leader_address()
+        return self.consensus.leader()
 
     def status(self, *, with_digest: bool = True) -> dict[str, Any]:
+        """The consensus' view and the state machine's. The digest is O(keys) under the lock
+        (it stalls applies on a large store), so callers that poll often leave it out."""
+        with self.lock:
+            machine = self.machine.stats()
+            digest = self.machine.digest() if with_digest else None
         return {
             "node_id": self.config.node_id,
             "pid": os.getpid(),  # lets tools outside kvnode signal the node they see here
             "raft_addr": self.config.raft_addr,
-            **self.node.status(with_digest=with_digest),
+            **self.consensus.status(),
+            "applied_index": machine["last_applied"],
+            "wal_bytes": machine["wal_bytes"],
+            "checkpoint_bytes": machine["checkpoint_bytes"],
+            "keys": machine["keys"],
+            "digest": digest,
         }
 
     def ready(self) -> bool:
         """Able to serve: a leader is known (and, on the leader, a majority is reachable), and
         everything committed that this node knows of is applied."""
-        status = self.node.getStatus()
-        if status["leader"] is None or status["last_applied"] < status["commit_idx"]:
-            return False
-        return not self.node.is_leader() or bool(status["has_quorum"])
+        return self.consensus.ready()
 
     async def expire_keys_forever(self) -> None:
         """On the leader: propose Expire{now} whenever some key's deadline has passed."""
         while True:
             await asyncio.sleep(EXPIRE_CHECK_SECONDS)
-            deadline = self.machine.next_deadline()
+            with self.lock:
+                deadline = self.machine.next_deadline()
             now = wall_clock_ms()
-            if deadline is None or deadline > now or not self.node.is_leader():
+            if deadline is None or deadline > now or not self.consensus.is_leader():
                 continue
             with contextlib.suppress(Unavailable, Indeterminate):
                 await self.write(commands.expire(now))
 
     def close(self) -> None:
-        """Stop Raft (its thread and sockets), then checkpoint and close the state machine."""
-        self.node.destroy_synchronous()
-        with self.node.machine_lock:
+        """Stop the consensus (its thread and sockets), then checkpoint and close the state
+        machine."""
+        self.consensus.close()
+        with self.lock:
             self.machine.close()
+
+
+__all__ = ["KeyRecord", "KvService", "Outcome", "Service", "Status"]

@@ -1,0 +1,66 @@
+"""The seam between kvnode's service layer and what replicates its commands.
+
+Like hashicorp/raft's split between Raft and the FSM: the service
+(`kvnode.service`) owns the state machine and its lock; a `Consensus` orders
+commands, applies each committed one to that state machine on every node, and
+answers the proposer with the outcome. `kvnode.raft.consensus.RaftConsensus` is
+the real one (PySyncObj); tests use one that applies in-process.
+
+A proposal ends in an outcome, `Unavailable` (certainly not applied: safe to
+retry) or `Indeterminate` (may or may not be applied: retry under the same
+request id). Nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kvnode.config import NodeConfig
+from kvnode.storage import Outcome, StateMachine
+
+
+class ProposalError(Exception):
+    """Base: the command did not produce a state-machine outcome."""
+
+
+class Unavailable(ProposalError):
+    """Certainly not applied (no leader, no quorum, queue full): safe to retry."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class Indeterminate(ProposalError):
+    """The command may or may not have been applied (leader lost, timeout)."""
+
+
+class Consensus(Protocol):
+    async def propose(self, command: bytes) -> Outcome:
+        """Replicate `command`; its outcome once this node has applied it."""
+
+    async def read_barrier(self) -> None:
+        """Return once this node has applied everything committed before the call."""
+
+    def leader(self) -> str | None:
+        """The leader's address, if one is known."""
+
+    def is_leader(self) -> bool: ...
+
+    def ready(self) -> bool:
+        """A leader is known (with a quorum, on the leader) and all known commits applied."""
+
+    def members(self) -> list[str]:
+        """Every voting member's address, this node's included."""
+
+    def status(self) -> dict[str, Any]:
+        """Role, term, commit and applied index, peers, log sizes: for /status."""
+
+    def close(self) -> None:
+        """Stop replicating; the state machine is closed by its owner afterwards."""
+
+
+ConsensusFactory = Callable[[NodeConfig, StateMachine, threading.Lock], Consensus]
+"""Builds the consensus of one node: it applies to `machine` under the service's lock."""

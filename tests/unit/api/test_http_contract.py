@@ -1,0 +1,268 @@
+"""The HTTP contract, in process: the real aiohttp app over a real state machine, with a
+consensus that applies at once (local_consensus.py). Every route, every answer code,
+every bad input, in milliseconds; the multi-process tests keep what needs processes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from kvnode.api import create_app
+from kvnode.config import NodeConfig
+from kvnode.service import KvService
+from tests.unit.api.local_consensus import LEADER, LocalConsensus
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        assert self.headers["Content-Type"].startswith("application/json"), self.headers
+        return orjson.loads(self.body)
+
+
+class Api:
+    """Synchronous calls into the app, on one event loop kept for the test."""
+
+    def __init__(self, service: KvService) -> None:
+        self.service = service
+        self.loop = asyncio.new_event_loop()
+        app = create_app(service, body_timeout=1.0)
+        self.client = TestClient(TestServer(app), loop=self.loop)
+        self.loop.run_until_complete(self.client.start_server())
+
+    @property
+    def consensus(self) -> LocalConsensus:
+        consensus = self.service.consensus
+        assert isinstance(consensus, LocalConsensus)
+        return consensus
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Reply:
+        async def call() -> Reply:
+            async with self.client.request(method, path, **kwargs) as response:
+                return Reply(response.status, dict(response.headers), await response.read())
+
+        reply = self.loop.run_until_complete(call())
+        assert reply.headers["X-KV-Node"] == "solo", "every answer names the node"
+        return reply
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.close())
+        self.loop.close()
+        self.service.close()
+
+
+def make_api(tmp_path: Path, **settings: Any) -> Api:
+    config = NodeConfig(node_id="solo", data_dir=tmp_path / "node", **settings)
+    return Api(KvService(config, LocalConsensus))
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    served = make_api(tmp_path, max_value_bytes=1024, max_list_bytes=4096)
+    yield served
+    served.close()
+
+
+def error(reply: Reply, status: int, code: str) -> dict[str, Any]:
+    assert reply.status == status, (reply.status, reply.body)
+    body: dict[str, Any] = reply.json
+    assert body["error"] == code and body["message"], body
+    return body
+
+
+# -- writes and reads ------------------------------------------------------------------
+
+
+def test_put_creates_then_replaces_and_get_returns_the_raw_value(api: Api) -> None:
+    created = api("PUT", "/kv/foo", data=b"bar")
+    assert created.status == 201
+    body = created.json
+    assert body == {"key": "foo", "revision": body["revision"], "created": True, "expire_at": None}
+    assert created.headers["X-KV-Revision"] == str(body["revision"])
+    assert created.headers["X-KV-Leader"] == LEADER
+    replaced = api("PUT", "/kv/foo", data=b"baz")
+    assert replaced.status == 200 and replaced.json["created"] is False
+    got = api("GET", "/kv/foo")
+    assert (got.status, got.body) == (200, b"baz")
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["X-KV-Revision"] == str(replaced.json["revision"])
+    assert got.headers["X-KV-Create-Revision"] == str(body["revision"])
+    assert api("GET", "/kv/foo?consistency=stale").body == b"baz"
+
+
+def test_ttl_sets_a_deadline_in_the_reply_and_the_headers(api: Api) -> None:
+    put = api("PUT", "/kv/session?ttl=30", data=b"t").json
+    assert put["expire_at"] > 0
+    assert api("GET", "/kv/session").headers["X-KV-Expire-At"] == str(put["expire_at"])
+
+
+def test_missing_keys_are_404_and_delete_removes(api: Api) -> None:
+    error(api("GET", "/kv/nope"), 404, "not_found")
+    error(api("DELETE", "/kv/nope"), 404, "not_found")
+    api("PUT", "/kv/gone", data=b"x")
+    deleted = api("DELETE", "/kv/gone")
+    assert deleted.status == 200 and deleted.json["deleted"] is True
+    error(api("GET", "/kv/gone"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("condition", "holds"),
+    [
+        ("?prev_value=v1", True),
+        ("?prev_value=v9", False),
+        (f"?prev_value_base64={base64.b64encode(b'v1').decode()}", True),
+        ("?prev_revision={rev}", True),
+        ("?prev_revision=9999", False),
+        ("?prev_exist=false", False),
+    ],
+)
+def test_compare_and_swap_conditions(api: Api, condition: str, holds: bool) -> None:
+    rev = api("PUT", "/kv/c", data=b"v1").json["revision"]
+    reply = api("PUT", "/kv/c" + condition.format(rev=rev), data=b"v2")
+    if holds:
+        assert reply.status == 200 and api("GET", "/kv/c").body == b"v2"
+    else:
+        assert error(reply, 412, "compare_failed")["current_revision"] == rev
+        assert api("GET", "/kv/c").body == b"v1"
+
+
+def test_if_match_and_if_none_match_headers(api: Api) -> None:
+    assert api("PUT", "/kv/h", data=b"1", headers={"If-None-Match": "*"}).status == 201
+    error(api("PUT", "/kv/h", data=b"2", headers={"If-None-Match": "*"}), 412, "compare_failed")
+    rev = api("GET", "/kv/h").headers["X-KV-Revision"]
+    assert api("PUT", "/kv/h", data=b"3", headers={"If-Match": f'"{rev}"'}).status == 200
+    error(api("DELETE", "/kv/h", headers={"If-Match": f'"{rev}"'}), 412, "compare_failed")
+    error(api("DELETE", "/kv/h", headers={"If-None-Match": "*"}), 400, "bad_if_none_match")
+
+
+def test_list_values_and_paging(api: Api) -> None:
+    for i in range(12):
+        api("PUT", f"/kv/p/{i:02d}", data=b"v" * 500)
+    api("PUT", "/kv/p/bin", data=b"\xff")
+    items = api("GET", "/kv/?prefix=p/&limit=2").json
+    assert [i["key"] for i in items] == ["p/00", "p/01"]
+    assert set(items[0]) == {"key", "revision", "create_revision", "expire_at"}
+    seen, query = [], "/kv/?prefix=p/&values=true"
+    while True:
+        page = api("GET", query)
+        seen += page.json
+        if page.headers.get("X-KV-More") != "true":
+            break
+        assert unquote(page.headers["X-KV-Next-Start-After"]) == seen[-1]["key"]
+        query = f"/kv/?prefix=p/&values=true&start_after={page.headers['X-KV-Next-Start-After']}"
+    assert [i["key"] for i in seen] == [f"p/{i:02d}" for i in range(12)] + ["p/bin"]
+    assert seen[0]["value"] == "v" * 500 and seen[-1]["value_base64"] == "/w=="
+
+
+# -- answers that are not a plain success ------------------------------------------------
+
+
+def test_no_leader_is_503_with_retry_after_and_lost_outcomes_are_504(api: Api) -> None:
+    api.consensus.refuse = "no_leader"
+    refused = api("PUT", "/kv/x", data=b"1")
+    error(refused, 503, "no_leader")
+    assert refused.headers["Retry-After"] == "1"
+    error(api("GET", "/kv/x"), 503, "no_leader")
+    error(api("GET", "/ready"), 503, "not_ready")
+    api.consensus.refuse = None
+    api.consensus.lose_outcomes = True
+    assert error(api("PUT", "/kv/x", data=b"1"), 504, "indeterminate")["indeterminate"] is True
+
+
+def test_a_request_id_is_bound_to_its_request(api: Api) -> None:
+    first = api("PUT", "/kv/alpha", data=b"a", headers={"X-Request-Id": "c-42"})
+    again = api("PUT", "/kv/alpha", data=b"a", headers={"X-Request-Id": "c-42"})
+    assert again.json["revision"] == first.json["revision"]
+    error(
+        api("PUT", "/kv/beta", data=b"a", headers={"X-Request-Id": "c-42"}),
+        409,
+        "request_id_reused",
+    )
+    error(api("GET", "/kv/beta"), 404, "not_found")
+    error(
+        api("PUT", "/kv/a", data=b"a", headers={"X-Request-Id": "x" * 129}), 400, "bad_request_id"
+    )
+
+
+def test_value_size_limit_is_413(api: Api) -> None:
+    error(api("PUT", "/kv/big", data=b"x" * 1025), 413, "value_too_large")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("PUT", "/kv/a?tll=5", 400, "unknown_parameter"),
+        ("PUT", "/kv/a?ttl=5&ttl=6", 400, "repeated_parameter"),
+        ("GET", "/kv/a?ttl=5", 400, "unknown_parameter"),
+        ("DELETE", "/kv/a?prev_exist=false", 400, "unknown_parameter"),
+        ("PUT", "/kv/a?ttl=abc", 400, "bad_ttl"),
+        ("PUT", "/kv/a?ttl=0", 400, "bad_ttl"),
+        ("PUT", "/kv/a?ttl=%EF%BC%95", 400, "bad_ttl"),
+        ("PUT", "/kv/a?prev_revision=%C2%B2", 400, "bad_revision"),
+        ("PUT", "/kv/a?prev_revision=18446744073709551616", 400, "bad_revision"),
+        ("PUT", "/kv/a?prev_value=a&prev_revision=1", 400, "bad_condition"),
+        ("PUT", "/kv/a?prev_value=a&prev_value_base64=YQ==", 400, "bad_condition"),
+        ("PUT", "/kv/a?prev_value_base64=***", 400, "bad_prev_value"),
+        ("PUT", "/kv/a?prev_exist=maybe", 400, "bad_prev_exist"),
+        ("GET", "/kv/?limit=0", 400, "bad_limit"),
+        ("GET", "/kv/?values=yes", 400, "bad_values"),
+        ("GET", "/kv/a?consistency=eventual", 400, "bad_consistency"),
+        ("PUT", "/kv/", 400, "bad_key"),
+        ("PUT", "/kv/%FF", 400, "bad_key"),
+        ("PUT", "/kv/" + "k" * 1025, 400, "bad_key"),
+        ("GET", "/status?x=1", 400, "unknown_parameter"),
+        ("GET", "/nowhere", 404, "not_found"),
+        ("POST", "/kv/a", 405, "method_not_allowed"),
+    ],
+)
+def test_bad_input_is_a_json_4xx_and_writes_nothing(
+    api: Api, method: str, path: str, status: int, code: str
+) -> None:
+    reply = api(method, path, data=b"v")
+    error(reply, status, code)
+    if status == 405:
+        assert "PUT" in reply.headers["Allow"]
+    assert api("GET", "/kv/?prefix=").json == []
+
+
+def test_a_key_may_hold_a_newline(api: Api) -> None:
+    assert api("PUT", "/kv/cr%0Alf", data=b"x").json["key"] == "cr\nlf"
+    assert api("GET", "/kv/cr%0Alf").body == b"x"
+
+
+def test_auth_token_guards_everything_but_health(tmp_path: Path) -> None:
+    guarded = make_api(tmp_path, auth_token="t0ken")
+    try:
+        for method, path in [("PUT", "/kv/a"), ("GET", "/kv/a"), ("GET", "/status")]:
+            error(guarded(method, path, data=b"v"), 401, "unauthorized")
+        assert guarded("GET", "/health").status == 200
+        ok = guarded("PUT", "/kv/a", data=b"v", headers={"Authorization": "Bearer t0ken"})
+        assert ok.status == 201
+    finally:
+        guarded.close()
+
+
+def test_status_health_ready_and_metrics(api: Api) -> None:
+    api("PUT", "/kv/k", data=b"v")
+    status = api("GET", "/status").json
+    assert status["node_id"] == "solo" and status["role"] == "leader"
+    assert status["keys"] == 1 and status["applied_index"] == status["commit_index"]
+    assert len(status["digest"]) == 64
+    assert api("GET", "/health").json == {"status": "ok"}
+    assert api("GET", "/ready").json == {"ready": True}
+    metrics = api("GET", "/metrics")
+    assert metrics.status == 200 and b"kvnode_keys 1.0" in metrics.body
