@@ -30,8 +30,6 @@ import logging
 import struct
 from pathlib import Path
 
-from pysyncobj.journal import Journal
-
 from kvnode.raft.failstop import on_storage_error
 from kvnode.storage.errors import CorruptFile, CorruptRecord
 from kvnode.storage.fileformat import (
@@ -58,7 +56,10 @@ MAX_ENTRY_BYTES = 256 * 1024 * 1024
 Entry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
 
 
-class DurableJournal(Journal):
+class DurableJournal:
+    """PySyncObj's Journal interface (add, clear, deleteEntriesFrom/To, [], len, term and
+    vote, commit index), made durable."""
+
     def __init__(self, directory: Path, *, durable: bool, dump_file: Path) -> None:
         self.path = directory / RAFT_JOURNAL
         self.meta_path = directory / RAFT_META

@@ -32,18 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pysyncobj.syncobj as syncobj_module
-from pysyncobj import SyncObj, SyncObjConf, replicated
-from pysyncobj.config import FAIL_REASON
-from pysyncobj.journal import Journal
-from pysyncobj.node import TCPNode
 
 from kvnode.config import NodeConfig
-from kvnode.raft import wire
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
-from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.prevote import PreVote
+from kvnode.raft.pysyncobj_adapter import (
+    SyncObjBase,
+    SyncObjConf,
+    install,
+    make_node,
+    node_address,
+    replicated,
+)
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome, StateMachine
@@ -61,31 +62,6 @@ ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 LEADER_FALLBACK_FACTOR = 1
 MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
 
-# FAIL_REASON codes that mean the command was certainly not applied.
-DEFINITE_FAILURES = {
-    FAIL_REASON.QUEUE_FULL: "queue_full",
-    FAIL_REASON.MISSING_LEADER: "no_leader",
-    FAIL_REASON.DISCARDED: "discarded",
-    FAIL_REASON.NOT_LEADER: "not_leader",
-    FAIL_REASON.REQUEST_DENIED: "denied",
-}
-SUCCESS = FAIL_REASON.SUCCESS
-
-_original_create_journal = syncobj_module.createJournal
-
-
-def _create_journal(journal_file: Any) -> Journal:
-    """PySyncObj builds its journal from `conf.journalFile`; kvnode passes a ready
-    DurableJournal object there and this hook hands it over unchanged."""
-    if isinstance(journal_file, Journal):
-        return journal_file
-    return _original_create_journal(journal_file)
-
-
-syncobj_module.createJournal = _create_journal
-# PySyncObj builds its peer-message encryptor from `conf.password` with this factory.
-syncobj_module.getEncryptor = PeerCipher.from_secret
-
 
 def encode_raft_data(raft_data: tuple) -> bytes:
     """PySyncObj's dump bookkeeping (last entry, previous entry, members), without pickle."""
@@ -94,7 +70,7 @@ def encode_raft_data(raft_data: tuple) -> bytes:
         {
             "last": [last[0].hex(), last[1], last[2]],
             "prev": [prev[0].hex(), prev[1], prev[2]],
-            "nodes": sorted(node.address for node in nodes),
+            "nodes": sorted(node_address(node) for node in nodes),
         }
     )
 
@@ -105,16 +81,16 @@ def decode_raft_data(extra: bytes) -> tuple:
     return (
         (bytes.fromhex(last[0]), last[1], last[2]),
         (bytes.fromhex(prev[0]), prev[1], prev[2]),
-        {TCPNode(address) for address in data["nodes"]},
+        {make_node(address) for address in data["nodes"]},
     )
 
 
-class RaftNode(SyncObj):
+class RaftNode(SyncObjBase):
     def __init__(
         self, config: NodeConfig, machine: StateMachine, machine_lock: threading.Lock
     ) -> None:
         # Everything the tick thread may touch must exist before SyncObj.__init__ starts it.
-        wire.install(config.max_value_bytes)
+        install(config.max_value_bytes)
         self.kv_config = config
         self.machine = machine
         self.machine_lock = machine_lock  # the service's: readers hold it too
@@ -158,7 +134,7 @@ class RaftNode(SyncObj):
         # late reply from the leader about a *previous* life's command N could be matched to
         # this life's command N (a false outcome). Start the counter at a value no earlier
         # process can have used.
-        self._SyncObj__commandsLocalCounter = time.time_ns()
+        self.start_forwarded_ids_at(time.time_ns())
         self.addOnTickCallback(self._after_tick)
 
     # -- event-driven commit path ------------------------------------------------------
@@ -174,12 +150,11 @@ class RaftNode(SyncObj):
 
     def _checkCommandsToApply(self) -> None:
         """After the leader appended queued commands, send them without waiting a period."""
-        raft_log = self._SyncObj__raftLog  # type: ignore[attr-defined]
-        last_index = raft_log[-1][1]
+        last_index = self.journal[-1][1]
         super()._checkCommandsToApply()
-        if raft_log[-1][1] != last_index and self._isLeader():
+        if self.journal[-1][1] != last_index and self._isLeader():
             # Send in this tick: the journal fsync in _after_tick then overlaps the round trip.
-            self._SyncObj__sendAppendEntries()  # type: ignore[attr-defined]
+            self.send_append_entries()
 
     # -- pre-vote (prevote.py): the ElectionView it sees PySyncObj through -----------------
 
@@ -190,38 +165,16 @@ class RaftNode(SyncObj):
     def raft_term(self) -> int:
         return int(self.raftCurrentTerm)
 
-    def raft_state(self) -> int:
-        return int(self._SyncObj__raftState)  # type: ignore[attr-defined]
-
     def last_log(self) -> tuple[int, int]:
-        _command, index, term = self.journal[-1]  # type: ignore[misc]
+        _command, index, term = self.journal[-1]
         return index, term
 
-    def peers(self) -> list[Any]:
-        return list(self._SyncObj__otherNodes)  # type: ignore[attr-defined]
-
-    def election_due(self, now: float) -> bool:
-        deadline = self._SyncObj__raftElectionDeadline  # type: ignore[attr-defined]
-        return bool(deadline < now and self._SyncObj__connectedToAnyone())  # type: ignore[attr-defined]
-
-    def postpone_election(self, now: float) -> None:
-        timeout = self._SyncObj__generateRaftTimeout()  # type: ignore[attr-defined]
-        self._SyncObj__raftElectionDeadline = now + timeout
-
-    def forget_leader(self) -> None:
-        if self._SyncObj__raftLeader is not None:  # type: ignore[has-type]
-            self._SyncObj__raftLeader = None
-            self._SyncObj__onLeaderChanged()  # type: ignore[attr-defined]
-
     def start_election_now(self) -> None:
-        self._SyncObj__raftElectionDeadline = 0
+        self.make_election_due()
         self.wakeup.notify()
 
-    def send(self, peer: Any, message: dict[str, Any]) -> None:
-        self._SyncObj__transport.send(peer, message)  # type: ignore[attr-defined]
-
     def _send_append_entries_now(self) -> None:
-        self._SyncObj__newAppendEntriesTime = 0  # type: ignore[attr-defined]
+        self.send_append_entries_next_tick()
         self.wakeup.notify()
 
     def _log_role_change(self, old: int, new: int) -> None:
@@ -247,8 +200,7 @@ class RaftNode(SyncObj):
     def apply_command(self, command: bytes) -> Outcome | None:
         """Apply one committed kvnode command; returns its outcome (None if already applied)."""
         index = self.raftLastApplied + 1
-        raft_log = self._SyncObj__raftLog  # type: ignore[attr-defined]
-        term = raft_log[index - raft_log[0][1]][2]
+        term = self.journal[index - self.journal[0][1]][2]
         # A lone node commits without sending anything: persist before the callback acks.
         self.journal.sync_if_dirty()
         try:

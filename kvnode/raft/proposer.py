@@ -15,7 +15,8 @@ from typing import Any
 
 from kvnode import commands
 from kvnode.consensus import Indeterminate, Unavailable
-from kvnode.raft.node import DEFINITE_FAILURES, SUCCESS, RaftNode
+from kvnode.raft.node import RaftNode
+from kvnode.raft.pysyncobj_adapter import DEFINITE_FAILURES, SUCCESS
 from kvnode.storage import Outcome
 
 

@@ -25,10 +25,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pysyncobj.transport import TCPTransport
-
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
+from kvnode.raft.pysyncobj_adapter import TransportBase
 from kvnode.raft.snapshot_gate import SnapshotGate
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 UNSYNCED_MESSAGES = frozenset({"append_entries", "apply_command", "apply_command_response"})
 
 
-class SyncedTransport(TCPTransport):
+class SyncedTransport(TransportBase):
     journal: DurableJournal  # set by `bind_journal` before PySyncObj creates the transport
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -53,9 +52,9 @@ class SyncedTransport(TCPTransport):
     def _createServer(self) -> None:
         """A lone node without a cluster secret has no one to listen to: it opens no peer
         port at all, so nothing can reach its unauthenticated message decoding."""
-        config = self._syncObj.kv_config
+        config = self.node.kv_config
         if config.single_node and not config.cluster_secret:
-            self._ready = True  # nothing to bind; PySyncObj waits for this flag
+            self.mark_ready_without_server()
             return
         super()._createServer()
 
@@ -66,14 +65,14 @@ class SyncedTransport(TCPTransport):
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
-        prevote = self._syncObj.prevote
+        prevote = self.node.prevote
         if kind == PRE_VOTE:
             prevote.on_request(node, message)
             return
         if kind == PRE_VOTE_REPLY:
             prevote.on_reply(message)
             return
-        if kind == "append_entries" and message.get("term", -1) >= self._syncObj.raftCurrentTerm:
+        if kind == "append_entries" and message.get("term", -1) >= self.node.raftCurrentTerm:
             prevote.heard_from_leader()
         if (
             isinstance(message, dict)
@@ -90,7 +89,7 @@ class SyncedTransport(TCPTransport):
         ):
             super()._onMessageReceived(node, message)
             return
-        next_index = self._syncObj._SyncObj__raftNextIndex
+        next_index = self.node.next_index_map()
         sent_up_to = next_index.get(node)
         super()._onMessageReceived(node, message)
         if sent_up_to is not None and next_index.get(node, sent_up_to) < sent_up_to:
@@ -98,7 +97,7 @@ class SyncedTransport(TCPTransport):
 
     def _refuse_stale_snapshot(self, node: Any, chunk: Any) -> bool:
         """Drop a snapshot older than this node's commit index (snapshot_gate.py)."""
-        commit_index = self._syncObj.raftCommitIndex
+        commit_index = self.node.raftCommitIndex
         drop, refused = self._gate.screen(chunk, commit_index)
         if refused is not None:
             log.warning(

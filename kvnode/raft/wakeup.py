@@ -12,7 +12,7 @@ import contextlib
 import os
 from typing import Any
 
-from pysyncobj.poller import POLL_EVENT_TYPE
+from kvnode.raft.pysyncobj_adapter import POLL_READ
 
 
 class Wakeup:
@@ -25,7 +25,7 @@ class Wakeup:
     def subscribe(self, poller: Any) -> None:
         """Register with the poller; must run in the tick thread (the poller is not thread-safe)."""
         if not self._subscribed:
-            poller.subscribe(self._read_fd, self._drain, POLL_EVENT_TYPE.READ)
+            poller.subscribe(self._read_fd, self._drain, POLL_READ)
             self._subscribed = True
 
     def notify(self) -> None:

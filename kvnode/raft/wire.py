@@ -9,9 +9,8 @@ deflate *stored* blocks: still a valid zlib stream, so the receiving side (and
 an unmodified PySyncObj peer) decodes it with the same `zlib.decompress`.
 Large messages (log batches, snapshot chunks) are still compressed.
 
-`install` also puts kvnode's guards where PySyncObj reads peer bytes: pickle
-that refuses code (`peer_pickle`), bounded frames (`peer_connection`), and
-inflation bounded by the same limit (no decompression bombs).
+Inflation is bounded by the frame limit (no decompression bombs). The adapter
+(pysyncobj_adapter.py) puts `PeerZlib` in place of PySyncObj's zlib.
 """
 
 from __future__ import annotations
@@ -19,12 +18,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-import pysyncobj.tcp_connection as tcp_connection_module
-import pysyncobj.tcp_server as tcp_server_module
-import pysyncobj.transport as transport_module
-
-from kvnode.raft import peer_pickle
-from kvnode.raft.peer_connection import BoundedTcpConnection
+from kvnode.raft.peer_connection import max_frame_bytes_for
 
 COMPRESS_FROM_BYTES = 64 * 1024
 COMPRESSION_LEVEL = 3  # PySyncObj's own choice for the messages it still compresses
@@ -54,28 +48,28 @@ def compress(data: bytes, level: int = COMPRESSION_LEVEL) -> bytes:
     return zlib.compress(data, level)
 
 
+_inflation_limit = max_frame_bytes_for(1024 * 1024)  # set by `bound_inflation`
+
+
+def bound_inflation(limit: int) -> None:
+    """Set the most bytes one peer message may inflate to (the frame limit)."""
+    global _inflation_limit
+    _inflation_limit = limit
+
+
 def decompress(data: bytes) -> bytes:
     """zlib.decompress that refuses to inflate beyond the largest legitimate message."""
-    limit = BoundedTcpConnection.max_frame_bytes
     inflater = zlib.decompressobj()
-    inflated = inflater.decompress(data, limit)
+    inflated = inflater.decompress(data, _inflation_limit)
     if inflater.unconsumed_tail or not inflater.eof:
-        raise ValueError(f"a peer message inflates beyond {limit} bytes, or is cut short")
+        raise ValueError(
+            f"a peer message inflates beyond {_inflation_limit} bytes, or is cut short"
+        )
     return inflated
 
 
-class _PeerZlib:
+class PeerZlib:
     """Stands in for the `zlib` module inside PySyncObj's tcp_connection."""
 
     compress = staticmethod(compress)
     decompress = staticmethod(decompress)
-
-
-def install(max_value_bytes: int) -> None:
-    """Route PySyncObj's peer-message encoding through kvnode's (idempotent): stored zlib
-    for small messages, bounded inflation, plain-data unpickling, bounded frames."""
-    BoundedTcpConnection.configure(max_value_bytes)
-    tcp_connection_module.zlib = _PeerZlib  # type: ignore[attr-defined]
-    tcp_connection_module.pickle = peer_pickle  # type: ignore[attr-defined]
-    tcp_server_module.TcpConnection = BoundedTcpConnection  # type: ignore[misc]
-    transport_module.TcpConnection = BoundedTcpConnection  # type: ignore[misc]

@@ -138,6 +138,7 @@ def test_cli_kills_pauses_and_restarts_nodes_and_ctrl_c_stops_every_one(tmp_path
         survivors = [url for url in up.urls if node_name(url, up) != name]
         asyncio.run(writes_resume(survivors, "after-kill"))
         assert up.ctl("start", name).returncode == 0
+        up.track_children()
         asyncio.run(all_converged(up.urls))
 
         paused = up.ctl("pause", "leader")
@@ -155,6 +156,7 @@ def test_cli_kills_pauses_and_restarts_nodes_and_ctrl_c_stops_every_one(tmp_path
         restarted = up.ctl("restart", "2")
         assert restarted.returncode == 0, restarted.stderr
         assert b"restarted node2" in restarted.stdout
+        up.track_children()
         asyncio.run(all_converged(up.urls))
         rows = {row["node"]: row for row in ps_rows(up)}
         assert {row["state"] for row in rows.values()} == {"running"}

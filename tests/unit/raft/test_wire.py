@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zlib
 
-import pysyncobj.tcp_connection as tcp_connection_module
-import pysyncobj.tcp_server as tcp_server_module
-import pysyncobj.transport as transport_module
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kvnode.raft import peer_pickle, wire
-from kvnode.raft.peer_connection import BoundedTcpConnection, max_frame_bytes_for
+from kvnode.raft.peer_connection import frame_length_refused
 
 
 @given(st.binary(max_size=3000))
@@ -48,16 +46,6 @@ def test_small_messages_are_stored_and_large_ones_compressed() -> None:
     assert zlib.decompress(wire.compress(large)) == large
 
 
-def test_install_puts_every_guard_where_pysyncobj_reads_peer_bytes() -> None:
-    wire.install(max_value_bytes=1024)
-    assert tcp_connection_module.zlib.compress is wire.compress
-    assert tcp_connection_module.zlib.decompress is wire.decompress
-    assert tcp_connection_module.pickle is peer_pickle
-    assert tcp_server_module.TcpConnection is BoundedTcpConnection
-    assert transport_module.TcpConnection is BoundedTcpConnection
-    assert BoundedTcpConnection.max_frame_bytes == max_frame_bytes_for(1024)
-
-
 def test_peer_messages_decode_plain_data_and_refuse_any_code() -> None:
     message = {"type": "append_entries", "entries": [(b"cmd", 7, 2)], "commit_index": 6}
     assert peer_pickle.loads(pickle.dumps(message)) == message
@@ -71,9 +59,17 @@ class RunsCode:
 
 
 def test_inflation_is_bounded_by_the_frame_limit() -> None:
-    limit = BoundedTcpConnection.max_frame_bytes
+    limit = 100_000
+    wire.bound_inflation(limit)
     assert wire.decompress(zlib.compress(b"a" * limit)) == b"a" * limit
     with pytest.raises(ValueError, match="inflates beyond"):
         wire.decompress(zlib.compress(b"a" * (limit + 1)))
     with pytest.raises(ValueError):
         wire.decompress(zlib.compress(b"abc" * 1000)[:-10])
+
+
+def test_a_frame_length_is_judged_from_its_first_four_bytes() -> None:
+    assert frame_length_refused(b"\x10\x00", 100) is None  # not complete yet
+    assert frame_length_refused(struct.pack("i", 100) + b"x", 100) is None
+    assert "101 bytes" in (frame_length_refused(struct.pack("i", 101), 100) or "")
+    assert frame_length_refused(struct.pack("i", -1), 100)

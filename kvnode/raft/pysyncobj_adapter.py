@@ -1,0 +1,248 @@
+"""The one place kvnode touches PySyncObj: its imports, its private names, and every patch.
+
+Checked against pysyncobj 0.3.17 (`PINNED_VERSION`, also pinned in pyproject.toml);
+`check_version()` refuses to start a node on any other version, because the names
+below are PySyncObj's internals and may change meaning between releases.
+
+Patches, installed by `install()` when a node starts (never at import):
+
+- `syncobj.createJournal`: hands kvnode's `DurableJournal` over unchanged.
+- `syncobj.getEncryptor`: `PeerCipher` (AES-GCM) instead of Fernet.
+- `tcp_connection.zlib`: small messages sent stored, inflation bounded (wire.py).
+- `tcp_connection.pickle`: a plain-data unpickler, never code (peer_pickle.py).
+- `tcp_server.TcpConnection`, `transport.TcpConnection`: `BoundedTcpConnection`.
+
+Private names read or written (name-mangled state of PySyncObj's classes):
+
+- `SyncObj`: `__commandsLocalCounter`, `__newAppendEntriesTime`, `__sendAppendEntries`,
+  `__raftState`, `__otherNodes`, `__raftElectionDeadline`, `__connectedToAnyone`,
+  `__generateRaftTimeout`, `__raftLeader`, `__onLeaderChanged`, `__transport`,
+  `__raftNextIndex`.
+- `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
+
+Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick` and
+`SyncObj._checkCommandsToApply` (raft/node.py), `TCPTransport._onMessageReceived`
+and `TCPTransport._createServer` (raft/transport.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pysyncobj.syncobj as syncobj_module
+import pysyncobj.tcp_connection as tcp_connection_module
+import pysyncobj.tcp_server as tcp_server_module
+import pysyncobj.transport as transport_module
+from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.config import FAIL_REASON
+from pysyncobj.node import TCPNode
+from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
+from pysyncobj.transport import TCPTransport
+from pysyncobj.version import VERSION
+
+from kvnode.raft import peer_pickle, wire
+from kvnode.raft.journal import DurableJournal
+from kvnode.raft.peer_cipher import PeerCipher
+from kvnode.raft.peer_connection import (
+    HANDSHAKE_SECONDS,
+    frame_length_refused,
+    max_frame_bytes_for,
+    peer_warnings,
+)
+
+PINNED_VERSION = "0.3.17"
+POLL_READ = POLL_EVENT_TYPE.READ
+# FAIL_REASON codes that mean the command was certainly not applied.
+DEFINITE_FAILURES = {
+    FAIL_REASON.QUEUE_FULL: "queue_full",
+    FAIL_REASON.MISSING_LEADER: "no_leader",
+    FAIL_REASON.DISCARDED: "discarded",
+    FAIL_REASON.NOT_LEADER: "not_leader",
+    FAIL_REASON.REQUEST_DENIED: "denied",
+}
+SUCCESS = FAIL_REASON.SUCCESS
+
+__all__ = [
+    "DEFINITE_FAILURES",
+    "POLL_READ",
+    "SUCCESS",
+    "SyncObjConf",
+    "replicated",
+]
+
+
+class UnsupportedPySyncObj(RuntimeError):
+    """The installed pysyncobj is not the version these internals were checked against."""
+
+
+def check_version() -> None:
+    if VERSION != PINNED_VERSION:
+        raise UnsupportedPySyncObj(
+            f"pysyncobj {VERSION} is installed, but kvnode relies on the internals of"
+            f" {PINNED_VERSION}; install pysyncobj=={PINNED_VERSION}"
+        )
+
+
+_original_create_journal = syncobj_module.createJournal
+
+
+def _create_journal(journal_file: Any) -> Any:
+    """PySyncObj builds its journal from `conf.journalFile`; kvnode passes a ready
+    DurableJournal object there and this hook hands it over unchanged."""
+    if isinstance(journal_file, DurableJournal):
+        return journal_file
+    return _original_create_journal(journal_file)
+
+
+def install(max_value_bytes: int) -> None:
+    """Every patch listed above (idempotent). Run before the first SyncObj is built."""
+    check_version()
+    syncobj_module.createJournal = _create_journal
+    syncobj_module.getEncryptor = PeerCipher.from_secret
+    BoundedTcpConnection.max_frame_bytes = max_frame_bytes_for(max_value_bytes)
+    wire.bound_inflation(BoundedTcpConnection.max_frame_bytes)
+    tcp_connection_module.zlib = wire.PeerZlib  # type: ignore[attr-defined]
+    tcp_connection_module.pickle = peer_pickle  # type: ignore[attr-defined]
+    tcp_server_module.TcpConnection = BoundedTcpConnection  # type: ignore[misc]
+    transport_module.TcpConnection = BoundedTcpConnection  # type: ignore[misc]
+
+
+def node_address(node: Any) -> str:
+    return str(node.address)
+
+
+def make_node(address: str) -> Any:
+    return TCPNode(address)
+
+
+class SyncObjBase(SyncObj):  # type: ignore[misc]
+    """SyncObj with named accessors for the private state kvnode reads and steers."""
+
+    def start_forwarded_ids_at(self, value: int) -> None:
+        """PySyncObj numbers forwarded commands from 0 in every process."""
+        self._SyncObj__commandsLocalCounter = value
+
+    def send_append_entries(self) -> None:
+        self._SyncObj__sendAppendEntries()
+
+    def send_append_entries_next_tick(self) -> None:
+        self._SyncObj__newAppendEntriesTime = 0
+
+    def raft_state(self) -> int:
+        return int(self._SyncObj__raftState)
+
+    def peers(self) -> list[Any]:
+        return list(self._SyncObj__otherNodes)
+
+    def election_due(self, now: float) -> bool:
+        return bool(
+            self._SyncObj__raftElectionDeadline < now and self._SyncObj__connectedToAnyone()
+        )
+
+    def postpone_election(self, now: float) -> None:
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+
+    def forget_leader(self) -> None:
+        if self._SyncObj__raftLeader is not None:
+            self._SyncObj__raftLeader = None
+            self._SyncObj__onLeaderChanged()
+
+    def make_election_due(self) -> None:
+        self._SyncObj__raftElectionDeadline = 0
+
+    def send(self, peer: Any, message: dict[str, Any]) -> None:
+        self._SyncObj__transport.send(peer, message)
+
+    def next_index_map(self) -> dict[Any, int]:
+        """The leader's nextIndex per follower (a live dict)."""
+        next_index: dict[Any, int] = self._SyncObj__raftNextIndex
+        return next_index
+
+
+class TransportBase(TCPTransport):  # type: ignore[misc]
+    """TCPTransport with a typed handle on the node that owns it."""
+
+    @property
+    def node(self) -> Any:
+        return self._syncObj
+
+    def mark_ready_without_server(self) -> None:
+        self._ready = True  # PySyncObj waits for this flag before ticking
+
+
+class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
+    """PySyncObj's peer connection with the limits of peer_connection.py: a cap on frame
+    length checked before any byte of the frame is kept, a buffer that grows in place, a
+    handshake deadline on accepted connections, and rate-limited log lines."""
+
+    max_frame_bytes = max_frame_bytes_for(1024 * 1024)  # set by `install`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._opened_at = time.monotonic()
+        self._frames_received = 0
+        self._peer = "?"
+        sock = kwargs.get("socket")
+        # Incoming connections (accepted by the server) must authenticate quickly; outgoing
+        # ones speak first and may wait for an idle peer's first message.
+        self._handshake_deadline = sock is not None
+        if sock is not None:
+            try:
+                host, port = sock.getpeername()[:2]
+                self._peer = f"{host}:{port}"
+            except OSError:
+                pass
+
+    def connect(self, host: str, port: int) -> bool:
+        self._opened_at = time.monotonic()
+        self._frames_received = 0
+        self._peer = f"{host}:{port}"
+        return bool(super().connect(host, port))
+
+    def disconnect(self) -> None:
+        if (
+            not self._handshake_deadline  # an outgoing connection: this node spoke first
+            and self.encryptor is not None
+            and self.state == CONNECTION_STATE.CONNECTED
+            and not self._frames_received
+        ):
+            self._warn("closed", "it hung up before authenticating (a different cluster_secret?)")
+        super().disconnect()
+
+    def _warn(self, reason: str, detail: str) -> None:
+        peer_warnings.warning(
+            f"{reason} {self._peer}", "peer connection %s dropped: %s", self._peer, detail
+        )
+
+    def _TcpConnection__processRead(self) -> bool:
+        if not isinstance(self._TcpConnection__readBuffer, bytearray):
+            self._TcpConnection__readBuffer = bytearray(self._TcpConnection__readBuffer)
+        more = bool(super()._TcpConnection__processRead())
+        if self.state == CONNECTION_STATE.DISCONNECTED:
+            return False
+        refused = frame_length_refused(self._TcpConnection__readBuffer, self.max_frame_bytes)
+        if refused:
+            self._warn("frame", refused)
+            self.disconnect()
+            return False
+        if (
+            self._handshake_deadline
+            and not self._frames_received
+            and time.monotonic() - self._opened_at > HANDSHAKE_SECONDS
+        ):
+            self._warn("handshake", f"no authenticated message within {HANDSHAKE_SECONDS} s")
+            self.disconnect()
+            return False
+        return more
+
+    def _TcpConnection__processParseMessage(self) -> Any:
+        message = super()._TcpConnection__processParseMessage()
+        if message is not None:
+            self._frames_received += 1
+        elif self.state == CONNECTION_STATE.DISCONNECTED:
+            self._warn(
+                "auth", "a message failed to authenticate or decode (a different cluster_secret?)"
+            )
+        return message

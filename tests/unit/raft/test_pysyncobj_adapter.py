@@ -1,0 +1,88 @@
+"""The adapter: every patch in place after `install()`, nothing before, a wrong pysyncobj
+version refused, and the transport's nextIndex fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pysyncobj.syncobj as syncobj_module
+import pysyncobj.tcp_connection as tcp_connection_module
+import pysyncobj.tcp_server as tcp_server_module
+import pysyncobj.transport as transport_module
+import pytest
+
+from kvnode.raft import peer_pickle, pysyncobj_adapter, wire
+from kvnode.raft.journal import DurableJournal
+from kvnode.raft.peer_cipher import PeerCipher
+from kvnode.raft.peer_connection import max_frame_bytes_for
+from kvnode.raft.prevote import PreVote
+from kvnode.raft.pysyncobj_adapter import BoundedTcpConnection, UnsupportedPySyncObj
+from kvnode.raft.transport import SyncedTransport
+
+
+def test_install_puts_every_patch_where_pysyncobj_looks(tmp_path: Path) -> None:
+    pysyncobj_adapter.install(max_value_bytes=1024)
+    journal = DurableJournal(tmp_path, durable=False, dump_file=tmp_path / "dump")
+    assert syncobj_module.createJournal(journal) is journal
+    assert syncobj_module.getEncryptor == PeerCipher.from_secret
+    assert tcp_connection_module.zlib.compress is wire.compress
+    assert tcp_connection_module.zlib.decompress is wire.decompress
+    assert tcp_connection_module.pickle is peer_pickle
+    assert tcp_server_module.TcpConnection is BoundedTcpConnection
+    assert transport_module.TcpConnection is BoundedTcpConnection
+    assert BoundedTcpConnection.max_frame_bytes == max_frame_bytes_for(1024)
+
+
+def test_another_pysyncobj_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pysyncobj_adapter, "VERSION", "0.3.18")
+    with pytest.raises(UnsupportedPySyncObj, match=r"pysyncobj==0\.3\.17"):
+        pysyncobj_adapter.install(max_value_bytes=1024)
+
+
+class FakeNode:
+    """The node a transport serves, as far as `_onMessageReceived` looks at it."""
+
+    raftCurrentTerm = 3
+
+    def __init__(self) -> None:
+        self.next_index: dict[str, int] = {}
+        self.prevote = PreVote(None, 0.4)  # type: ignore[arg-type]  (not consulted here)
+
+    def next_index_map(self) -> dict[str, int]:
+        return self.next_index
+
+
+def transport_for(node: FakeNode) -> Any:
+    """A SyncedTransport without sockets; its PySyncObj callback does what SyncObj does
+    with a next_node_idx reply: it sets nextIndex to what the reply says."""
+    transport: Any = object.__new__(SyncedTransport)
+    transport._syncObj = node
+
+    def pysyncobj_handler(peer: str, message: dict[str, Any]) -> None:
+        if message["success"] or message["reset"]:
+            node.next_index[peer] = message["next_node_idx"]
+
+    transport._onMessageReceivedCallback = pysyncobj_handler
+    return transport
+
+
+def reply(next_index: int, *, success: bool, reset: bool = False) -> dict[str, Any]:
+    return {
+        "type": "next_node_idx",
+        "next_node_idx": next_index,
+        "success": success,
+        "reset": reset,
+    }
+
+
+def test_a_success_reply_never_moves_next_index_back() -> None:
+    node = FakeNode()
+    node.next_index["b"] = 10  # entries up to 9 already sent (pipelined)
+    transport = transport_for(node)
+    transport._onMessageReceived("b", reply(7, success=True))  # an older acknowledgement
+    assert node.next_index["b"] == 10
+    transport._onMessageReceived("b", reply(12, success=True))
+    assert node.next_index["b"] == 12
+    transport._onMessageReceived("b", reply(5, success=False, reset=True))  # a real conflict
+    assert node.next_index["b"] == 5
