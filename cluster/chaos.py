@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from kvnode.cluster.checker import check_history, lost_writes
+from kvnode.cluster.history import OK, Op
+from kvnode.cluster.nemesis import Nemesis
+from kvnode.cluster.netns import Topology
+from kvnode.cluster.supervisor import LocalCluster
+from kvnode.cluster.workload import KEYS, TTL_KEYS, Workload
 
-from cluster.checker import check_history, lost_writes
-from cluster.history import OK, Op
-from cluster.nemesis import Nemesis
-from cluster.netns import Topology
-from cluster.supervisor import LocalCluster
-from cluster.workload import KEYS, TTL_KEYS, Workload
 from kvnode.client import Client, KvError
 
 CLUSTER_SETTINGS = {"append_entries_period": 0.02, "request_timeout": 3.0}

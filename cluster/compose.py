@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.supervisor import ClusterView
+from kvnode.cluster.supervisor import ClusterView
 
 ROOT = Path(__file__).resolve().parents[1]
 HTTP_PORTS = (8001, 8002, 8003)

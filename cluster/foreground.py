@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster import control
-from cluster.control import EXIT_RUNTIME, SIGNALS, ControlError
-from cluster.supervisor import LocalCluster, LocalNode
+from kvnode.cluster import control
+from kvnode.cluster.control import EXIT_RUNTIME, SIGNALS, ControlError
+from kvnode.cluster.supervisor import LocalCluster, LocalNode
+
 from kvnode.client import Client, KvError
 
 MONITOR_SECONDS = 0.2

@@ -13,9 +13,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cluster import NEMESES
-from cluster.netns import Topology
-from cluster.supervisor import LocalCluster
+from kvnode.cluster import NEMESES
+from kvnode.cluster.netns import Topology
+from kvnode.cluster.supervisor import LocalCluster
+
 from kvnode.client import Client
 
 HOLD_SECONDS = (0.5, 3.0)

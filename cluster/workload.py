@@ -13,7 +13,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from cluster.history import FAIL, INFO, OK, Op
+from kvnode.cluster.history import FAIL, INFO, OK, Op
+
 from kvnode.client import Client, CompareFailed, Indeterminate, KvError, NotFound, Unavailable
 
 REQUEST_TIMEOUT = 5.0

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cluster import NEMESES
-from cluster.control import RESTART_POLICIES, SIGNALS, ControlError
-from cluster.control import socket_path as control_socket_path
 from kvnode.bench import TARGETS, WORKLOADS
+from kvnode.cluster import NEMESES
+from kvnode.cluster.control import RESTART_POLICIES, SIGNALS, ControlError
+from kvnode.cluster.control import socket_path as control_socket_path
 from kvnode.config import FSYNC_MODES, LOG_LEVELS, ConfigError, load_config
 from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
 from kvnode.storage.errors import StorageError
@@ -170,8 +170,8 @@ def cluster_up(
       curl -X PUT 'localhost:8001/kv/foo?ttl=10' --data-binary bar
       curl localhost:8002/kv/foo
     """
-    from cluster.foreground import ForegroundCluster
-    from cluster.supervisor import LocalCluster
+    from kvnode.cluster.foreground import ForegroundCluster
+    from kvnode.cluster.supervisor import LocalCluster
 
     try:
         base = Path(data_dir).resolve()
@@ -194,7 +194,7 @@ def cluster_up(
 
 def ask_cluster(data_dir: str, request: dict[str, Any]) -> dict[str, Any]:
     """Send one request to the `cluster up` of `data_dir`; a refusal is one line + its code."""
-    from cluster.control import ask
+    from kvnode.cluster.control import ask
 
     try:
         return asyncio.run(ask(Path(data_dir), request))
@@ -611,9 +611,15 @@ def chaos(
     """
     import orjson
 
-    from cluster.chaos import ChaosSettings, format_judgement, format_report, judge, run_chaos
-    from cluster.history import load_history
-    from cluster.netns import NetnsError, available
+    from kvnode.cluster.chaos import (
+        ChaosSettings,
+        format_judgement,
+        format_report,
+        judge,
+        run_chaos,
+    )
+    from kvnode.cluster.history import load_history
+    from kvnode.cluster.netns import NetnsError, available
 
     if check_path is not None:
         try:

@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import click
 
-from cluster.supervisor import LocalCluster, free_ports
 from kvnode.bench.load import BenchSettings, format_table, run_load
 from kvnode.client import Client
+from kvnode.cluster.supervisor import LocalCluster, free_ports
 
 ROWS = [
     ("write", 1),

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from cluster.netns import available
+from kvnode.cluster.netns import available
 
 PARTITIONS_UNAVAILABLE = available()
 if PARTITIONS_UNAVAILABLE and os.environ.get("KVNODE_REQUIRE_NETNS") == "1":

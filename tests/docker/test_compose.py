@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kvnode.cluster.chaos import final_reads, final_values
+from kvnode.cluster.checker import check_history, lost_writes
+from kvnode.cluster.compose import ROOT, ComposeCluster, docker_available
+from kvnode.cluster.nemesis import Nemesis
+from kvnode.cluster.workload import Workload
 
-from cluster.chaos import final_reads, final_values
-from cluster.checker import check_history, lost_writes
-from cluster.compose import ROOT, ComposeCluster, docker_available
-from cluster.nemesis import Nemesis
-from cluster.workload import Workload
 from kvnode.client import Client, Indeterminate, Unavailable
 from tests.integration.test_readme import README, section_commands
 from tests.waiting import wait_until, wait_until_sync

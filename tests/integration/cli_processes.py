@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from cluster.supervisor import free_ports
+from kvnode.cluster.supervisor import free_ports
+
 from tests.waiting import wait_until_sync
 
 CLUSTER_UP_TIMEOUT = 60.0

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kvnode.cluster.supervisor import LocalCluster
 
-from cluster.supervisor import LocalCluster
 from kvnode.client import Client, Indeterminate, KvError, Unavailable
 from tests.waiting import wait_until
 

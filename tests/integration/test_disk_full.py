@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kvnode.cluster.supervisor import LocalCluster
 
-from cluster.supervisor import LocalCluster
 from kvnode.client import Client, KvError
 from kvnode.raft.failstop import EXIT_STORAGE_FAILURE
 from tests.integration.conftest import FAST_SETTINGS, all_ready, write_load

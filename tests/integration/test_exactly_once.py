@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from kvnode.cluster.supervisor import LocalCluster
 
-from cluster.supervisor import LocalCluster
 from kvnode.client import Client, CompareFailed, KvError
 from tests.integration.conftest import (
     assert_clean_logs,

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from kvnode.cluster.supervisor import LocalCluster
 
-from cluster.supervisor import LocalCluster
 from tests.integration.conftest import converged, leader_of, statuses, write_load
 from tests.waiting import wait_until
 

@@ -7,8 +7,8 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from kvnode.cluster.supervisor import LocalCluster
 
-from cluster.supervisor import LocalCluster
 from kvnode.client import Client, Indeterminate, Unavailable
 from tests.integration.conftest import (
     LoadResult,

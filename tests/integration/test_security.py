@@ -17,8 +17,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from kvnode.cluster.supervisor import LocalCluster
 
-from cluster.supervisor import LocalCluster
 from kvnode.client import Client, KvError
 from kvnode.raft.peer_connection import HANDSHAKE_SECONDS
 from tests.integration.conftest import (
@@ -87,7 +87,7 @@ def send_frame(address: str, frame: bytes) -> None:
 
 
 def start_single_node(tmp_path: Path, name: str, *flags: str) -> tuple[subprocess.Popen, str]:
-    from cluster.supervisor import free_ports
+    from kvnode.cluster.supervisor import free_ports
 
     http, raft = free_ports(2)
     proc = subprocess.Popen(

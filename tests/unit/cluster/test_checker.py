@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 
-from cluster.checker import (
+from kvnode.cluster.checker import (
     INDETERMINATE_WINDOW,
     check_history,
     linearizable,
     lost_writes,
     settle_observed_writes,
 )
-from cluster.history import FAIL, INFO, OK, Op
+from kvnode.cluster.history import FAIL, INFO, OK, Op
 
 _ids = iter(range(1_000_000))
 
