@@ -37,7 +37,9 @@ RETRY_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8)
 class KvError(Exception):
     """A definite error answer from kvnode (4xx/5xx with a JSON body)."""
 
-    def __init__(self, status: int, code: str, message: str, body: dict | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, body: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.body = status, code, message, body or {}
 
@@ -389,13 +391,15 @@ class Client:
         _status, body, _headers = await self.request(
             "GET", "/kv/", params=params, endpoint=endpoint, idempotent=True
         )
-        return orjson.loads(body)
+        items: list[dict[str, Any]] = orjson.loads(body)
+        return items
 
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         _status, body, _headers = await self.request(
             "GET", "/status", endpoint=endpoint, idempotent=True
         )
-        return orjson.loads(body)
+        status: dict[str, Any] = orjson.loads(body)
+        return status
 
 
 def _error_from(status: int, body: bytes) -> KvError:

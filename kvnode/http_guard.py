@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -134,6 +134,6 @@ class GuardedAppRunner(web.AppRunner):
         server = await super()._make_server()
         # aiohttp builds a plain web.Server; give it the guarded protocol factory.
         server.__class__ = GuardedServer
-        guarded: GuardedServer = server  # type: ignore[assignment]
+        guarded = cast(GuardedServer, server)
         guarded.header_timeout, guarded.max_connections, guarded.node_headers = self._limits
         return guarded

@@ -77,7 +77,7 @@ async def serve(config: NodeConfig) -> None:
         access_log=None,
         handle_signals=False,
     )
-    sweeper: asyncio.Task | None = None
+    sweeper: asyncio.Task[None] | None = None
     try:
         await runner.setup()
         host, port = config.http_host_port

@@ -28,4 +28,5 @@ fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 python3 -m ruff check kvnode cluster tests
+python3 -m mypy  # --strict on kvnode/ (pyproject.toml [tool.mypy])
 python3 -m pytest "$@"

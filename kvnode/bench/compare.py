@@ -39,7 +39,7 @@ class EtcdCluster:
         self.client_urls = [f"http://127.0.0.1:{p}" for p in ports[:3]]
         peer_urls = [f"http://127.0.0.1:{p}" for p in ports[3:]]
         initial = ",".join(f"e{i}={url}" for i, url in enumerate(peer_urls))
-        self.processes: list[subprocess.Popen] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
         for i in range(3):
             log = open(base / f"etcd{i}.log", "wb")  # noqa: SIM115 - owned by the child
             self.processes.append(

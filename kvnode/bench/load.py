@@ -22,6 +22,9 @@ from kvnode.bench.report import latency_summary_ms
 PROGRESS_SECONDS = 1.0
 
 
+RequestSpec = tuple[str, str, dict[str, str], Any]  # method, url, params, body
+
+
 @dataclass
 class BenchSettings:
     endpoints: list[str]
@@ -40,7 +43,7 @@ class BenchSettings:
 @dataclass
 class BenchStats:
     latencies: list[float] = field(default_factory=list)
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
     finished: float = 0.0
 
@@ -67,17 +70,17 @@ class Target:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
-    def put(self, base: str, key: str, value: bytes) -> tuple[str, str, dict, Any]:
+    def put(self, base: str, key: str, value: bytes) -> RequestSpec:
         if self.kind == "etcd-v2":
             return "PUT", f"{base}/v2/keys/{key}", {}, {"value": value.decode()}
         return "PUT", f"{base}/kv/{key}", {}, value
 
-    def get(self, base: str, key: str, stale: bool) -> tuple[str, str, dict, Any]:
+    def get(self, base: str, key: str, stale: bool) -> RequestSpec:
         if self.kind == "etcd-v2":
             return "GET", f"{base}/v2/keys/{key}", ({} if stale else {"quorum": "true"}), None
         return "GET", f"{base}/kv/{key}", ({"consistency": "stale"} if stale else {}), None
 
-    def cas(self, base: str, key: str, value: bytes, revision: str) -> tuple[str, str, dict, Any]:
+    def cas(self, base: str, key: str, value: bytes, revision: str) -> RequestSpec:
         if self.kind == "etcd-v2":
             return (
                 "PUT",
@@ -90,7 +93,8 @@ class Target:
     def revision(self, headers: Any, body: bytes) -> str | None:
         if self.kind == "etcd-v2":
             return _etcd_modified_index(body)
-        return headers.get("X-KV-Revision")
+        revision: str | None = headers.get("X-KV-Revision")
+        return revision
 
 
 def _etcd_modified_index(body: bytes) -> str | None:
@@ -112,9 +116,7 @@ def _classify(status: int) -> str:
     return f"http_{status}"
 
 
-async def _send(
-    session: aiohttp.ClientSession, spec: tuple[str, str, dict, Any]
-) -> tuple[int, Any, bytes]:
+async def _send(session: aiohttp.ClientSession, spec: RequestSpec) -> tuple[int, Any, bytes]:
     method, url, params, data = spec
     async with session.request(method, url, params=params, data=data) as response:
         body = await response.read()

@@ -11,6 +11,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,7 +37,7 @@ def make_entries(count: int, start_index: int, rng: random.Random) -> list[Entry
     ]
 
 
-def bench_apply(directory: Path, fsync: bool, batch: int, entries: int) -> dict:
+def bench_apply(directory: Path, fsync: bool, batch: int, entries: int) -> dict[str, Any]:
     rng = random.Random(batch)
     machine = StateMachine(directory, fsync=fsync)
     workload = make_entries(entries, 1, rng)
@@ -57,7 +58,7 @@ def bench_apply(directory: Path, fsync: bool, batch: int, entries: int) -> dict:
     }
 
 
-def bench_recovery(directory: Path, records: int) -> dict:
+def bench_recovery(directory: Path, records: int) -> dict[str, Any]:
     machine = StateMachine(
         directory, fsync=False, checkpoint_entries=10**12, checkpoint_seconds=10**12
     )
@@ -80,7 +81,7 @@ def bench_recovery(directory: Path, records: int) -> dict:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
 def main(entries: int, recovery_records: int, base: Path | None, json_path: Path | None) -> None:
     """Apply throughput for batch sizes 1/64/1024 x fsync always/never, then recovery time."""
-    results: dict = {"apply": [], "recovery": None}
+    results: dict[str, Any] = {"apply": [], "recovery": None}
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         click.echo(
             f"{'fsync':>6} {'batch':>6} {'entries/s':>10} {'p50 ms':>8} {'p99 ms':>8} "

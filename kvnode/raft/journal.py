@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import struct
 from pathlib import Path
+from typing import overload
 
 from kvnode.raft.failstop import on_storage_error
 from kvnode.storage.errors import CorruptFile, CorruptRecord
@@ -203,6 +204,10 @@ class DurableJournal:
         self._entries, self._offsets = kept, offsets
         self._dirty = False
 
+    @overload
+    def __getitem__(self, item: int) -> Entry: ...
+    @overload
+    def __getitem__(self, item: slice) -> list[Entry]: ...
     def __getitem__(self, item: int | slice) -> Entry | list[Entry]:
         return self._entries[item]
 

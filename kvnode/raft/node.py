@@ -43,7 +43,7 @@ from kvnode.raft.pysyncobj_adapter import (
     install,
     make_node,
     node_address,
-    replicated,
+    replicated_method,
 )
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
@@ -63,7 +63,11 @@ LEADER_FALLBACK_FACTOR = 1
 MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
 
 
-def encode_raft_data(raft_data: tuple) -> bytes:
+LogEntry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
+RaftData = tuple[LogEntry, LogEntry, set[Any]]  # last entry, previous entry, members
+
+
+def encode_raft_data(raft_data: RaftData) -> bytes:
     """PySyncObj's dump bookkeeping (last entry, previous entry, members), without pickle."""
     last, prev, nodes = raft_data
     return orjson.dumps(
@@ -75,7 +79,7 @@ def encode_raft_data(raft_data: tuple) -> bytes:
     )
 
 
-def decode_raft_data(extra: bytes) -> tuple:
+def decode_raft_data(extra: bytes) -> RaftData:
     data = orjson.loads(extra)
     last, prev = data["last"], data["prev"]
     return (
@@ -196,7 +200,7 @@ class RaftNode(SyncObjBase):
 
     # -- applying (tick thread) ------------------------------------------------------
 
-    @replicated
+    @replicated_method
     def apply_command(self, command: bytes) -> Outcome | None:
         """Apply one committed kvnode command; returns its outcome (None if already applied)."""
         index = self.raftLastApplied + 1
@@ -230,7 +234,7 @@ class RaftNode(SyncObjBase):
 
     # -- snapshots (tick thread) ------------------------------------------------------
 
-    def _serialize(self, file_name: str, raft_data: tuple) -> None:
+    def _serialize(self, file_name: str, raft_data: RaftData) -> None:
         try:
             with self.machine_lock:
                 self.machine.sync()
@@ -239,7 +243,7 @@ class RaftNode(SyncObjBase):
             fail_stop(f"cannot write a snapshot: {exc}")
         self.snapshots_written += 1
 
-    def _deserialize(self, file_name: str) -> tuple:
+    def _deserialize(self, file_name: str) -> RaftData:
         path = Path(file_name)
         try:
             image = read_snapshot(path)

@@ -97,4 +97,5 @@ class PeerCipher:
         """The sealed timestamp, only once the whole token authenticates (PySyncObj records
         it as the connection's high-water mark before it calls `decrypt`)."""
         self.decrypt(token)
-        return HEADER.unpack_from(token)[1]
+        timestamp: int = HEADER.unpack_from(token)[1]
+        return timestamp

@@ -11,7 +11,6 @@ answered as Indeterminate, never guessed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from kvnode import commands
 from kvnode.consensus import Indeterminate, Unavailable
@@ -30,9 +29,9 @@ class Proposer:
         if self._node.leader_address() is None:
             raise Unavailable("no_leader", "no leader is known; the cluster may be electing one")
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[Any, int]] = loop.create_future()
+        answer: asyncio.Future[tuple[Outcome | None, int]] = loop.create_future()
 
-        def on_result(result: Any, error: int) -> None:  # tick thread
+        def on_result(result: Outcome | None, error: int) -> None:  # tick thread
             loop.call_soon_threadsafe(_settle, answer, result, error)
 
         self._node.propose(command, on_result)
@@ -49,7 +48,9 @@ class Proposer:
         raise Indeterminate("leadership changed while the write was in flight")
 
 
-def _settle(answer: asyncio.Future, result: Any, error: int) -> None:
+def _settle(
+    answer: asyncio.Future[tuple[Outcome | None, int]], result: Outcome | None, error: int
+) -> None:
     if not answer.done():
         answer.set_result((result, error))
 

@@ -28,7 +28,8 @@ and `TCPTransport._createServer` (raft/transport.py).
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import pysyncobj.syncobj as syncobj_module
 import pysyncobj.tcp_connection as tcp_connection_module
@@ -69,7 +70,6 @@ __all__ = [
     "POLL_READ",
     "SUCCESS",
     "SyncObjConf",
-    "replicated",
 ]
 
 
@@ -103,10 +103,19 @@ def install(max_value_bytes: int) -> None:
     syncobj_module.getEncryptor = PeerCipher.from_secret
     BoundedTcpConnection.max_frame_bytes = max_frame_bytes_for(max_value_bytes)
     wire.bound_inflation(BoundedTcpConnection.max_frame_bytes)
-    tcp_connection_module.zlib = wire.PeerZlib  # type: ignore[attr-defined]
-    tcp_connection_module.pickle = peer_pickle  # type: ignore[attr-defined]
-    tcp_server_module.TcpConnection = BoundedTcpConnection  # type: ignore[misc]
-    transport_module.TcpConnection = BoundedTcpConnection  # type: ignore[misc]
+    tcp_connection_module.zlib = wire.PeerZlib
+    tcp_connection_module.pickle = peer_pickle
+    tcp_server_module.TcpConnection = BoundedTcpConnection
+    transport_module.TcpConnection = BoundedTcpConnection
+
+
+R = TypeVar("R")
+
+
+def replicated_method(method: Callable[..., R]) -> Callable[..., R]:
+    """PySyncObj's @replicated: a call is proposed (it takes `callback=`), and the method
+    runs on every node once the entry commits."""
+    return cast(Callable[..., R], replicated(method))
 
 
 def node_address(node: Any) -> str:
@@ -145,7 +154,7 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
         self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
 
     def forget_leader(self) -> None:
-        if self._SyncObj__raftLeader is not None:
+        if self._SyncObj__raftLeader is not None:  # type: ignore[has-type]
             self._SyncObj__raftLeader = None
             self._SyncObj__onLeaderChanged()
 
@@ -217,8 +226,9 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
         )
 
     def _TcpConnection__processRead(self) -> bool:
-        if not isinstance(self._TcpConnection__readBuffer, bytearray):
-            self._TcpConnection__readBuffer = bytearray(self._TcpConnection__readBuffer)
+        buffer = self._TcpConnection__readBuffer  # type: ignore[has-type]
+        if not isinstance(buffer, bytearray):
+            self._TcpConnection__readBuffer = bytearray(buffer)
         more = bool(super()._TcpConnection__processRead())
         if self.state == CONNECTION_STATE.DISCONNECTED:
             return False

@@ -61,7 +61,7 @@ class SyncedTransport(TransportBase):
     def send(self, node: Any, message: Any) -> bool:
         if message.get("type") not in UNSYNCED_MESSAGES:
             self.journal.sync_if_dirty()
-        return super().send(node, message)
+        return bool(super().send(node, message))
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from kvnode.storage.errors import CorruptFile
 from kvnode.storage.fileformat import (
@@ -62,14 +62,19 @@ CHECKPOINT_STEPS = (
 """Names passed to the fault hook, in order, during one checkpoint."""
 
 
-class Metadata(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Metadata:
     index: int
     term: int
     checkpoint_crc: int
 
 
 def encode_metadata(meta: Metadata) -> bytes:
-    return encode_small_file(KIND_METADATA, METADATA_VERSION, METADATA_BODY.pack(*meta))
+    return encode_small_file(
+        KIND_METADATA,
+        METADATA_VERSION,
+        METADATA_BODY.pack(meta.index, meta.term, meta.checkpoint_crc),
+    )
 
 
 def decode_metadata(data: bytes, path: Path) -> Metadata:

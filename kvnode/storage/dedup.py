@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from kvnode.storage.outcome import Outcome
 
@@ -28,7 +28,8 @@ DEDUP_MAX_ENTRIES = 100_000
 DEDUP_WINDOW_MS = 10 * 60 * 1000
 
 
-class RequestRecord(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
     request_id: str
     index: int
     issued_at_ms: int

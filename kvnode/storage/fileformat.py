@@ -71,7 +71,7 @@ def check_header(data: bytes | memoryview, kind: bytes, max_version: int, path: 
             "upgrade kvnode",
             offset=8,
         )
-    return version
+    return int(version)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -26,8 +26,8 @@ anywhere makes it unreadable rather than silently wrong.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from kvnode.storage.dedup import RequestRecord
 from kvnode.storage.errors import CorruptFile, StorageError
@@ -54,7 +54,8 @@ STATUSES = list(Status)
 EXTRA_LEN = struct.Struct("<I")
 
 
-class StateImage(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class StateImage:
     index: int
     term: int
     log_clock_ms: int

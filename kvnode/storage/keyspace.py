@@ -47,9 +47,9 @@ class Keyspace:
         log_clock_ms: int = 0,
         requests: Iterable[RequestRecord] = (),
     ) -> None:
-        self._data: SortedDict = SortedDict(items)
+        self._data: SortedDict[str, KeyRecord] = SortedDict(items)
         self.requests = RequestLog(requests)
-        self._deadlines: SortedList = SortedList(
+        self._deadlines: SortedList[tuple[int, str]] = SortedList(
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
         self.log_clock_ms = log_clock_ms

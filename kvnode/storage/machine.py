@@ -24,8 +24,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -70,7 +70,8 @@ _INVALID = Outcome(Status.INVALID, 0)
 _EMPTY_COMMAND = Command()
 
 
-class Entry(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Entry:
     """A committed Raft log entry: its position and the protobuf-encoded kvnode.Command."""
 
     index: int

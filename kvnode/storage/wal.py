@@ -34,6 +34,7 @@ After a checkpoint the log is truncated back to its header.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from struct import Struct
@@ -70,7 +71,8 @@ class Opcode(IntEnum):
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 
 
-class WalRecord(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class WalRecord:
     index: int
     term: int
     opcode: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def test_bit_flip_anywhere_in_checkpoint_files_is_refused(tmp_path: Path, name: 
 def rewrite_metadata(directory: Path, **changes: int) -> None:
     path = directory / "metadata.bin"
     meta = decode_metadata(path.read_bytes(), path)
-    path.write_bytes(encode_metadata(meta._replace(**changes)))
+    path.write_bytes(encode_metadata(dataclasses.replace(meta, **changes)))
 
 
 def test_metadata_lagging_the_checkpoint_is_a_crash_between_steps_and_is_repaired(
