@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -38,7 +38,7 @@ def configure_logging(level: str, node_id: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     click.echo(f"kvnode: {message}", err=True)
     sys.exit(code)
 
@@ -200,7 +200,6 @@ def ask_cluster(data_dir: str, request: dict[str, Any]) -> dict[str, Any]:
         return asyncio.run(ask(Path(data_dir), request))
     except ControlError as exc:
         fail(str(exc), exc.exit_code)
-        raise  # unreachable: fail exits
 
 
 NODE_HELP = "NODE is node2, 2, or leader (whichever node leads now)."
@@ -306,7 +305,6 @@ class ClientOptions:
             fail(str(exc), 1)
         except ValueError as exc:
             fail(str(exc), EXIT_CONFIG)
-        raise AssertionError("unreachable: fail() exits")
 
 
 def client_command(command: Callable[..., None]) -> Callable[..., None]:
@@ -385,7 +383,6 @@ def get(key: str, consistency: str, client: ClientOptions) -> None:
     found = client.run(lambda c: c.get(key, consistency=consistency))
     if found is None:
         fail(f"key {key!r} not found", 1)
-        return
     if client.as_json:
         echo_json(
             {

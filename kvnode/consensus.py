@@ -14,11 +14,12 @@ request id). Nothing else.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from kvnode.config import NodeConfig
-from kvnode.storage import Outcome, StateMachine
+from kvnode.storage import Entry, Outcome, Restored
 
 
 class ProposalError(Exception):
@@ -35,6 +36,29 @@ class Unavailable(ProposalError):
 
 class Indeterminate(ProposalError):
     """The command may or may not have been applied (leader lost, timeout)."""
+
+
+class StateMachine(Protocol):
+    """What a consensus needs of the state it replicates (hashicorp/raft's FSM): apply a
+    batch of committed entries, snapshot to a path, restore from a path. The service owns
+    it; the consensus calls it only under the service's lock. `kvnode.storage.StateMachine`
+    is the one kvnode uses."""
+
+    @property
+    def last_applied(self) -> int:
+        """The index of the last entry applied; entries at or below it are skipped."""
+
+    def append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
+        """Apply committed entries in order (None for one already applied), unsynced."""
+
+    def sync(self) -> None:
+        """Make everything applied so far durable."""
+
+    def snapshot(self, path: Path | None = None, extra: bytes = b"") -> Path:
+        """Write the whole state, with the consensus' own `extra` bytes, to one file."""
+
+    def restore(self, path: Path) -> Restored:
+        """Install a verified snapshot if it is newer than what is applied."""
 
 
 class Consensus(Protocol):

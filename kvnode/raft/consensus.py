@@ -6,9 +6,10 @@ import threading
 from typing import Any
 
 from kvnode.config import NodeConfig
+from kvnode.consensus import StateMachine
 from kvnode.raft.node import RaftNode
 from kvnode.raft.proposer import Proposer, ReadBarrier
-from kvnode.storage import Outcome, StateMachine
+from kvnode.storage import Outcome
 
 
 class RaftConsensus:

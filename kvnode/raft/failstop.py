@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 from kvnode.storage.errors import StorageError
 
@@ -25,7 +25,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def fail_stop(reason: str) -> None:
+def fail_stop(reason: str) -> NoReturn:
     """Stop the process: continuing would serve or acknowledge data no one can vouch for."""
     log.critical("stopping the node: %s", reason)
     logging.shutdown()
@@ -42,7 +42,6 @@ def on_storage_error(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 return method(*args, **kwargs)
             except (StorageError, OSError) as exc:
                 fail_stop(f"cannot {what}: {exc}")
-                raise  # unreachable: fail_stop exits
 
         return guarded
 

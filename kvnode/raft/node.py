@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from kvnode.config import NodeConfig
+from kvnode.consensus import StateMachine
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.prevote import PreVote
@@ -47,11 +48,10 @@ from kvnode.raft.pysyncobj_adapter import (
 )
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
-from kvnode.storage import Entry, Outcome, StateMachine
+from kvnode.storage import Entry, Outcome
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import fsync_dir
 from kvnode.storage.layout import RAFT_SNAPSHOT
-from kvnode.storage.snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -246,27 +246,24 @@ class RaftNode(SyncObjBase):
     def _deserialize(self, file_name: str) -> RaftData:
         path = Path(file_name)
         try:
-            image = read_snapshot(path)
             # PySyncObj renamed the received file into place without fsync; the journal
             # is about to be reset to it, so it must be on disk first.
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
             fsync_dir(path.parent)
             with self.machine_lock:
-                if image.index > self.machine.last_applied:
-                    self.machine.install(image)
-                    self.snapshots_installed += 1
-                    log.info("installed snapshot at index %d (term %d)", image.index, image.term)
-                else:
-                    log.info(
-                        "kept local state at index %d (snapshot is at %d)",
-                        self.machine.last_applied,
-                        image.index,
-                    )
-            return decode_raft_data(image.extra)
+                restored = self.machine.restore(path)
+                applied = self.machine.last_applied
+            if restored.installed:
+                self.snapshots_installed += 1
+                log.info("installed snapshot at index %d (term %d)", restored.index, restored.term)
+            else:
+                log.info(
+                    "kept local state at index %d (snapshot is at %d)", applied, restored.index
+                )
+            return decode_raft_data(restored.extra)
         except (StorageError, OSError, ValueError, KeyError) as exc:
             fail_stop(f"snapshot {path} cannot be used: {exc}")
-            raise  # unreachable: fail_stop exits
 
     # -- status ------------------------------------------------------------------------
 

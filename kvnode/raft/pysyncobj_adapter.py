@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pysyncobj.syncobj as syncobj_module
 import pysyncobj.tcp_connection as tcp_connection_module
@@ -109,13 +109,10 @@ def install(max_value_bytes: int) -> None:
     transport_module.TcpConnection = BoundedTcpConnection
 
 
-R = TypeVar("R")
-
-
-def replicated_method(method: Callable[..., R]) -> Callable[..., R]:
-    """PySyncObj's @replicated: a call is proposed (it takes `callback=`), and the method
-    runs on every node once the entry commits."""
-    return cast(Callable[..., R], replicated(method))
+# PySyncObj's @replicated, given a type: a call is proposed (it takes `callback=`) and the
+# method runs on every node once the entry commits. The very same function: it injects
+# `<name>_v0` into the calling class body through sys._getframe, so it cannot be wrapped.
+replicated_method = cast(Callable[[Callable[..., Any]], Callable[..., Any]], replicated)
 
 
 def node_address(node: Any) -> str:

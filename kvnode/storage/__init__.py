@@ -4,7 +4,7 @@ This package knows nothing of Raft or HTTP; `kvnode.raft` is its only caller.
 """
 
 from kvnode.storage.keyspace import KeyRecord
-from kvnode.storage.machine import Entry, StateMachine
+from kvnode.storage.machine import Entry, Restored, StateMachine
 from kvnode.storage.outcome import Outcome, Status
 
-__all__ = ["Entry", "KeyRecord", "Outcome", "StateMachine", "Status"]
+__all__ = ["Entry", "KeyRecord", "Outcome", "Restored", "StateMachine", "Status"]

@@ -71,6 +71,16 @@ _EMPTY_COMMAND = Command()
 
 
 @dataclass(frozen=True, slots=True)
+class Restored:
+    """What `StateMachine.restore` found in a snapshot, and whether it installed it."""
+
+    index: int
+    term: int
+    extra: bytes
+    installed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A committed Raft log entry: its position and the protobuf-encoded kvnode.Command."""
 
@@ -334,15 +344,18 @@ class StateMachine:
             prune_snapshots(self.directory, target)
         return target
 
-    def restore(self, path: Path) -> bytes:
-        """Verify a snapshot and make it the state (atomically, via a checkpoint).
+    def restore(self, path: Path) -> Restored:
+        """Verify a snapshot and, if it is newer than what is applied here, make it the state
+        (atomically, via a checkpoint). An older one changes nothing: this node already
+        holds a longer prefix of the same log.
 
-        Returns the snapshot's `extra` blob. A crash part-way leaves the
-        previous state, which is still a valid prefix of the same log.
+        A crash part-way leaves the previous state, which is still a valid prefix.
         """
         image = read_snapshot(path)
-        self.install(image)
-        return image.extra
+        installed = image.index > self._last_applied
+        if installed:
+            self.install(image)
+        return Restored(image.index, image.term, image.extra, installed)
 
     def install(self, image: StateImage) -> None:
         """Make a verified snapshot image the state (see `restore`)."""

@@ -86,3 +86,11 @@ def test_a_success_reply_never_moves_next_index_back() -> None:
     assert node.next_index["b"] == 12
     transport._onMessageReceived("b", reply(5, success=False, reset=True))  # a real conflict
     assert node.next_index["b"] == 5
+
+
+def test_replicated_methods_are_registered_in_their_class() -> None:
+    """@replicated registers `<name>_v0` in the class body through its caller's frame; a
+    wrapper around it would register it nowhere, and every proposal would fail."""
+    from kvnode.raft.node import RaftNode
+
+    assert "apply_command_v0" in vars(RaftNode)
