@@ -26,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Condition
-from kvnode.config import MAX_KEY_BYTES
+from kvnode.config import BODY_TIMEOUT_SECONDS, MAX_KEY_BYTES
 from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from kvnode.service import KeyRecord, Outcome, Service, Status
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 KV_PREFIX = "/kv/"
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
-BODY_READ_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = "1"
 MAX_REQUEST_ID_LENGTH = 128
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
@@ -482,7 +481,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(
-    service: Service, *, body_timeout: float = BODY_READ_TIMEOUT_SECONDS
+    service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS
 ) -> web.Application:
     app = web.Application(
         middlewares=[errors_and_headers],

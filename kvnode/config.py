@@ -9,11 +9,15 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "KVNODE_"
+# Defaults that the state machine and the HTTP API use too when built without a config.
+CHECKPOINT_EVERY_ENTRIES = 1000
+CHECKPOINT_EVERY_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = 10.0
 FSYNC_MODES = ("always", "never")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_KEY_BYTES = 1024
@@ -31,13 +35,13 @@ class NodeConfig:
     http_addr: str = "127.0.0.1:8001"
     data_dir: Path = Path("data/node1")
     fsync: str = "always"
-    checkpoint_entries: int = 1000
-    checkpoint_seconds: float = 10.0
+    checkpoint_entries: int = CHECKPOINT_EVERY_ENTRIES
+    checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS
     snapshot_entries: int = 5000
     snapshot_seconds: float = 300.0
     max_value_bytes: int = 1024 * 1024
     request_timeout: float = 5.0
-    body_timeout: float = 10.0
+    body_timeout: float = BODY_TIMEOUT_SECONDS
     header_timeout: float = 10.0
     max_http_connections: int = 0  # 0: as many as the descriptor limit allows (see server.py)
     max_list_bytes: int = 4 * 1024 * 1024
@@ -52,7 +56,6 @@ class NodeConfig:
     # TEST ONLY: serve linearizable reads from local state without the read barrier.
     # This breaks linearizability on purpose, so the chaos checker can be shown to catch it.
     unsafe_local_reads: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def durable(self) -> bool:
@@ -67,7 +70,7 @@ class NodeConfig:
         return not self.peers
 
 
-FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(NodeConfig) if f.name != "extra"}
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(NodeConfig)}
 
 
 def split_address(value: str, key: str) -> tuple[str, int]:

@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Command
+from kvnode.config import CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_EVERY_SECONDS
 from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
@@ -55,8 +56,6 @@ from kvnode.storage.wal import (
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_EVERY_ENTRIES = 1000
-CHECKPOINT_EVERY_SECONDS = 10.0
 WAL_TO_CHECKPOINT_RATIO = 4  # checkpoint once the WAL is a quarter of the checkpoint's size
 
 OPCODE_BY_OP = {
