@@ -17,6 +17,7 @@ from kvnode.raft.journal import DurableJournal
 from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.peer_connection import max_frame_bytes_for
 from kvnode.raft.prevote import PreVote
+from kvnode.raft.snapshot_gate import SnapshotGate
 from kvnode.raft.pysyncobj_adapter import BoundedTcpConnection, UnsupportedPySyncObj
 from kvnode.raft.transport import SyncedTransport
 
@@ -58,6 +59,7 @@ def transport_for(node: FakeNode) -> Any:
     with a next_node_idx reply: it sets nextIndex to what the reply says."""
     transport: Any = object.__new__(SyncedTransport)
     transport._syncObj = node
+    transport._gate = SnapshotGate()
 
     def pysyncobj_handler(peer: str, message: dict[str, Any]) -> None:
         if message["success"] or message["reset"]:
@@ -94,3 +96,39 @@ def test_replicated_methods_are_registered_in_their_class() -> None:
     from kvnode.raft.node import RaftNode
 
     assert "apply_command_v0" in vars(RaftNode)
+
+
+def test_a_stale_snapshot_never_reaches_pysyncobj_and_the_leader_hears_where_we_are(
+    tmp_path: Path,
+) -> None:
+    """The sequence seen in a partition test: a follower that has committed up to 5460 is
+    streamed a snapshot taken at 4999. PySyncObj would install it and wind its commit
+    index back ("raftCommitIndex (5460) exceeds journal end (4999) ... clamping"); the
+    transport drops it whole and asks the leader for the entries after 5460."""
+    from kvnode.storage.fileformat import KIND_SNAPSHOT
+    from kvnode.storage.image import encode_image
+    from kvnode.storage.keyspace import Keyspace
+
+    node = FakeNode()
+    node.raftCommitIndex = 5460  # type: ignore[attr-defined]
+    transport = transport_for(node)
+    seen: list[dict[str, Any]] = []
+    transport._onMessageReceivedCallback = lambda _peer, message: seen.append(message)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    transport.send = lambda peer, message: sent.append((peer, message))
+    data, _crc = encode_image(KIND_SNAPSHOT, 4999, 3, Keyspace(), b"raft")
+    chunks = [(data[:60], True, False), (data[60:], False, True)]
+    for chunk in chunks:
+        transport._onMessageReceived("leader", {"type": "append_entries", "serialized": chunk})
+    assert seen == [], "PySyncObj must not see any chunk of the stale snapshot"
+    assert sent == [
+        (
+            "leader",
+            {"type": "next_node_idx", "next_node_idx": 5461, "reset": True, "success": False},
+        )
+    ]
+    newer, _crc = encode_image(KIND_SNAPSHOT, 6000, 3, Keyspace(), b"raft")
+    transport._onMessageReceived(
+        "leader", {"type": "append_entries", "serialized": (newer, True, True)}
+    )
+    assert len(seen) == 1, "a newer snapshot is installed as before"
