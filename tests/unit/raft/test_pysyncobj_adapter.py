@@ -17,8 +17,8 @@ from kvnode.raft.journal import DurableJournal
 from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.peer_connection import max_frame_bytes_for
 from kvnode.raft.prevote import PreVote
-from kvnode.raft.snapshot_gate import SnapshotGate
 from kvnode.raft.pysyncobj_adapter import BoundedTcpConnection, UnsupportedPySyncObj
+from kvnode.raft.snapshot_gate import SnapshotGate
 from kvnode.raft.transport import SyncedTransport
 
 

@@ -1,0 +1,54 @@
+"""Pre-vote under a real partition: a follower cut off by the network, then healed, does not
+depose the leader (before pre-vote, each heal raised the term and cost a burst of 503s)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from kvnode.cluster.netns import Topology
+from kvnode.cluster.supervisor import LocalCluster
+
+from kvnode.client import Client
+from tests.chaos.partitions import needs_partitions
+from tests.integration.conftest import converged, write_load
+
+pytestmark = [pytest.mark.slow, needs_partitions]
+PARTITION_SECONDS = 5.0  # over three maximum election timeouts (1.4 s)
+
+
+def test_healing_an_isolated_follower_keeps_the_leader_and_term(tmp_path: Path) -> None:
+    topology = Topology(3)
+    topology.setup()
+    cluster = LocalCluster(
+        tmp_path / "c",
+        hosts=topology.addresses,
+        http_ports=[8001] * 3,
+        raft_ports=[4321] * 3,
+        launch_prefix=[topology.prefix(i) for i in range(3)],
+        settings={"append_entries_period": 0.02, "request_timeout": 2.0},
+    )
+    try:
+        cluster.start_all()
+
+        async def scenario() -> None:
+            async with Client(cluster.urls, timeout=3) as client:
+                leader = await cluster.wait_for_leader(client)
+                await cluster.wait_until_ready(client)
+                before = (await cluster.statuses(client))[leader]["term"]
+                follower = (leader + 1) % 3
+                others = [i for i in range(3) if i != follower]
+                topology.partition([[follower], others])
+                await asyncio.sleep(PARTITION_SECONDS)  # the fault's duration
+                topology.heal()
+                load = await write_load([cluster.urls[i] for i in others], 50)
+                assert len(load.acked) == 50, load.errors[:3]
+                found = await converged(cluster)
+                leaders = {(i, s["term"]) for i, s in found.items() if s["role"] == "leader"}
+                assert leaders == {(leader, before)}, f"leader/term changed: {leaders}"
+
+        asyncio.run(scenario())
+    finally:
+        cluster.stop_all()
+        topology.teardown()
