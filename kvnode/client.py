@@ -110,9 +110,21 @@ def normalize_endpoint(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
-def backoff(attempt: int) -> float:
-    """Seconds to wait before retry number `attempt` (0-based)."""
-    return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+class RetryBudget:
+    """Backoff between retries (RETRY_BACKOFF_SECONDS), within one deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        self._attempt = 0
+
+    async def wait(self) -> bool:
+        """Sleep before the next retry; False (at once) when it would pass the deadline."""
+        delay = RETRY_BACKOFF_SECONDS[min(self._attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+        if time.monotonic() + delay > self._deadline:
+            return False
+        await asyncio.sleep(delay)
+        self._attempt += 1
+        return True
 
 
 def prev_value_param(value: bytes) -> dict[str, str]:
@@ -181,8 +193,7 @@ class Client:
 
         With `retry_reads`, a read refused with 503 (an election under way) is tried
         again with backoff until the write deadline, as writes are."""
-        deadline = time.monotonic() + self._write_deadline
-        attempt = 0
+        retries = RetryBudget(self._write_deadline)
         while True:
             try:
                 return await self._request_once(
@@ -195,11 +206,8 @@ class Client:
                     idempotent=idempotent,
                 )
             except Unavailable:
-                delay = backoff(attempt)
-                if not (idempotent and self._retry_reads) or time.monotonic() + delay > deadline:
+                if not (idempotent and self._retry_reads) or not await retries.wait():
                     raise
-                await asyncio.sleep(delay)
-                attempt += 1
 
     async def _request_once(
         self,
@@ -265,8 +273,7 @@ class Client:
     ) -> bytes:
         """A write under one request id, retried while its outcome is unknown."""
         headers = {"X-Request-Id": request_id or uuid.uuid4().hex}
-        deadline = time.monotonic() + self._write_deadline
-        attempt = 0
+        retries = RetryBudget(self._write_deadline)
         earlier_attempt_unknown = False
         while True:
             try:
@@ -282,8 +289,7 @@ class Client:
                 return body
             except (Indeterminate, Unavailable) as exc:
                 earlier_attempt_unknown |= isinstance(exc, Indeterminate)
-                delay = backoff(attempt)
-                if not self._retry_writes or time.monotonic() + delay > deadline:
+                if not self._retry_writes or not await retries.wait():
                     if earlier_attempt_unknown and isinstance(exc, Unavailable):
                         # The last 503 only says *this* attempt was refused; an earlier one
                         # that timed out may still be applied, so "not applied" would be a lie.
@@ -293,8 +299,6 @@ class Client:
                             f"an earlier attempt's outcome is unknown; last answer: {exc.message}",
                         ) from exc
                     raise
-                await asyncio.sleep(delay)
-                attempt += 1
 
     async def put(
         self,
