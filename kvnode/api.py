@@ -480,9 +480,7 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-def create_app(
-    service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS
-) -> web.Application:
+def create_app(service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS) -> web.Application:
     app = web.Application(
         middlewares=[errors_and_headers],
         client_max_size=service.config.max_value_bytes + 1,

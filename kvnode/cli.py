@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
 T = TypeVar("T")
+CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measures itself
 
 
 def configure_logging(level: str, node_id: str) -> None:
@@ -561,6 +562,14 @@ def bench(json_path: Path | None, **options: Any) -> None:
     endpoints = options.pop("endpoints").split(",")
     result = asyncio.run(run_load(BenchSettings(endpoints=endpoints, **options)))
     click.echo(format_table([result]))
+    share = result["client_core_share"]
+    click.echo(f"this client used {share:.0%} of a core")
+    if share > CLIENT_BOTTLENECK_SHARE:
+        click.echo(
+            "warning: the client may be the bottleneck; compare servers with"
+            " scripts/bench-vs-etcd.sh, which drives them with a native generator (hey)",
+            err=True,
+        )
     if json_path:
         json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 

@@ -1,36 +1,131 @@
-"""Side-by-side benchmark: the same workloads against a 3-member etcd and a kvnode cluster,
-one after the other on this machine, with the kvnode/etcd ratio of every row.
+"""kvnode against etcd on this machine, driven by a native load generator (hey).
 
-Both clusters run on 127.0.0.1 with their own ports and temporary data
-directories, fsync on, and are stopped (by PID) at the end.
+A Python client saturates a 2-core machine before a Go server does, so it would
+flatten etcd's numbers and report a parity that is not there. Here every row is
+driven by `hey` (Go), both 3-node clusters run side by side on 127.0.0.1 (fsync
+on, temporary data directories, stopped by PID at the end), rounds interleave
+the two systems (kvnode, etcd, then etcd, kvnode, ...), and each cell is the
+median over rounds. Beside each row: the CPU microseconds per successful
+operation of every server process (from /proc/PID/stat), and the share of a
+core the generator itself used, so the bottleneck is visible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
+import os
+import platform
+import re
+import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import click
 
-from kvnode.bench.load import BenchSettings, format_table, run_load
+from kvnode.bench.report import latency_summary_ms
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster, free_ports
 
 ROWS = [
-    ("write", 1),
-    ("write", 16),
-    ("write", 64),
-    ("read", 1),
-    ("read", 64),
-    ("read-stale", 64),
+    ("put", 1),
+    ("put", 16),
+    ("put", 64),
+    ("get", 1),
+    ("get", 64),
+    ("stale-get", 64),
 ]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+README_BEGIN = "<!-- bench-vs-etcd:begin -->"
+README_END = "<!-- bench-vs-etcd:end -->"
+BENCH_KEY = "bench"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class System:
+    """One cluster under test: where to send each workload, and its processes by role."""
+
+    name: str
+    leader_url: str
+    pids: dict[str, int]  # "leader", "follower1", "follower2"
+
+    def request(self, workload: str, value: bytes) -> tuple[str, str, bytes, str]:
+        """(method, url, body, content type) of one request of `workload`."""
+        if self.name == "etcd":
+            url = f"{self.leader_url}/v2/keys/{BENCH_KEY}"
+            if workload == "put":
+                return "PUT", url, b"value=" + value, "application/x-www-form-urlencoded"
+            return "GET", url + ("?quorum=true" if workload == "get" else ""), b"", ""
+        url = f"{self.leader_url}/kv/{BENCH_KEY}"
+        if workload == "put":
+            return "PUT", url, value, "application/octet-stream"
+        return "GET", url + ("?consistency=stale" if workload == "stale-get" else ""), b"", ""
+
+
+def run_hey(
+    method: str,
+    url: str,
+    body: bytes,
+    content_type: str,
+    connections: int,
+    seconds: float,
+    workdir: Path,
+) -> dict[str, Any]:
+    """One hey run: successful ops/s, latency percentiles, and hey's own CPU share."""
+    command = ["hey", "-z", f"{seconds:g}s", "-c", str(connections), "-m", method, "-o", "csv"]
+    if body:
+        body_path = workdir / "body"
+        body_path.write_bytes(body)
+        command += ["-D", str(body_path), "-T", content_type]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows = list(csv.DictReader(io.StringIO(output)))
+    ok = [float(r["response-time"]) for r in rows if r["status-code"].startswith("2")]
+    generator_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "ok": len(ok),
+        "errors": len(rows) - len(ok),
+        "ok_per_s": round(len(ok) / seconds, 1),
+        "latency": latency_summary_ms(ok),
+        "generator_core_share": round(generator_cpu / seconds, 2),
+    }
+
+
+def measure(
+    system: System,
+    workload: str,
+    connections: int,
+    seconds: float,
+    value: bytes,
+    workdir: Path,
+) -> dict[str, Any]:
+    """One row for one system, with each server process's CPU µs per successful op."""
+    method, url, body, content_type = system.request(workload, value)
+    before = {role: cpu_seconds(pid) for role, pid in system.pids.items()}
+    result = run_hey(method, url, body, content_type, connections, seconds, workdir)
+    ops = max(result["ok"], 1)
+    result["cpu_us_per_op"] = {
+        role: round((cpu_seconds(pid) - before[role]) * 1e6 / ops, 1)
+        for role, pid in system.pids.items()
+    }
+    return {"system": system.name, "workload": workload, "connections": connections, **result}
 
 
 class EtcdCluster:
@@ -92,93 +187,166 @@ class EtcdCluster:
             process.wait(timeout=30)
 
 
-async def kvnode_ready(local: LocalCluster) -> list[str]:
+def by_role(pids: list[int], leader: int) -> dict[str, int]:
+    followers = [pid for i, pid in enumerate(pids) if i != leader]
+    return {"leader": pids[leader], **{f"follower{n + 1}": pid for n, pid in enumerate(followers)}}
+
+
+async def kvnode_system(local: LocalCluster) -> System:
     async with Client(local.urls, timeout=2) as client:
         leader = await local.wait_for_leader(client)
         await local.wait_until_ready(client)
-    # Like for etcd, the first endpoint is the leader; connections spread over all three.
-    return [local.urls[leader]] + [u for i, u in enumerate(local.urls) if i != leader]
+        await client.put(BENCH_KEY, b"v")
+    pids = [node.process.pid for node in local.nodes if node.process is not None]
+    return System("kvnode", local.urls[leader], by_role(pids, leader))
 
 
-async def etcd_endpoints(etcd: EtcdCluster) -> list[str]:
+async def etcd_system(etcd: EtcdCluster) -> System:
     async with aiohttp.ClientSession() as session:
-        async with session.get(etcd.client_urls[0] + "/v2/stats/leader") as response:
-            if response.status == 200:
-                return etcd.client_urls
-        # This member is not the leader: find who is.
-        for url in etcd.client_urls:
+        for index, url in enumerate(etcd.client_urls):
             async with session.get(url + "/v2/stats/self") as response:
                 stats = await response.json(content_type=None)
-                if stats.get("state") == "StateLeader":
-                    return [url] + [u for u in etcd.client_urls if u != url]
-    return etcd.client_urls
+            if stats.get("state") == "StateLeader":
+                pids = [process.pid for process in etcd.processes]
+                return System("etcd", url, by_role(pids, index))
+    raise TimeoutError("etcd has no leader")
 
 
-def ratio(kv: dict[str, Any], etcd: dict[str, Any]) -> str:
-    if not etcd["ops_per_s"]:
-        return "n/a"
-    return f"{kv['ops_per_s'] / etcd['ops_per_s']:.2f}"
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each measured number over the rounds of one row."""
+    first = rows[0]
+    return {
+        "system": first["system"],
+        "workload": first["workload"],
+        "connections": first["connections"],
+        "rounds": len(rows),
+        "ok_per_s": statistics.median(r["ok_per_s"] for r in rows),
+        "errors": sum(r["errors"] for r in rows),
+        "latency": {
+            key: statistics.median(r["latency"][key] for r in rows) for key in first["latency"]
+        },
+        "generator_core_share": statistics.median(r["generator_core_share"] for r in rows),
+        "cpu_us_per_op": {
+            role: statistics.median(r["cpu_us_per_op"][role] for r in rows)
+            for role in first["cpu_us_per_op"]
+        },
+    }
+
+
+def format_comparison(medians: dict[str, list[dict[str, Any]]]) -> str:
+    lines = [
+        f"{'workload':10} {'conns':>5} {'etcd ok/s':>10} {'kvnode ok/s':>12} {'ratio':>6} "
+        f"{'etcd p50':>9} {'kv p50':>7} {'etcd p99':>9} {'kv p99':>7} {'kv p999':>8}"
+        "  cpu us/op etcd L/F/F | kvnode L/F/F   generator core etcd|kv"
+    ]
+    for etcd, kv in zip(medians["etcd"], medians["kvnode"], strict=True):
+        ratio = kv["ok_per_s"] / etcd["ok_per_s"] if etcd["ok_per_s"] else float("nan")
+
+        def cpu(row: dict[str, Any]) -> str:
+            return "/".join(f"{v:g}" for v in row["cpu_us_per_op"].values())
+
+        lines.append(
+            f"{kv['workload']:10} {kv['connections']:>5} {etcd['ok_per_s']:>10} "
+            f"{kv['ok_per_s']:>12} {ratio:>6.2f} {etcd['latency']['p50_ms']:>9} "
+            f"{kv['latency']['p50_ms']:>7} {etcd['latency']['p99_ms']:>9} "
+            f"{kv['latency']['p99_ms']:>7} {kv['latency']['p99.9_ms']:>8}  "
+            f"{cpu(etcd):>20} | {cpu(kv):<16} {etcd['generator_core_share']:>5}|"
+            f"{kv['generator_core_share']}"
+        )
+    return "\n".join(lines)
+
+
+def machine_description() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    etcd = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout
+    etcd_version = re.search(r"etcd Version: (\S+)", etcd)
+    return (
+        f"{date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), "
+        f"Linux {platform.release()}, etcd {etcd_version.group(1) if etcd_version else '?'}"
+        " (v2 API), hey from Debian"
+    )
+
+
+def update_readme(readme: Path, table: str, description: str, seconds: float, rounds: int) -> None:
+    """Replace the block between the README's markers with this run's table."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise click.ClickException(f"{readme} has no {README_BEGIN} ... {README_END} block")
+    block = (
+        f"{README_BEGIN}\nMeasured {description}; {rounds} interleaved rounds of "
+        f"{seconds:g} s per row, medians; 100-byte values.\n\n```\n{table}\n```\n{README_END}"
+    )
+    head, rest = text.split(README_BEGIN, 1)
+    readme.write_text(head + block + rest.split(README_END, 1)[1])
 
 
 @click.command()
-@click.option("--duration", default=10.0, show_default=True, help="Seconds per row.")
+@click.option("--duration", default=5.0, show_default=True, help="Seconds per row and round.")
+@click.option("--rounds", default=2, show_default=True, help="Interleaved rounds (medians).")
 @click.option("--value-size", default=100, show_default=True)
 @click.option("--etcd", "etcd_binary", default="etcd", show_default=True)
 @click.option(
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("bench-vs-etcd.json")
 )
-def main(duration: float, value_size: int, etcd_binary: str, json_path: Path) -> None:
-    """Run every workload row against etcd, then kvnode, and print both with ratios."""
+@click.option(
+    "--readme",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Write the table into this file's bench-vs-etcd block (the README).",
+)
+def main(
+    duration: float,
+    rounds: int,
+    value_size: int,
+    etcd_binary: str,
+    json_path: Path,
+    readme: Path | None,
+) -> None:
+    """Every workload row against etcd and kvnode with hey, interleaved, medians printed."""
     binary = shutil.which(etcd_binary)
-    if binary is None:
+    if binary is None or shutil.which("hey") is None:
         raise click.ClickException(
-            f"{etcd_binary} not found (scripts/bench-vs-etcd.sh installs it)"
+            "etcd and hey are needed (scripts/bench-vs-etcd.sh installs them)"
         )
-    results: dict[str, list[dict[str, Any]]] = {"etcd": [], "kvnode": []}
+    value = b"v" * value_size
+    runs: dict[str, dict[tuple[str, int], list[dict[str, Any]]]] = {"etcd": {}, "kvnode": {}}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        for target in ("etcd", "kvnode"):
-            if target == "etcd":
-                etcd = EtcdCluster(base, binary)
-                stop = etcd.stop
-                asyncio.run(etcd.wait_healthy())
-                endpoints = asyncio.run(etcd_endpoints(etcd))
-            else:
-                local = LocalCluster(base / "kvnode")
-                local.start_all()
-                stop = local.stop_all
-                endpoints = asyncio.run(kvnode_ready(local))
-            try:
+        etcd = EtcdCluster(base, binary)
+        local = LocalCluster(base / "kvnode")
+        try:
+            local.start_all()
+            asyncio.run(etcd.wait_healthy())
+            systems = [asyncio.run(kvnode_system(local)), asyncio.run(etcd_system(etcd))]
+            for round_number in range(rounds):
+                order = systems if round_number % 2 == 0 else systems[::-1]
                 for workload, connections in ROWS:
-                    settings = BenchSettings(
-                        endpoints=endpoints,
-                        workload=workload,
-                        target="etcd-v2" if target == "etcd" else "kvnode",
-                        connections=connections,
-                        duration=duration,
-                        value_size=value_size,
-                        progress=False,
-                    )
-                    row = asyncio.run(run_load(settings))
-                    results[target].append(row)
-                    click.echo(format_table([row]).splitlines()[1], err=True)
-            finally:
-                stop()
-    click.echo(format_table(results["etcd"] + results["kvnode"]))
-    click.echo()
-    click.echo(
-        f"{'workload':10} {'conns':>5} {'etcd ops/s':>11} {'kvnode ops/s':>13} {'ratio':>6} "
-        f"{'etcd p50':>9} {'kv p50':>8} {'etcd p99':>9} {'kv p99':>8}"
-    )
-    for etcd_row, kv_row in zip(results["etcd"], results["kvnode"], strict=True):
-        click.echo(
-            f"{kv_row['workload']:10} {kv_row['connections']:>5} {etcd_row['ops_per_s']:>11} "
-            f"{kv_row['ops_per_s']:>13} {ratio(kv_row, etcd_row):>6} "
-            f"{etcd_row['latency']['p50_ms']:>9} {kv_row['latency']['p50_ms']:>8} "
-            f"{etcd_row['latency']['p99_ms']:>9} {kv_row['latency']['p99_ms']:>8}"
-        )
-    json_path.write_text(json.dumps(results, indent=2))
+                    for system in order:
+                        row = measure(system, workload, connections, duration, value, base)
+                        runs[system.name].setdefault((workload, connections), []).append(row)
+                        click.echo(
+                            f"round {round_number + 1} {system.name:6} {workload:9} "
+                            f"c={connections:<3} {row['ok_per_s']:>9} ok/s "
+                            f"p50 {row['latency']['p50_ms']} ms",
+                            err=True,
+                        )
+        finally:
+            local.stop_all()
+            etcd.stop()
+    medians = {
+        name: [median_row(rows) for rows in by_row.values()] for name, by_row in runs.items()
+    }
+    table = format_comparison(medians)
+    description = machine_description()
+    click.echo(f"{description}\n{table}")
+    json_path.write_text(json.dumps({"machine": description, "medians": medians}, indent=2))
     click.echo(f"\nresults written to {json_path}")
+    if readme is not None:
+        update_readme(readme, table, description, duration, rounds)
+        click.echo(f"table written into {readme}")
 
 
 if __name__ == "__main__":

@@ -185,15 +185,20 @@ async def run_load(settings: BenchSettings) -> dict[str, Any]:
         ]
         await asyncio.sleep(settings.warmup)
         stats.started = time.monotonic()
+        cpu_started = time.process_time()
         if settings.requests is not None:
             budget[0] = settings.requests
         progress = asyncio.create_task(_report_progress(stats, settings))
         await asyncio.gather(*workers)
         stats.finished = time.monotonic()
+        cpu_used = time.process_time() - cpu_started
         progress.cancel()
     if settings.progress:
         sys.stderr.write("\n")
-    return stats.summary(settings)
+    summary = stats.summary(settings)
+    # This client's own CPU, in cores: near 1 it is the bottleneck, not the server.
+    summary["client_core_share"] = round(cpu_used / max(stats.finished - stats.started, 1e-9), 2)
+    return summary
 
 
 async def _report_progress(stats: BenchStats, settings: BenchSettings) -> None:
