@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -212,6 +213,10 @@ async def etcd_system(etcd: EtcdCluster) -> System:
     raise TimeoutError("etcd has no leader")
 
 
+def median(values: Iterable[float]) -> float:
+    return round(float(statistics.median(values)), 2)
+
+
 def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each measured number over the rounds of one row."""
     first = rows[0]
@@ -220,15 +225,12 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "workload": first["workload"],
         "connections": first["connections"],
         "rounds": len(rows),
-        "ok_per_s": statistics.median(r["ok_per_s"] for r in rows),
+        "ok_per_s": median(r["ok_per_s"] for r in rows),
         "errors": sum(r["errors"] for r in rows),
-        "latency": {
-            key: statistics.median(r["latency"][key] for r in rows) for key in first["latency"]
-        },
-        "generator_core_share": statistics.median(r["generator_core_share"] for r in rows),
+        "latency": {key: median(r["latency"][key] for r in rows) for key in first["latency"]},
+        "generator_core_share": median(r["generator_core_share"] for r in rows),
         "cpu_us_per_op": {
-            role: statistics.median(r["cpu_us_per_op"][role] for r in rows)
-            for role in first["cpu_us_per_op"]
+            role: median(r["cpu_us_per_op"][role] for r in rows) for role in first["cpu_us_per_op"]
         },
     }
 
