@@ -43,6 +43,7 @@ from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION
 
+from kvnode.config import ConfigError
 from kvnode.raft import peer_pickle, wire
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.peer_cipher import PeerCipher
@@ -73,8 +74,9 @@ __all__ = [
 ]
 
 
-class UnsupportedPySyncObj(RuntimeError):
-    """The installed pysyncobj is not the version these internals were checked against."""
+class UnsupportedPySyncObj(ConfigError):
+    """The installed pysyncobj is not the version these internals were checked against
+    (a ConfigError: `kvnode serve` reports it in one line and exits 2)."""
 
 
 def check_version() -> None:
