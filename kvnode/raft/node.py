@@ -20,6 +20,11 @@ What PySyncObj does not give and how it is supplied here (see pysyncobj-facts):
   still reports success to the leader. kvnode instead stops the process
   (fail-stop) when its disk state cannot be trusted or written; it recovers
   from disk on restart.
+- *Elections*: a timer that runs out starts a pre-vote round first (prevote.py);
+  a leader that has not heard from a majority for one election timeout steps
+  down (PySyncObj's leaderFallbackTimeout): check-quorum.
+
+Everything PySyncObj-specific goes through `pysyncobj_adapter`.
 """
 
 from __future__ import annotations
