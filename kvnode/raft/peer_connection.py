@@ -42,6 +42,20 @@ def max_frame_bytes_for(max_value_bytes: int) -> int:
     return 2 * max_value_bytes + FRAME_HEADROOM_BYTES
 
 
+class FrameLimit:
+    """The one frame limit of this process: no frame is buffered, and no message inflated,
+    beyond it. `configure` sets it from the node's max_value_bytes at start."""
+
+    def __init__(self) -> None:
+        self.max_bytes = max_frame_bytes_for(1024 * 1024)
+
+    def configure(self, max_value_bytes: int) -> None:
+        self.max_bytes = max_frame_bytes_for(max_value_bytes)
+
+
+frame_limit = FrameLimit()
+
+
 def frame_length_refused(buffer: bytes | bytearray, max_frame_bytes: int) -> str | None:
     """Why the frame starting `buffer` must be refused, or None (also while incomplete)."""
     if len(buffer) < FRAME_HEADER.size:

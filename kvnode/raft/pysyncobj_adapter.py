@@ -50,7 +50,7 @@ from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.peer_connection import (
     HANDSHAKE_SECONDS,
     frame_length_refused,
-    max_frame_bytes_for,
+    frame_limit,
     peer_warnings,
 )
 
@@ -103,8 +103,7 @@ def install(max_value_bytes: int) -> None:
     check_version()
     syncobj_module.createJournal = _create_journal
     syncobj_module.getEncryptor = PeerCipher.from_secret
-    BoundedTcpConnection.max_frame_bytes = max_frame_bytes_for(max_value_bytes)
-    wire.bound_inflation(BoundedTcpConnection.max_frame_bytes)
+    frame_limit.configure(max_value_bytes)
     tcp_connection_module.zlib = wire.PeerZlib
     tcp_connection_module.pickle = peer_pickle
     tcp_server_module.TcpConnection = BoundedTcpConnection
@@ -185,8 +184,6 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
     length checked before any byte of the frame is kept, a buffer that grows in place, a
     handshake deadline on accepted connections, and rate-limited log lines."""
 
-    max_frame_bytes = max_frame_bytes_for(1024 * 1024)  # set by `install`
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._opened_at = time.monotonic()
@@ -231,7 +228,7 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
         more = bool(super()._TcpConnection__processRead())
         if self.state == CONNECTION_STATE.DISCONNECTED:
             return False
-        refused = frame_length_refused(self._TcpConnection__readBuffer, self.max_frame_bytes)
+        refused = frame_length_refused(self._TcpConnection__readBuffer, frame_limit.max_bytes)
         if refused:
             self._warn("frame", refused)
             self.disconnect()

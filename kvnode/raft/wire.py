@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from kvnode.raft.peer_connection import max_frame_bytes_for
+from kvnode.raft.peer_connection import frame_limit
 
 COMPRESS_FROM_BYTES = 64 * 1024
 COMPRESSION_LEVEL = 3  # PySyncObj's own choice for the messages it still compresses
@@ -48,23 +48,13 @@ def compress(data: bytes, level: int = COMPRESSION_LEVEL) -> bytes:
     return zlib.compress(data, level)
 
 
-_inflation_limit = max_frame_bytes_for(1024 * 1024)  # set by `bound_inflation`
-
-
-def bound_inflation(limit: int) -> None:
-    """Set the most bytes one peer message may inflate to (the frame limit)."""
-    global _inflation_limit
-    _inflation_limit = limit
-
-
 def decompress(data: bytes) -> bytes:
     """zlib.decompress that refuses to inflate beyond the largest legitimate message."""
     inflater = zlib.decompressobj()
-    inflated = inflater.decompress(data, _inflation_limit)
+    limit = frame_limit.max_bytes
+    inflated = inflater.decompress(data, limit)
     if inflater.unconsumed_tail or not inflater.eof:
-        raise ValueError(
-            f"a peer message inflates beyond {_inflation_limit} bytes, or is cut short"
-        )
+        raise ValueError(f"a peer message inflates beyond {limit} bytes, or is cut short")
     return inflated
 
 

@@ -15,7 +15,7 @@ import pytest
 from kvnode.raft import peer_pickle, pysyncobj_adapter, wire
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.peer_cipher import PeerCipher
-from kvnode.raft.peer_connection import max_frame_bytes_for
+from kvnode.raft.peer_connection import frame_limit, max_frame_bytes_for
 from kvnode.raft.prevote import PreVote
 from kvnode.raft.pysyncobj_adapter import BoundedTcpConnection, UnsupportedPySyncObj
 from kvnode.raft.snapshot_gate import SnapshotGate
@@ -32,7 +32,7 @@ def test_install_puts_every_patch_where_pysyncobj_looks(tmp_path: Path) -> None:
     assert tcp_connection_module.pickle is peer_pickle
     assert tcp_server_module.TcpConnection is BoundedTcpConnection
     assert transport_module.TcpConnection is BoundedTcpConnection
-    assert BoundedTcpConnection.max_frame_bytes == max_frame_bytes_for(1024)
+    assert frame_limit.max_bytes == max_frame_bytes_for(1024)
 
 
 def test_another_pysyncobj_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
