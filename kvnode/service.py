@@ -26,28 +26,11 @@ from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
-from kvnode.storage.errors import StorageFailure
-from kvnode.storage.layout import STATE_MACHINE_DIR, WRITE_PROBE, check_node_dir
+from kvnode.storage.layout import STATE_MACHINE_DIR, prepare_node_dir
 
 log = logging.getLogger(__name__)
 
 EXPIRE_CHECK_SECONDS = 0.5
-WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
-
-
-def probe_writable(data_dir: Path) -> None:
-    """Refuse to start on a directory that cannot take a write (a full or read-only disk):
-    the node would otherwise join, fall behind and stop at its first journal append."""
-    probe = data_dir / WRITE_PROBE
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(bytes(WRITE_PROBE_BYTES))
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        raise StorageFailure(data_dir, f"cannot write to the data directory: {exc}") from None
-    finally:
-        probe.unlink(missing_ok=True)
 
 
 class Service(Protocol):
@@ -70,9 +53,7 @@ class KvService:
     def __init__(self, config: NodeConfig, consensus: ConsensusFactory) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
-        check_node_dir(data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        probe_writable(data_dir)
+        prepare_node_dir(data_dir)
         self.machine = StateMachine(
             data_dir / STATE_MACHINE_DIR,
             fsync=config.durable,

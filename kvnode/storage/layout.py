@@ -16,16 +16,18 @@ Every other module takes its file names from here, so the layout can be read
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from kvnode.storage.errors import NotKvnodeFile
+from kvnode.storage.errors import NotKvnodeFile, StorageFailure
 
 RAFT_JOURNAL = "raft.journal"
 RAFT_META = "raft.meta"
 RAFT_SNAPSHOT = "raft.snapshot"
 STATE_MACHINE_DIR = "sm"
 WRITE_PROBE = ".write-probe"  # briefly, while a starting node checks the disk takes writes
+WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
 WAL_FILE = "wal.log"
 STATE_FILE = "state.data"
 METADATA_FILE = "metadata.bin"
@@ -58,3 +60,21 @@ def check_node_dir(data_dir: Path) -> None:
     names = [p.name for p in data_dir.iterdir()]
     if not NODE_ENTRIES & set(names):
         refuse_foreign(data_dir, names, "use an empty directory")
+
+
+def prepare_node_dir(data_dir: Path) -> None:
+    """Create a node's directory, or check that an existing one is kvnode's; then refuse to
+    start on one that cannot take a write (a full or read-only disk): the node would
+    otherwise join, fall behind and stop at its first journal append."""
+    check_node_dir(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    probe = data_dir / WRITE_PROBE
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(bytes(WRITE_PROBE_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise StorageFailure(data_dir, f"cannot write to the data directory: {exc}") from None
+    finally:
+        probe.unlink(missing_ok=True)
