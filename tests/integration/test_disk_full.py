@@ -15,7 +15,7 @@ from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError
 from kvnode.raft.failstop import EXIT_STORAGE_FAILURE
-from tests.integration.conftest import FAST_SETTINGS, all_ready, write_load
+from tests.integration.conftest import FAST_SETTINGS, all_ready, leader_of, write_load
 from tests.waiting import wait_until_sync
 
 pytestmark = pytest.mark.slow
@@ -81,6 +81,8 @@ def test_a_full_disk_stops_the_node_at_once_and_it_refuses_to_restart(
         assert len(critical) == 1 and "No space left on device" in critical[0], critical
         assert "Traceback" not in log
 
+        # The full node may have been the leader: the two others elect one first.
+        asyncio.run(leader_of(local, timeout=10))
         load = asyncio.run(write_load(value_urls, 20, prefix="after"))
         assert len(load.acked) == 20, "the two healthy nodes stopped serving"
 
