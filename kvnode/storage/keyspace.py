@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from sortedcontainers import SortedDict, SortedList
 
 from kvnode.commands_pb2 import Command, Condition
+from kvnode.storage.changes import Change, ChangeKind
 from kvnode.storage.dedup import RequestLog, RequestRecord
 from kvnode.storage.outcome import Outcome, Status
 
@@ -53,6 +54,8 @@ class Keyspace:
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
         self.log_clock_ms = log_clock_ms
+        # Told of every change execute makes (see kvnode.storage.changes).
+        self.on_change: Callable[[Change], None] = _ignore
 
     def __len__(self) -> int:
         return len(self._data)
@@ -159,17 +162,20 @@ class Keyspace:
             return Outcome(Status.COMPARE_FAILED, current.mod_revision if current else 0)
         if expire_at_ms and expire_at_ms <= self.log_clock_ms:
             # Already dead on arrival: storing it would only make a key no one can read.
-            self._remove(key)
+            self._remove(key, index, "expire")
             return Outcome(Status.OK, index, created=current is None, expire_at_ms=expire_at_ms)
         create_revision = current.create_revision if current else index
         self._store(key, KeyRecord(value, create_revision, index, expire_at_ms))
+        self.on_change(Change("put", key, index, create_revision, value))
         return Outcome(Status.OK, index, created=current is None, expire_at_ms=expire_at_ms)
 
     def _delete(self, index: int, key: str, condition: Condition | None) -> Outcome:
         current = self._live(key)
         if condition is not None and not _holds(condition, current):
             return Outcome(Status.COMPARE_FAILED, current.mod_revision if current else 0)
-        self._remove(key)  # a dead-but-unexpired record goes too: it can never be read again
+        # A dead-but-unexpired record goes too (it can never be read again): to a watcher,
+        # that is its expiry.
+        self._remove(key, index, "expire" if current is None else "delete")
         if current is None:
             return Outcome(Status.NOT_FOUND, 0)
         return Outcome(Status.OK, index)
@@ -178,7 +184,7 @@ class Keyspace:
         self.log_clock_ms = max(self.log_clock_ms, now_ms)
         while self._deadlines and self._deadlines[0][0] <= now_ms:
             _deadline, key = self._deadlines[0]
-            self._remove(key)
+            self._remove(key, index, "expire")
         return Outcome(Status.OK, index)
 
     def _store(self, key: str, record: KeyRecord) -> None:
@@ -189,10 +195,17 @@ class Keyspace:
         if record.expire_at_ms:
             self._deadlines.add((record.expire_at_ms, key))
 
-    def _remove(self, key: str) -> None:
+    def _remove(self, key: str, index: int, kind: ChangeKind) -> None:
         old = self._data.pop(key, None)
-        if old is not None and old.expire_at_ms:
+        if old is None:
+            return
+        if old.expire_at_ms:
             self._deadlines.remove((old.expire_at_ms, key))
+        self.on_change(Change(kind, key, index, old.create_revision, None))
+
+
+def _ignore(change: Change) -> None:
+    pass
 
 
 def _holds(condition: Condition, current: KeyRecord | None) -> bool:

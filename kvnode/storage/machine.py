@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Command
 from kvnode.config import CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_EVERY_SECONDS
+from kvnode.storage.changes import IGNORE_CHANGES, ChangeSink
 from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
@@ -100,8 +101,10 @@ class StateMachine:
         repair: bool = False,
         fault_hook: FaultHook = no_fault,
         monotonic: Callable[[], float] = time.monotonic,
+        changes: ChangeSink = IGNORE_CHANGES,
     ) -> None:
         self.directory = Path(directory)
+        self._changes = changes
         self._durable = fsync
         self._checkpoint_entries = checkpoint_entries
         self._checkpoint_seconds = checkpoint_seconds
@@ -115,7 +118,7 @@ class StateMachine:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare_directory()
         image = load_checkpoint(self.directory, durable=fsync)
-        self._keys = image.keyspace()
+        self._keys = self._watched(image.keyspace(), image.index)
         self._last_applied = image.index
         self._last_term = image.term
         self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
@@ -130,6 +133,7 @@ class StateMachine:
             self._keys.execute(record.index, command)
             self._last_applied, self._last_term = record.index, record.term
             replayed += 1
+        self._changes.applied(self._last_applied)
         self._entries_since_checkpoint = replayed
         self._last_checkpoint_at = monotonic()
         log.info(
@@ -168,6 +172,12 @@ class StateMachine:
         WriteAheadLog.create(wal_path, durable=self._durable)
         write_checkpoint(self.directory, 0, 0, Keyspace(), durable=self._durable)
         log.info("%s: initialised an empty state machine", self.directory)
+
+    def _watched(self, keys: Keyspace, index: int) -> Keyspace:
+        """`keys`, loaded from an image at `index`, reporting its changes from now on."""
+        self._changes.reset(index)
+        keys.on_change = self._changes.changed
+        return keys
 
     def _decode_logged(self, payload: bytes, opcode: int, offset: int) -> Command:
         """Decode a command read back from the WAL; a mismatch means the log is not ours."""
@@ -218,7 +228,7 @@ class StateMachine:
                 opcode, payload = OPCODE_BY_OP[command.WhichOneof("op")], entry.command
             records.append(encode_record(entry.index, entry.term, opcode, payload))
             self._last_applied, self._last_term = entry.index, entry.term
-            outcomes.append(outcome)
+            outcomes.append(outcome._replace(index=entry.index))
         if records:
             try:
                 self._wal.append(b"".join(records))
@@ -227,6 +237,7 @@ class StateMachine:
                 raise
             self._unsynced = True
             self._entries_since_checkpoint += len(records)
+            self._changes.applied(self._last_applied)
         return outcomes
 
     def _decode_proposed(self, data: bytes) -> Command:
@@ -359,7 +370,7 @@ class StateMachine:
     def install(self, image: StateImage) -> None:
         """Make a verified snapshot image the state (see `restore`)."""
         self._check_healthy()
-        self._keys = image.keyspace()
+        self._keys = self._watched(image.keyspace(), image.index)
         self._last_applied, self._last_term = image.index, image.term
         self._unsynced = False
         self.checkpoint()

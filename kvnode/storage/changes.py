@@ -1,0 +1,55 @@
+"""What each applied command changed, key by key: the feed that watches are served from.
+
+The key space reports every change as it applies a command (on the leader,
+on followers and on WAL replay alike), so every replica produces the same
+changes at the same revisions. What is kept of them, and for how long, is the
+consumer's business (`kvnode.watch.history`); the state machine only reports.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Protocol
+
+ChangeKind = Literal["put", "delete", "expire"]
+
+
+class Change(NamedTuple):
+    """One key changed by the command at `revision`. `value` is None for delete and expire;
+    `create_revision` is that of the record written (put) or removed (delete, expire)."""
+
+    kind: ChangeKind
+    key: str
+    revision: int
+    create_revision: int
+    value: bytes | None
+
+
+class ChangeSink(Protocol):
+    """Receives the changes of a state machine. Called in the applying thread, under the
+    state machine's lock, so it must be quick and must not call back into the machine."""
+
+    def changed(self, change: Change) -> None:
+        """One key changed; changes arrive in revision order."""
+
+    def applied(self, index: int) -> None:
+        """Every command up to `index` is applied (the revision moved, changes or not)."""
+
+    def reset(self, index: int) -> None:
+        """The state was replaced by an image at `index` (recovery or a snapshot): the
+        changes at or before `index` are not known and none will be reported."""
+
+
+class IgnoreChanges:
+    """The sink of a state machine nobody watches."""
+
+    def changed(self, change: Change) -> None:
+        pass
+
+    def applied(self, index: int) -> None:
+        pass
+
+    def reset(self, index: int) -> None:
+        pass
+
+
+IGNORE_CHANGES = IgnoreChanges()
