@@ -12,13 +12,11 @@ import base64
 import hmac
 import logging
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -29,7 +27,18 @@ from kvnode.commands_pb2 import Condition
 from kvnode.config import BODY_TIMEOUT_SECONDS, MAX_KEY_BYTES
 from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from kvnode.http_request import (
+    ASCII_SECONDS,
+    MAX_REVISION,
+    ApiError,
+    error_response,
+    json_response,
+    parse_uint,
+    query_of,
+    value_fields,
+)
 from kvnode.service import KeyRecord, Outcome, Service, Status
+from kvnode.watch.http import WATCH_PARAMS, watch
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +47,6 @@ MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 RETRY_AFTER_SECONDS = "1"
 MAX_REQUEST_ID_LENGTH = 128
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
-MAX_REVISION = 2**63 - 1
-# Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
-# "²" and fullwidth digits), a bounded length, then a range check.
-ASCII_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
-ASCII_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?", re.ASCII)
 LIST_ITEM_OVERHEAD_BYTES = 128  # JSON field names and numbers around each listed key
 # The query parameters each route takes; any other, or any given twice, is a 400.
 PUT_PARAMS = frozenset({"ttl", "prev_value", "prev_value_base64", "prev_revision", "prev_exist"})
@@ -50,24 +54,6 @@ GET_PARAMS = frozenset({"consistency"})
 DELETE_PARAMS = frozenset({"prev_value", "prev_value_base64", "prev_revision"})
 LIST_PARAMS = frozenset({"prefix", "limit", "values", "consistency", "start_after"})
 NO_PARAMS: frozenset[str] = frozenset()
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
-    )
-
-
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> web.Response:
-    return json_response(status, {"error": code, "message": message, **extra}, headers)
 
 
 class Metrics:
@@ -123,7 +109,7 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         check_token(request, service.config.auth_token)
         response = await handler(request)
     except ApiError as exc:
-        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
     except Unavailable as exc:
         response = error_response(
             503, exc.reason, str(exc), headers={"Retry-After": RETRY_AFTER_SECONDS}
@@ -185,33 +171,6 @@ def parse_key(request: web.Request) -> str:
     if len(key.encode()) > MAX_KEY_BYTES:
         raise ApiError(400, "bad_key", f"the key is longer than {MAX_KEY_BYTES} bytes")
     return key
-
-
-def query_of(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
-    """The query as a dict, after refusing unknown, inapplicable and repeated parameters (a
-    misspelt `tll` or `prev_vaule` must not silently become an unconditional write)."""
-    query = request.query
-    for name in query:
-        if name not in allowed:
-            takes = ", ".join(sorted(allowed)) or "no parameters"
-            raise ApiError(
-                400,
-                "unknown_parameter",
-                f"{name!r} is not a parameter of {request.method} {request.path}"
-                f" (it takes {takes})",
-                parameter=name,
-            )
-        if len(query.getall(name)) > 1:
-            raise ApiError(
-                400, "repeated_parameter", f"{name!r} is given more than once", parameter=name
-            )
-    return dict(query)
-
-
-def parse_uint(raw: str, source: str, code: str, minimum: int, maximum: int) -> int:
-    if not ASCII_UINT.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        raise ApiError(400, code, f"{source} {raw!r} is not an integer from {minimum} to {maximum}")
-    return int(raw)
 
 
 def parse_ttl(raw: str | None) -> float | None:
@@ -307,24 +266,32 @@ def expire_at_or_none(record_or_outcome: KeyRecord | Outcome) -> int | None:
     return record_or_outcome.expire_at_ms or None
 
 
+def index_header(index: int) -> dict[str, str]:
+    """`X-KV-Index`: the store revision a reply reflects (watch from it + 1 to miss nothing)."""
+    return {"X-KV-Index": str(index)}
+
+
 def write_failure(outcome: Outcome, key: str) -> ApiError:
+    headers = index_header(outcome.log_index)
     if outcome.status is Status.COMPARE_FAILED:
         return ApiError(
             412,
             "compare_failed",
             f"the condition on {key!r} did not hold",
+            headers,
             current_revision=outcome.revision,
         )
     if outcome.status is Status.NOT_FOUND:
-        return ApiError(404, "not_found", f"key {key!r} does not exist")
+        return ApiError(404, "not_found", f"key {key!r} does not exist", headers)
     if outcome.status is Status.REQUEST_ID_REUSED:
         return ApiError(
             409,
             "request_id_reused",
             "this X-Request-Id was already used for a different request; nothing was applied"
             " (use a new id for every request, and the same id only to retry it)",
+            headers,
         )
-    return ApiError(400, "invalid_command", "the command could not be applied")
+    return ApiError(400, "invalid_command", "the command could not be applied", headers)
 
 
 # -- handlers ------------------------------------------------------------------------
@@ -358,7 +325,9 @@ async def put_key(request: web.Request) -> web.Response:
         "expire_at": expire_at_or_none(outcome),
     }
     return json_response(
-        201 if outcome.created else 200, body, {"X-KV-Revision": str(outcome.revision)}
+        201 if outcome.created else 200,
+        body,
+        {"X-KV-Revision": str(outcome.revision), **index_header(outcome.log_index)},
     )
 
 
@@ -374,15 +343,18 @@ async def consistent_read(request: web.Request, query: dict[str, str]) -> Servic
     return service
 
 
-async def get_key(request: web.Request) -> web.Response:
+async def get_key(request: web.Request) -> web.StreamResponse:
     key = parse_key(request)
+    if "watch" in request.query:
+        return await watch(request, request.app[SERVICE], query_of(request, WATCH_PARAMS), key=key)
     service = await consistent_read(request, query_of(request, GET_PARAMS))
-    record = service.get(key)
+    record, index = service.get(key)
     if record is None:
-        raise ApiError(404, "not_found", f"key {key!r} does not exist")
+        raise ApiError(404, "not_found", f"key {key!r} does not exist", index_header(index))
     headers = {
         "X-KV-Revision": str(record.mod_revision),
         "X-KV-Create-Revision": str(record.create_revision),
+        **index_header(index),
     }
     if record.expire_at_ms:
         headers["X-KV-Expire-At"] = str(record.expire_at_ms)
@@ -402,7 +374,7 @@ async def delete_key(request: web.Request) -> web.Response:
     return json_response(
         200,
         {"deleted": True, "revision": outcome.revision},
-        {"X-KV-Revision": str(outcome.revision)},
+        {"X-KV-Revision": str(outcome.revision), **index_header(outcome.log_index)},
     )
 
 
@@ -414,17 +386,18 @@ def listed(key: str, record: KeyRecord, with_value: bool) -> dict[str, Any]:
         "expire_at": expire_at_or_none(record),
     }
     if with_value:
-        try:
-            item["value"] = record.value.decode("utf-8")
-        except UnicodeDecodeError:
-            item["value_base64"] = base64.b64encode(record.value).decode()
+        item.update(value_fields(record.value))
     return item
 
 
-async def list_keys(request: web.Request) -> web.Response:
+async def list_keys(request: web.Request) -> web.StreamResponse:
     """Keys under a prefix in key order, paged: at most `limit` keys and about
     `max_list_bytes` of JSON. A cut reply carries `X-KV-More: true` and
-    `X-KV-Next-Start-After`, the value to send as `start_after` for the next page."""
+    `X-KV-Next-Start-After`, the value to send as `start_after` for the next page.
+    With `watch`, the changes under the prefix instead (kvnode.watch.http)."""
+    if "watch" in request.query:
+        query = query_of(request, WATCH_PARAMS | {"prefix"})
+        return await watch(request, request.app[SERVICE], query, prefix=query.get("prefix", ""))
     query = query_of(request, LIST_PARAMS)
     limit = parse_uint(
         query.get("limit", str(DEFAULT_LIST_LIMIT)), "limit", "bad_limit", 1, MAX_LIST_LIMIT
@@ -434,7 +407,7 @@ async def list_keys(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_values", "values must be true or false")
     with_values = values == "true"
     service = await consistent_read(request, query)
-    found = service.scan(query.get("prefix", ""), limit + 1, query.get("start_after", ""))
+    found, index = service.scan(query.get("prefix", ""), limit + 1, query.get("start_after", ""))
     budget = service.config.max_list_bytes
     items: list[dict[str, Any]] = []
     for key, record in found[:limit]:
@@ -445,9 +418,10 @@ async def list_keys(request: web.Request) -> web.Response:
             break
         budget -= size
         items.append(listed(key, record, with_values))
-    headers = {}
+    headers = index_header(index)
     if len(items) < len(found):
-        headers = {"X-KV-More": "true", "X-KV-Next-Start-After": quote(items[-1]["key"], safe="")}
+        headers["X-KV-More"] = "true"
+        headers["X-KV-Next-Start-After"] = quote(items[-1]["key"], safe="")
     return json_response(200, items, headers)
 
 
@@ -488,6 +462,11 @@ def create_app(service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS) 
     app[SERVICE] = service
     app[METRICS] = Metrics(service)
     app[BODY_TIMEOUT] = body_timeout
+
+    async def end_watches(app: web.Application) -> None:
+        service.watches.end_all("shutting_down", "this node is stopping; resume on another node")
+
+    app.on_shutdown.append(end_watches)
     app.router.add_get("/kv/", list_keys)
     app.router.add_get("/kv", list_keys)
     # [\s\S]: a key may hold any character, newlines included (`.` would stop at them).

@@ -73,6 +73,9 @@ class Consensus(Protocol):
 
     def is_leader(self) -> bool: ...
 
+    def leaderless_seconds(self) -> float:
+        """How long this node has known no leader; 0 while it knows one."""
+
     def ready(self) -> bool:
         """A leader is known (with a quorum, on the leader) and all known commits applied."""
 

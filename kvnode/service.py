@@ -27,6 +27,8 @@ from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.layout import STATE_MACHINE_DIR, prepare_node_dir
+from kvnode.watch.history import WatchHistory
+from kvnode.watch.hub import WatchHub
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,16 @@ class Service(Protocol):
     """What the HTTP API needs of a node."""
 
     config: NodeConfig
+    watches: WatchHub
 
     async def write(self, command: bytes) -> Outcome: ...
     async def read_barrier(self) -> None: ...
-    def get(self, key: str) -> KeyRecord | None: ...
+    def get(self, key: str) -> tuple[KeyRecord | None, int]: ...
     def scan(
         self, prefix: str, limit: int, start_after: str = ""
-    ) -> list[tuple[str, KeyRecord]]: ...
+    ) -> tuple[list[tuple[str, KeyRecord]], int]: ...
     def leader(self) -> str | None: ...
+    def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = True) -> dict[str, Any]: ...
     def ready(self) -> bool: ...
 
@@ -54,13 +58,17 @@ class KvService:
         self.config = config
         data_dir = Path(config.data_dir)
         prepare_node_dir(data_dir)
+        self.history = WatchHistory(config.watch_history, config.watch_history_bytes)
         self.machine = StateMachine(
             data_dir / STATE_MACHINE_DIR,
             fsync=config.durable,
             checkpoint_entries=config.checkpoint_entries,
             checkpoint_seconds=config.checkpoint_seconds,
             repair=config.repair,
+            changes=self.history,
         )
+        # A watcher may hold as many undelivered changes as the history holds.
+        self.watches = WatchHub(self.history, max_pending=config.watch_history)
         self.lock = threading.Lock()
         self.consensus = consensus(config, self.machine, self.lock)
 
@@ -70,19 +78,25 @@ class KvService:
     async def read_barrier(self) -> None:
         await self.consensus.read_barrier()
 
-    def get(self, key: str) -> KeyRecord | None:
+    def get(self, key: str) -> tuple[KeyRecord | None, int]:
+        """The live record of `key` (or None) and the applied index it was read at."""
         with self.lock:
-            return self.machine.get(key, wall_clock_ms())
+            return self.machine.get(key, wall_clock_ms()), self.machine.last_applied
 
-    def scan(self, prefix: str, limit: int, start_after: str = "") -> list[tuple[str, KeyRecord]]:
-        """Up to `limit` live keys under `prefix` after `start_after`, in key order."""
+    def scan(
+        self, prefix: str, limit: int, start_after: str = ""
+    ) -> tuple[list[tuple[str, KeyRecord]], int]:
+        """Up to `limit` live keys under `prefix` after `start_after`, in key order, and the
+        applied index they were read at."""
         with self.lock:
-            return list(
-                itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
-            )
+            found = itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
+            return list(found), self.machine.last_applied
 
     def leader(self) -> str | None:
         return self.consensus.leader()
+
+    def leaderless_seconds(self) -> float:
+        return self.consensus.leaderless_seconds()
 
     def status(self, *, with_digest: bool = True) -> dict[str, Any]:
         """The consensus' view and the state machine's. The digest is O(keys) under the lock

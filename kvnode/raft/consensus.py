@@ -30,6 +30,9 @@ class RaftConsensus:
     def is_leader(self) -> bool:
         return self.node.is_leader()
 
+    def leaderless_seconds(self) -> float:
+        return self.node.leaderless_seconds()
+
     def ready(self) -> bool:
         status = self.node.getStatus()
         if status["leader"] is None or status["last_applied"] < status["commit_idx"]:

@@ -109,6 +109,7 @@ class RaftNode(SyncObjBase):
         self.wakeup = Wakeup()
         self._announced_commit = 0
         self._known_leader: str | None = None
+        self._leaderless_since: float | None = time.monotonic()
         self._last_machine_sync = 0.0
         self.journal = DurableJournal(
             Path(config.data_dir), durable=config.durable, dump_file=self.dump_path
@@ -198,6 +199,7 @@ class RaftNode(SyncObjBase):
         if leader != self._known_leader:
             log.info("leader is now %s (term %d)", leader or "unknown", self.raftCurrentTerm)
             self._known_leader = leader
+            self._leaderless_since = time.monotonic() if leader is None else None
         if self._isLeader() and self.raftCommitIndex > self._announced_commit:
             self._announced_commit = self.raftCommitIndex
             self._send_append_entries_now()
@@ -278,6 +280,11 @@ class RaftNode(SyncObjBase):
 
     def is_leader(self) -> bool:
         return bool(self._isLeader())
+
+    def leaderless_seconds(self) -> float:
+        """How long this node has known no leader (0 while it knows one)."""
+        since = self._leaderless_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def members(self) -> list[str]:
         return sorted([self.kv_config.raft_addr, *self.kv_config.peers])

@@ -228,7 +228,7 @@ class StateMachine:
                 opcode, payload = OPCODE_BY_OP[command.WhichOneof("op")], entry.command
             records.append(encode_record(entry.index, entry.term, opcode, payload))
             self._last_applied, self._last_term = entry.index, entry.term
-            outcomes.append(outcome._replace(index=entry.index))
+            outcomes.append(outcome._replace(log_index=entry.index))
         if records:
             try:
                 self._wal.append(b"".join(records))

@@ -20,7 +20,7 @@ class Outcome(NamedTuple):
 
     `revision` is the entry's index when it changed something; for
     COMPARE_FAILED and NOT_FOUND it is the key's current mod revision (0 if absent).
-    `index` is the log index of the entry this reply was decided at: the store
+    `log_index` is the log index of the entry this reply was decided at: the store
     revision it reflects (for a retried request, the retry's entry).
     """
 
@@ -28,4 +28,4 @@ class Outcome(NamedTuple):
     revision: int
     created: bool = False
     expire_at_ms: int = 0
-    index: int = 0
+    log_index: int = 0

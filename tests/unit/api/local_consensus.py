@@ -40,6 +40,9 @@ class LocalConsensus:
     def is_leader(self) -> bool:
         return not self.refuse
 
+    def leaderless_seconds(self) -> float:
+        return float("inf") if self.refuse else 0.0
+
     def ready(self) -> bool:
         return not self.refuse
 

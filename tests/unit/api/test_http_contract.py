@@ -4,70 +4,15 @@ every bad input, in milliseconds; the multi-process tests keep what needs proces
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
-import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from kvnode.api import create_app
-from kvnode.config import NodeConfig
-from kvnode.service import KvService
-from tests.unit.api.local_consensus import LEADER, LocalConsensus
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        assert self.headers["Content-Type"].startswith("application/json"), self.headers
-        return orjson.loads(self.body)
-
-
-class Api:
-    """Synchronous calls into the app, on one event loop kept for the test."""
-
-    def __init__(self, service: KvService) -> None:
-        self.service = service
-        self.loop = asyncio.new_event_loop()
-        app = create_app(service, body_timeout=1.0)
-        self.client = TestClient(TestServer(app), loop=self.loop)
-        self.loop.run_until_complete(self.client.start_server())
-
-    @property
-    def consensus(self) -> LocalConsensus:
-        consensus = self.service.consensus
-        assert isinstance(consensus, LocalConsensus)
-        return consensus
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> Reply:
-        async def call() -> Reply:
-            async with self.client.request(method, path, **kwargs) as response:
-                return Reply(response.status, dict(response.headers), await response.read())
-
-        reply = self.loop.run_until_complete(call())
-        assert reply.headers["X-KV-Node"] == "solo", "every answer names the node"
-        return reply
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.close())
-        self.loop.close()
-        self.service.close()
-
-
-def make_api(tmp_path: Path, **settings: Any) -> Api:
-    config = NodeConfig(node_id="solo", data_dir=tmp_path / "node", **settings)
-    return Api(KvService(config, LocalConsensus))
+from tests.unit.api.local_consensus import LEADER
+from tests.unit.api.served_api import Api, error, make_api
 
 
 @pytest.fixture
@@ -75,13 +20,6 @@ def api(tmp_path: Path) -> Iterator[Api]:
     served = make_api(tmp_path, max_value_bytes=1024, max_list_bytes=4096)
     yield served
     served.close()
-
-
-def error(reply: Reply, status: int, code: str) -> dict[str, Any]:
-    assert reply.status == status, (reply.status, reply.body)
-    body: dict[str, Any] = reply.json
-    assert body["error"] == code and body["message"], body
-    return body
 
 
 # -- writes and reads ------------------------------------------------------------------

@@ -17,7 +17,7 @@ def put(key: str, value: bytes, request_id: str, at: int = 1000, **kw: object) -
 def decided(outcome: Outcome | None) -> Outcome:
     """What a command decided, without the index of the entry that carried it."""
     assert outcome is not None
-    return outcome._replace(index=0)
+    return outcome._replace(log_index=0)
 
 
 def test_a_retried_put_returns_the_first_outcome_and_changes_nothing(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_a_retried_put_returns_the_first_outcome_and_changes_nothing(tmp_path: P
     machine.apply([Entry(4, 1, put("k", b"v2", "req-2"))])
     (retry,) = machine.apply([Entry(5, 1, put("k", b"v1", "req-1"))])
     assert decided(retry) == decided(first) and retry is not None and retry.revision == 3
-    assert retry.index == 5  # the store revision the reply reflects is the retry's entry
+    assert retry.log_index == 5  # the store revision the reply reflects is the retry's entry
     record = machine.get("k")
     assert record is not None and (record.value, record.mod_revision) == (b"v2", 4)
 

@@ -1,0 +1,92 @@
+"""What every HTTP handler shares: the one error type, JSON replies, and the strict query
+rules (unknown, inapplicable and repeated parameters are refused; numbers are ASCII)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+# Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
+# "²" and fullwidth digits), a bounded length, then a range check.
+ASCII_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
+ASCII_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?", re.ASCII)
+MAX_REVISION = 2**63 - 1
+
+
+class ApiError(Exception):
+    """A request the API refuses: becomes `status` with JSON `{error: code, message, **extra}`
+    (and `headers`) in the error middleware."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    return json_response(status, {"error": code, "message": message, **extra}, headers)
+
+
+def query_of(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query as a dict, after refusing unknown, inapplicable and repeated parameters (a
+    misspelt `tll` or `prev_vaule` must not silently become an unconditional write)."""
+    query = request.query
+    for name in query:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "no parameters"
+            raise ApiError(
+                400,
+                "unknown_parameter",
+                f"{name!r} is not a parameter of {request.method} {request.path}"
+                f" (it takes {takes})",
+                parameter=name,
+            )
+        if len(query.getall(name)) > 1:
+            raise ApiError(
+                400, "repeated_parameter", f"{name!r} is given more than once", parameter=name
+            )
+    return dict(query)
+
+
+def parse_uint(raw: str, source: str, code: str, minimum: int, maximum: int) -> int:
+    if not ASCII_UINT.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        raise ApiError(400, code, f"{source} {raw!r} is not an integer from {minimum} to {maximum}")
+    return int(raw)
+
+
+def parse_seconds(raw: str, source: str, code: str, minimum: float, maximum: float) -> float:
+    """A number of seconds written in ASCII, within [minimum, maximum]."""
+    if not ASCII_SECONDS.fullmatch(raw) or not minimum <= float(raw) <= maximum:
+        raise ApiError(
+            400,
+            code,
+            f"{source} {raw!r} is not a number of seconds from {minimum:g} to {maximum:g}",
+        )
+    return float(raw)
+
+
+def value_fields(value: bytes) -> dict[str, str]:
+    """A value in JSON: `value` when it is UTF-8 text, else `value_base64`."""
+    try:
+        return {"value": value.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"value_base64": base64.b64encode(value).decode()}
