@@ -1,7 +1,8 @@
 """Runs one node: the service, its HTTP API and the TTL sweeper, until SIGTERM or SIGINT.
 
-Shutdown is clean: the HTTP listener closes first, then Raft stops, then the
-state machine takes a final checkpoint, so the next start replays nothing.
+Shutdown is clean: open watches are told the node is stopping, the HTTP
+listener closes, then Raft stops, then the state machine is synced and closed
+(its WAL is kept, so the restarted node can serve watches from those revisions).
 """
 
 from __future__ import annotations

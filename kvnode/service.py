@@ -134,11 +134,15 @@ class KvService:
                 await self.write(commands.expire(now))
 
     def close(self) -> None:
-        """Stop the consensus (its thread and sockets), then checkpoint and close the state
-        machine."""
+        """Stop the consensus (its thread and sockets), then sync and close the state machine.
+
+        No final checkpoint: the WAL left behind (bounded by the checkpoint policy)
+        is replayed at the next start, which rebuilds the watch history for the
+        revisions it covers, so a watcher can resume on this node after a restart.
+        """
         self.consensus.close()
         with self.lock:
-            self.machine.close()
+            self.machine.close(checkpoint=False)
 
 
 __all__ = ["KeyRecord", "KvService", "Outcome", "Service", "Status"]
