@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sys
@@ -22,7 +23,7 @@ from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
 from kvnode.storage.errors import StorageError
 
 if TYPE_CHECKING:
-    from kvnode.client import Client, WriteResult
+    from kvnode.client import Client, WatchEvent, WriteResult
 
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
@@ -289,14 +290,20 @@ class ClientOptions:
     timeout: float
     token: str | None
 
-    def run(self, action: Callable[[Client], Awaitable[T]]) -> T:
-        """Run `action(client)`; client errors become one line and exit code 1."""
+    def run(self, action: Callable[[Client], Awaitable[T]], *, keep_trying: bool = False) -> T:
+        """Run `action(client)`; client errors become one line and exit code 1. Retries stop
+        after --timeout seconds, or never with `keep_trying` (a watch outlives outages)."""
         from kvnode.client import Client, KvError
 
         async def runner() -> T:
             endpoint_list = self.endpoints.split(",")
+            deadline = float("inf") if keep_trying else self.timeout
             async with Client(
-                endpoint_list, timeout=self.timeout, token=self.token, retry_reads=True
+                endpoint_list,
+                timeout=self.timeout,
+                token=self.token,
+                retry_reads=True,
+                write_deadline=deadline,
             ) as client:
                 return await action(client)
 
@@ -486,6 +493,55 @@ def list_keys(prefix: str, limit: int, values: bool, client: ClientOptions) -> N
         if values:
             line += "\t" + item.get("value", item.get("value_base64", ""))
         click.echo(line)
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--prefix", help="Watch every key under this prefix instead of one KEY.")
+@click.option(
+    "--from-revision",
+    type=click.IntRange(0),
+    help="Start at this revision (default: the next change). Resume with the last seen + 1.",
+)
+@client_command
+def watch(
+    key: str | None, prefix: str | None, from_revision: int | None, client: ClientOptions
+) -> None:
+    """Print each change of KEY (or of the keys under --prefix) as it happens, until Ctrl-C.
+
+    Follows one node and moves to another if that node fails, with nothing missed or
+    repeated. Exit code 1 if the revision is older than the nodes keep (410).
+
+    \b
+    Examples:
+      kvnode watch config/app
+      kvnode watch --prefix services/ --from-revision 120 --json
+    """
+    if (key is None) == (prefix is None):
+        fail("give a KEY or --prefix (one of them)", EXIT_CONFIG)
+
+    async def follow(c: Client) -> None:
+        async for event in c.watch(key, prefix=prefix, from_revision=from_revision):
+            if client.as_json:
+                echo_json(watch_event_json(event))
+            else:
+                shown = "" if event.value is None else " " + event.value.decode(errors="replace")
+                click.echo(f"{event.revision} {event.type} {event.key}{shown}")
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
+        client.run(follow, keep_trying=True)
+
+
+def watch_event_json(event: WatchEvent) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": event.type,
+        "key": event.key,
+        "revision": event.revision,
+        "create_revision": event.create_revision,
+    }
+    if event.value is not None:
+        item["value"] = event.value.decode(errors="replace")
+    return item
 
 
 @main.command()

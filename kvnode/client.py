@@ -22,7 +22,7 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +31,9 @@ import aiohttp
 import orjson
 
 DEFAULT_TIMEOUT = 10.0
+# A watch stream says where it stands at least every 5 s; silence this long means the node
+# is paused or cut off, so the watch resumes on another.
+WATCH_SILENCE_SECONDS = 15.0
 RETRY_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
@@ -62,8 +65,18 @@ class Indeterminate(KvError):
     """The write may or may not have been applied (504, timeout, connection lost mid-request)."""
 
 
+class WatchCompacted(KvError):
+    """410: the changes from the asked revision are no longer retained; list again and
+    watch from the list's index + 1."""
+
+    @property
+    def oldest_revision(self) -> int:
+        return int(self.body.get("oldest_revision", 0))
+
+
 ERRORS_BY_STATUS: dict[int, type[KvError]] = {
     404: NotFound,
+    410: WatchCompacted,
     412: CompareFailed,
     503: Unavailable,
     504: Indeterminate,
@@ -85,6 +98,55 @@ class Value:
     create_revision: int
     expire_at: int | None
     node: str
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change: `type` is put, delete or expire; `value` is None unless put."""
+
+    type: str
+    key: str
+    revision: int
+    create_revision: int
+    value: bytes | None
+    node: str
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any], node: str) -> WatchEvent:
+        value: bytes | None = None
+        if "value" in item:
+            value = item["value"].encode()
+        elif "value_base64" in item:
+            value = base64.b64decode(item["value_base64"])
+        return cls(
+            item["type"], item["key"], item["revision"], item["create_revision"], value, node
+        )
+
+
+class _Resume:
+    """Where a watch picks up after a reconnect: at the last revision it saw, skipping the
+    keys it already had at that revision (one command may change many keys, and a
+    connection can drop between their lines), so nothing is missed or repeated."""
+
+    def __init__(self, from_revision: int | None) -> None:
+        self.revision = from_revision
+        self.seen: set[str] = set()
+
+    def fresh(self, event: WatchEvent) -> bool:
+        if self.revision is not None and event.revision == self.revision:
+            if event.key in self.seen:
+                return False
+            self.seen.add(event.key)
+            return True
+        if self.revision is not None and event.revision < self.revision:
+            return False
+        self.revision, self.seen = event.revision, {event.key}
+        return True
+
+    def progressed(self, revision: int) -> None:
+        """Everything up to `revision` was received."""
+        if self.revision is None or revision + 1 > self.revision:
+            self.revision, self.seen = revision + 1, set()
 
 
 class _Attempt:
@@ -397,6 +459,62 @@ class Client:
         )
         items: list[dict[str, Any]] = orjson.loads(body)
         return items
+
+    async def watch(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        from_revision: int | None = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """Every change of `key` (or of the keys under `prefix`) from `from_revision` on
+        (default: from now), in revision order, for as long as the caller iterates.
+
+        It streams from one node and, when that node fails, is paused, or loses its
+        leader, resumes on the next from where it was, with no gap and no duplicate.
+        Raises WatchCompacted when the revision is older than the nodes retain, and
+        Unavailable when no node could be watched for `write_deadline` seconds.
+        """
+        if (key is None) == (prefix is None):
+            raise ValueError("watch a key or a prefix (one of them)")
+        path = key_path(key) if key is not None else "/kv/"
+        params = {"prefix": prefix} if prefix is not None else {}
+        resume = _Resume(from_revision)
+        silence = aiohttp.ClientTimeout(total=None, sock_read=WATCH_SILENCE_SECONDS)
+        retries = RetryBudget(self._write_deadline)
+        turn = 0
+        while True:
+            target = self.endpoints[turn % len(self.endpoints)]
+            turn += 1
+            query = {**params, "watch": "stream"}
+            if resume.revision is not None:
+                query["from_revision"] = str(resume.revision)
+            try:
+                async with self._get_session().get(
+                    target + path, params=query, headers=self._headers, timeout=silence
+                ) as response:
+                    if response.status >= 400:
+                        raise _error_from(response.status, await response.read())
+                    node = response.headers.get("X-KV-Node", "")
+                    if resume.revision is None:
+                        resume.progressed(int(response.headers["X-KV-Index"]))
+                    async for line in response.content:
+                        item = orjson.loads(line)
+                        if item["type"] == "progress":
+                            resume.progressed(item["revision"])
+                        elif item["type"] == "error":
+                            if item["error"] == "revision_compacted":
+                                raise WatchCompacted(410, item["error"], item["message"], item)
+                            break  # this node cannot go on: resume on the next
+                        else:
+                            event = WatchEvent.from_json(item, node)
+                            if resume.fresh(event):
+                                retries = RetryBudget(self._write_deadline)
+                                yield event
+            except (aiohttp.ClientError, TimeoutError, Unavailable, orjson.JSONDecodeError):
+                pass  # resume on the next node
+            if not await retries.wait():
+                raise Unavailable(0, "unreachable", "no node could be watched")
 
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         _status, body, _headers = await self.request(
