@@ -334,10 +334,11 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
     return with_client
 
 
-def echo_json(value: Any) -> None:
+def echo_json(value: Any, *, one_line: bool = False) -> None:
+    """Print `value` as JSON: indented, or on one line (a stream of them, like NDJSON)."""
     import orjson
 
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+    click.echo(orjson.dumps(value, option=0 if one_line else orjson.OPT_INDENT_2).decode())
 
 
 def echo_write(result: WriteResult, as_json: bool, verb: str) -> None:
@@ -507,7 +508,8 @@ def list_keys(prefix: str, limit: int, values: bool, client: ClientOptions) -> N
 def watch(
     key: str | None, prefix: str | None, from_revision: int | None, client: ClientOptions
 ) -> None:
-    """Print each change of KEY (or of the keys under --prefix) as it happens, until Ctrl-C.
+    """Print each change of KEY (or of the keys under --prefix) as it happens, until Ctrl-C:
+    "REVISION TYPE KEY [VALUE]", or with --json one JSON object per line.
 
     Follows one node and moves to another if that node fails, with nothing missed or
     repeated. Exit code 1 if the revision is older than the nodes keep (410).
@@ -523,7 +525,7 @@ def watch(
     async def follow(c: Client) -> None:
         async for event in c.watch(key, prefix=prefix, from_revision=from_revision):
             if client.as_json:
-                echo_json(watch_event_json(event))
+                echo_json(watch_event_json(event), one_line=True)
             else:
                 shown = "" if event.value is None else " " + event.value.decode(errors="replace")
                 click.echo(f"{event.revision} {event.type} {event.key}{shown}")

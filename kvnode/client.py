@@ -448,17 +448,33 @@ class Client:
         consistency: str = "linearizable",
         endpoint: str | None = None,
     ) -> list[dict[str, Any]]:
+        items, _index = await self.list_with_index(
+            prefix, limit=limit, values=values, consistency=consistency, endpoint=endpoint
+        )
+        return items
+
+    async def list_with_index(
+        self,
+        prefix: str = "",
+        *,
+        limit: int = 1000,
+        values: bool = False,
+        consistency: str = "linearizable",
+        endpoint: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The keys under `prefix` and the store revision they were read at: watch from
+        that revision + 1 to see every later change (list, then watch)."""
         params = {
             "prefix": prefix,
             "limit": str(limit),
             "values": "true" if values else "false",
             "consistency": consistency,
         }
-        _status, body, _headers = await self.request(
+        _status, body, headers = await self.request(
             "GET", "/kv/", params=params, endpoint=endpoint, idempotent=True
         )
         items: list[dict[str, Any]] = orjson.loads(body)
-        return items
+        return items, int(headers["X-KV-Index"])
 
     async def watch(
         self,
@@ -491,7 +507,11 @@ class Client:
                 query["from_revision"] = str(resume.revision)
             try:
                 async with self._get_session().get(
-                    target + path, params=query, headers=self._headers, timeout=silence
+                    target + path,
+                    params=query,
+                    headers=self._headers,
+                    timeout=silence,
+                    trace_request_ctx=_Attempt(),
                 ) as response:
                     if response.status >= 400:
                         raise _error_from(response.status, await response.read())

@@ -173,9 +173,10 @@ async def stream(
             if ended is not None:
                 break
             await subscription.wait(CHECK_SECONDS)
+        if not client_gone(request):
+            await response.write_eof()
     except ConnectionError:
-        return response  # the client went away
-    await response.write_eof()
+        pass  # the client went away
     return response
 
 

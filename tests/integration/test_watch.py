@@ -1,0 +1,187 @@
+"""Watches on a real three-node cluster: list-then-watch under load, TTL expiry seen by
+every node at one revision, a watcher that survives the SIGKILL of its node, the history
+a restarted node rebuilds, and `kvnode watch` on the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+from kvnode.cluster.supervisor import LocalCluster
+
+from kvnode.client import Client, SyncClient, WatchEvent
+from tests.integration.conftest import leader_of, write_load
+from tests.waiting import wait_until
+
+WATCH_SECONDS = 60.0  # every watch loop below ends by itself within this
+
+
+async def collect(
+    events: Any, wanted: set[str], seen: list[WatchEvent], timeout: float = WATCH_SECONDS
+) -> None:
+    """Append events to `seen` until every key in `wanted` has had one (or fail)."""
+
+    async def run() -> None:
+        async for event in events:
+            seen.append(event)
+            if wanted <= {e.key for e in seen}:
+                return
+
+    await asyncio.wait_for(run(), timeout)
+
+
+def assert_gap_free(seen: list[WatchEvent]) -> None:
+    revisions = [(e.revision, e.key) for e in seen]
+    assert revisions == sorted(set(revisions)), "events repeated or out of order"
+
+
+def test_list_then_watch_under_concurrent_writes_misses_nothing(
+    shared_cluster: LocalCluster,
+) -> None:
+    urls = shared_cluster.urls
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        load = asyncio.ensure_future(write_load(urls, 400, prefix="lw/", concurrency=8, stop=stop))
+        async with Client(urls, timeout=10) as client:
+            await wait_until(lambda: client.list("lw/", limit=1), WATCH_SECONDS, "the first writes")
+            listed, index = await client.list_with_index("lw/", limit=10_000, endpoint=urls[1])
+            result = await load
+            assert len(result.acked) == 400, result.errors[:3]
+            seen: list[WatchEvent] = []
+            unlisted = set(result.acked) - {item["key"] for item in listed}
+            assert unlisted, "the list should have raced the writes"
+            watcher = Client([urls[2]], timeout=10)
+            async with watcher:
+                await collect(watcher.watch(prefix="lw/", from_revision=index + 1), unlisted, seen)
+        assert all(e.revision > index for e in seen)
+        assert {e.key for e in seen} == unlisted  # each key is written once
+        assert all(e.value == result.acked[e.key] for e in seen)
+        assert_gap_free(seen)
+
+    asyncio.run(scenario())
+
+
+def test_ttl_expiry_is_one_expire_event_at_the_same_revision_on_every_node(
+    shared_cluster: LocalCluster,
+) -> None:
+    async def scenario() -> None:
+        async with Client(shared_cluster.urls, timeout=10) as client:
+            put = await client.put("ttl/x", b"v", ttl=1)
+            seen_by_node = []
+            for url in shared_cluster.urls:
+                seen: list[WatchEvent] = []
+
+                async def expired(seen: list[WatchEvent] = seen, url: str = url) -> None:
+                    node = Client([url], timeout=10)
+                    async with node:
+                        async for event in node.watch("ttl/x", from_revision=put.revision):
+                            seen.append(event)
+                            if event.type == "expire":
+                                return
+
+                await asyncio.wait_for(expired(), WATCH_SECONDS)
+                seen_by_node.append([(e.type, e.revision, e.create_revision) for e in seen])
+        first = seen_by_node[0]
+        assert [kind for kind, _, _ in first] == ["put", "expire"]
+        assert first[1][1] > put.revision and first[1][2] == put.revision
+        assert seen_by_node == [first] * len(shared_cluster.urls)
+
+    asyncio.run(scenario())
+
+
+def test_a_watcher_on_a_killed_follower_resumes_elsewhere_without_gap_or_repeat(
+    cluster: LocalCluster,
+) -> None:
+    leader = asyncio.run(leader_of(cluster))
+    follower = next(i for i in range(cluster.size) if i != leader)
+    others = [url for i, url in enumerate(cluster.urls) if i != follower]
+    order = [cluster.urls[follower], *others]
+
+    async def scenario() -> tuple[list[WatchEvent], dict[str, bytes]]:
+        seen: list[WatchEvent] = []
+        async with Client(order, timeout=10, write_deadline=30) as watcher:
+            start = (await watcher.status(cluster.urls[leader]))["applied_index"] + 1
+            events = watcher.watch(prefix="kf/", from_revision=start)
+            first = asyncio.ensure_future(collect(events, {"kf/a000019"}, seen))
+            head = await write_load(others, 20, prefix="kf/a", concurrency=1)
+            await first
+            assert {e.node for e in seen} == {cluster.nodes[follower].node_id}
+            cluster.kill(follower)
+            tail = await write_load(others, 180, prefix="kf/b", concurrency=4)
+            acked = {**head.acked, **tail.acked}
+            assert len(acked) == 200, tail.errors[:3]
+            await collect(events, set(acked), seen)
+        return seen, acked
+
+    seen, acked = asyncio.run(scenario())
+    assert_gap_free(seen)
+    assert {e.key for e in seen} == set(acked) and len(seen) == len(acked)
+    assert len({e.node for e in seen}) == 2, "the watch should have moved to another node"
+
+
+def test_a_restarted_node_serves_the_history_its_wal_covers(cluster: LocalCluster) -> None:
+    async def history(url: str, from_revision: int) -> list[Any]:
+        async with Client([url], timeout=10) as client:
+            _status, body, _headers = await client.request(
+                "GET",
+                "/kv/",
+                params={"prefix": "rs/", "watch": "true", "from_revision": str(from_revision)},
+                idempotent=True,
+            )
+        found: list[Any] = orjson.loads(body)
+        return found
+
+    async def scenario() -> None:
+        async with Client(cluster.urls, timeout=10) as client:
+            first = await client.put("rs/0", b"0")
+            for i in range(1, 30):
+                await client.put(f"rs/{i}", f"{i}".encode())
+        reference = await history(cluster.urls[0], first.revision)
+        assert len(reference) == 30
+        cluster.kill(2)
+        cluster.start(2)
+        async with Client(cluster.urls, timeout=2) as client:
+            await cluster.wait_until_ready(client)
+        assert await history(cluster.urls[2], first.revision) == reference
+
+    asyncio.run(scenario())
+
+
+def test_kvnode_watch_prints_changes_as_json_lines_until_ctrl_c(
+    shared_cluster: LocalCluster,
+) -> None:
+    endpoints = ",".join(node.http_addr for node in shared_cluster.nodes)
+    lines: list[Any] = []
+    with (
+        subprocess.Popen(
+            [sys.executable, "-m", "kvnode", "watch", "--prefix", "cli/", "--json"],
+            env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
+            stdout=subprocess.PIPE,
+        ) as watcher,
+        SyncClient(shared_cluster.urls, timeout=10) as client,
+    ):
+        assert watcher.stdout is not None
+        try:
+            # The watch starts from "now", once it is connected: write until it shows one.
+            deadline = time.monotonic() + WATCH_SECONDS
+            while not lines and time.monotonic() < deadline:
+                client.put("cli/a", b"1")
+                if select.select([watcher.stdout], [], [], 0.5)[0]:
+                    lines.append(orjson.loads(watcher.stdout.readline()))
+        finally:
+            watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=30) == 0
+    assert lines, "kvnode watch printed nothing"
+    assert {k: lines[0][k] for k in ("type", "key", "value")} == {
+        "type": "put",
+        "key": "cli/a",
+        "value": "1",
+    }
