@@ -2,8 +2,9 @@
 
 After the faults stop, everything is healed, each key is read once more
 (linearizably) and the history is checked: per-key linearizability, no lost
-acknowledged write, and identical replicas (equal state digest and applied
-index on every node).
+acknowledged write, identical replicas (equal state digest and applied index
+on every node), and watchers that saw exactly the committed changes
+(`watch_checker`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from kvnode.cluster.history import OK, Op
 from kvnode.cluster.nemesis import Nemesis
 from kvnode.cluster.netns import Topology
 from kvnode.cluster.supervisor import LocalCluster
+from kvnode.cluster.watch_checker import check_watchers
+from kvnode.cluster.watchers import END_MARKER, PREFIX, Watchers
 from kvnode.cluster.workload import KEYS, TTL_KEYS, Workload
 
 from kvnode.client import Client, KvError
@@ -42,6 +45,7 @@ class ChaosSettings:
     base_dir: Path | None = None
     extra_settings: dict[str, Any] = field(default_factory=dict)
     history_path: Path | None = None  # where to save the raw history, for re-checking
+    watchers: int = 2  # clients watching the whole key space through the faults
 
 
 async def final_reads(cluster: LocalCluster, history: list[Op]) -> None:
@@ -74,6 +78,14 @@ async def final_reads(cluster: LocalCluster, history: list[Op]) -> None:
                     outcome=OK,
                 )
             )
+
+
+async def end_watches(cluster: LocalCluster) -> None:
+    """Write the end marker once healed: each watcher stops when it has seen it."""
+    async with Client(
+        cluster.urls, timeout=5, token=cluster.token, write_deadline=HEAL_TIMEOUT
+    ) as c:
+        await c.put(END_MARKER, b"end")
 
 
 def final_values(history: list[Op]) -> dict[str, str | None]:
@@ -128,6 +140,9 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             async with Client(cluster.urls, timeout=2, token=cluster.token) as client:
                 await cluster.wait_for_leader(client)
                 await cluster.wait_until_ready(client)
+                _keys, index = await client.list_with_index(PREFIX, limit=1)
+            watchers = Watchers(cluster.urls, settings.watchers, cluster.token)
+            watchers.start(index + 1)
             workload = Workload(
                 cluster.urls, settings.clients, settings.rate, settings.seed, cluster.token
             )
@@ -137,12 +152,17 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             ended = time.monotonic()
             nemesis.heal_all()
             await final_reads(cluster, workload.history)
+            await end_watches(cluster)
+            await watchers.finish(HEAL_TIMEOUT)
             digests = await converged_digests(cluster)
             if settings.history_path is not None:
                 settings.history_path.write_bytes(
                     orjson.dumps([op.to_json() for op in workload.history])
                 )
-            return build_report(workload.history, nemesis, digests, started, ended)
+            report = build_report(workload.history, nemesis, digests, started, ended)
+            report["watch"] = check_watchers(watchers.logs, workload.history)
+            report["valid"] = report["valid"] and report["watch"]["valid"]
+            return report
         finally:
             cluster.stop_all()
             if topology is not None:
@@ -202,6 +222,13 @@ def format_report(report: dict[str, Any]) -> str:
         f"success; longest outage {report['availability']['longest_unavailable_s']} s",
         f"replicas identical: {report['replicas']['equal']}",
     ]
+    watch = report.get("watch")
+    if watch is not None:
+        lines.append(
+            f"watchers: {watch['watchers']} saw {watch['events']} events via nodes"
+            f" {watch['nodes_used']}; consistent with the log: {watch['valid']}"
+        )
+        lines.extend(f"  watch: {problem}" for problem in watch["problems"])
     return "\n".join([*lines, format_judgement(report)])
 
 

@@ -26,6 +26,7 @@ class Op:
     value: the value written (put/cas) or read (get; None = absent).
     prev: the compared value for cas.
     result: for ok writes "applied" / "compare_failed" / "not_found".
+    revision: for ok applied writes, the revision the node acknowledged.
     """
 
     id: int
@@ -41,6 +42,7 @@ class Op:
     result: str | None = None
     expire_at: float | None = None  # monotonic seconds, for ttl puts
     error: str | None = None  # the error code of a fail/info answer, for diagnosis
+    revision: int | None = None  # the revision an ok applied write was acknowledged at
 
     @property
     def is_write(self) -> bool:

@@ -97,7 +97,7 @@ class Workload:
                 op.value = found.value.decode() if found is not None else None
             elif op.kind == "delete":
                 try:
-                    await client.delete(op.key, endpoint=url)
+                    op.revision = await client.delete(op.key, endpoint=url)
                     op.result = "applied"
                 except NotFound:
                     op.result = "not_found"
@@ -107,7 +107,7 @@ class Workload:
                     result = await client.put(
                         op.key, op.value.encode(), ttl=op.ttl, prev_value=prev, endpoint=url
                     )
-                    op.result = "applied"
+                    op.result, op.revision = "applied", result.revision
                     if result.expire_at:
                         op.expire_at = op.invoke + (result.expire_at / 1000 - wall)
                 except CompareFailed:

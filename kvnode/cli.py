@@ -644,6 +644,13 @@ def bench(json_path: Path | None, **options: Any) -> None:
 @click.option("--seed", default=1, show_default=True)
 @click.option("--clients", default=10, show_default=True)
 @click.option("--rate", default=20.0, show_default=True, help="Operations/s per client.")
+@click.option(
+    "--watchers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Clients watching every key through the faults; what they saw is checked too.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option(
     "--history", "history_path", type=click.Path(path_type=Path), help="Save the raw history."
@@ -660,6 +667,7 @@ def chaos(
     seed: int,
     clients: int,
     rate: float,
+    watchers: int,
     json_path: Path | None,
     history_path: Path | None,
     check_path: Path | None,
@@ -699,7 +707,9 @@ def chaos(
     chosen = [n.strip() for n in nemeses.split(",") if n.strip()]
     if "partition" in chosen and (reason := available()):
         fail(reason, EXIT_CONFIG)
-    settings = ChaosSettings(duration, chosen, seed, clients, rate, history_path=history_path)
+    settings = ChaosSettings(
+        duration, chosen, seed, clients, rate, history_path=history_path, watchers=watchers
+    )
     try:
         report = asyncio.run(run_chaos(settings))
     except (ValueError, NetnsError) as exc:

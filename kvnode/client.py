@@ -439,20 +439,6 @@ class Client:
         )
         return int(orjson.loads(body)["revision"])
 
-    async def list(
-        self,
-        prefix: str = "",
-        *,
-        limit: int = 1000,
-        values: bool = False,
-        consistency: str = "linearizable",
-        endpoint: str | None = None,
-    ) -> list[dict[str, Any]]:
-        items, _index = await self.list_with_index(
-            prefix, limit=limit, values=values, consistency=consistency, endpoint=endpoint
-        )
-        return items
-
     async def list_with_index(
         self,
         prefix: str = "",
@@ -476,6 +462,20 @@ class Client:
         items: list[dict[str, Any]] = orjson.loads(body)
         return items, int(headers["X-KV-Index"])
 
+    async def list(
+        self,
+        prefix: str = "",
+        *,
+        limit: int = 1000,
+        values: bool = False,
+        consistency: str = "linearizable",
+        endpoint: str | None = None,
+    ) -> list[dict[str, Any]]:
+        items, _index = await self.list_with_index(
+            prefix, limit=limit, values=values, consistency=consistency, endpoint=endpoint
+        )
+        return items
+
     async def watch(
         self,
         key: str | None = None,
@@ -488,7 +488,7 @@ class Client:
 
         It streams from one node and, when that node fails, is paused, or loses its
         leader, resumes on the next from where it was, with no gap and no duplicate.
-        Raises WatchCompacted when the revision is older than the nodes retain, and
+        Raises WatchCompacted when the revision is older than every node retains, and
         Unavailable when no node could be watched for `write_deadline` seconds.
         """
         if (key is None) == (prefix is None):
@@ -498,6 +498,7 @@ class Client:
         resume = _Resume(from_revision)
         silence = aiohttp.ClientTimeout(total=None, sock_read=WATCH_SILENCE_SECONDS)
         retries = RetryBudget(self._write_deadline)
+        compacted_on: set[str] = set()  # nodes that no longer retain the revision
         turn = 0
         while True:
             target = self.endpoints[turn % len(self.endpoints)]
@@ -530,8 +531,18 @@ class Client:
                             event = WatchEvent.from_json(item, node)
                             if resume.fresh(event):
                                 retries = RetryBudget(self._write_deadline)
+                                compacted_on.clear()
                                 yield event
-            except (aiohttp.ClientError, TimeoutError, Unavailable, orjson.JSONDecodeError):
+            except WatchCompacted:
+                # This node lost the revision (a snapshot replaced its state, or it
+                # restarted from a checkpoint); another may still have it.
+                compacted_on.add(target)
+                if compacted_on >= set(self.endpoints):
+                    raise
+            except KvError as exc:
+                if exc.status < 500:
+                    raise  # a request this node will never take (bad input, no token)
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
                 pass  # resume on the next node
             if not await retries.wait():
                 raise Unavailable(0, "unreachable", "no node could be watched")

@@ -1,4 +1,5 @@
-"""Short chaos runs, one per nemesis, each of which must end with a clean verdict."""
+"""Short chaos runs, one per nemesis, each of which must end with a clean verdict: the
+clients' history and what the watchers saw."""
 
 from __future__ import annotations
 
@@ -33,3 +34,4 @@ def test_a_short_run_under_each_nemesis_is_valid(tmp_path: Path, nemesis: str) -
     assert report["faults"].get(nemesis, 0) >= 2, text
     assert report["operations"].get("ok", 0) > 500, text
     assert report["keys_checked"] >= 8
+    assert report["watch"]["watchers"] == 2 and min(report["watch"]["events"]) > 100, text
