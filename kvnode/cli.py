@@ -603,14 +603,24 @@ def status(client: ClientOptions) -> None:
 @click.option("--keys", default=1000, show_default=True, help="Size of the key space.")
 @click.option("--warmup", default=1.0, show_default=True, help="Seconds before measuring.")
 @click.option("--seed", default=1, show_default=True)
+@click.option(
+    "--rate",
+    default=500.0,
+    show_default=True,
+    help="Writes/s of the watch workload (its --connections are stream watchers).",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
-def bench(json_path: Path | None, **options: Any) -> None:
+def bench(json_path: Path | None, rate: float, **options: Any) -> None:
     """Load-test a cluster and print ops/s and latency percentiles.
 
     \b
+    The watch workload opens --connections stream watchers on the first endpoint
+    and writes --rate changes/s to the keys they watch; it reports the delay
+    from write to watcher.
     Examples:
       kvnode bench --connections 64 --duration 10
       kvnode bench --workload read --endpoints 127.0.0.1:8002
+      kvnode bench --workload watch --connections 1000 --rate 500
       kvnode bench --target etcd-v2 --endpoints 127.0.0.1:2379 --json etcd.json
     """
     import orjson
@@ -618,6 +628,9 @@ def bench(json_path: Path | None, **options: Any) -> None:
     from kvnode.bench.load import BenchSettings, format_table, run_load
 
     endpoints = options.pop("endpoints").split(",")
+    if options["workload"] == "watch":
+        watch_bench(endpoints[0], rate, options, json_path)
+        return
     result = asyncio.run(run_load(BenchSettings(endpoints=endpoints, **options)))
     click.echo(format_table([result]))
     share = result["client_core_share"]
@@ -628,6 +641,31 @@ def bench(json_path: Path | None, **options: Any) -> None:
             " scripts/bench-vs-etcd.sh, which drives them with a native generator (hey)",
             err=True,
         )
+    if json_path:
+        json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+def watch_bench(
+    endpoint: str, rate: float, options: dict[str, Any], json_path: Path | None
+) -> None:
+    import orjson
+
+    from kvnode.bench.watch import WatchBenchSettings, format_watch_result, run_watch_bench
+    from kvnode.client import normalize_endpoint
+
+    if options["target"] != "kvnode":
+        fail("the watch workload runs against kvnode only", EXIT_CONFIG)
+    settings = WatchBenchSettings(
+        normalize_endpoint(endpoint),
+        watchers=options["connections"],
+        rate=rate,
+        keys=options["keys"],
+        duration=options["duration"],
+        value_size=options["value_size"],
+        seed=options["seed"],
+    )
+    result = asyncio.run(run_watch_bench(settings))
+    click.echo(format_watch_result(result))
     if json_path:
         json_path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 
