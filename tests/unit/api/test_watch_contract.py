@@ -228,3 +228,14 @@ def test_a_stream_ends_with_an_error_line_when_the_leader_is_lost(
 )
 def test_bad_watch_requests_are_400(api: Api, method: str, path: str, code: str) -> None:
     error(api(method, path, data=b"v" if method == "PUT" else None), 400, code)
+
+
+def test_a_stopping_node_ends_its_streams_with_an_error_line(api: Api) -> None:
+    async def scenario() -> list[Any]:
+        async with api.client.get("/kv/k?watch=stream") as response:
+            await api.client.app.shutdown()  # what a SIGTERM to `kvnode serve` runs first
+            body = await asyncio.wait_for(response.read(), 10)
+        return [orjson.loads(line) for line in body.splitlines()]
+
+    (line,) = api.loop.run_until_complete(scenario())
+    assert (line["type"], line["error"]) == ("error", "shutting_down")
