@@ -26,7 +26,7 @@ from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Condition
 from kvnode.config import BODY_TIMEOUT_SECONDS, MAX_KEY_BYTES
 from kvnode.consensus import Indeterminate, Unavailable
-from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, value_fields
 from kvnode.http_request import (
     ASCII_SECONDS,
     MAX_REVISION,
@@ -35,7 +35,6 @@ from kvnode.http_request import (
     json_response,
     parse_uint,
     query_of,
-    value_fields,
 )
 from kvnode.service import KeyRecord, Outcome, Service, Status
 from kvnode.watch.http import WATCH_PARAMS, watch

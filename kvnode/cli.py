@@ -23,7 +23,7 @@ from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
 from kvnode.storage.errors import StorageError
 
 if TYPE_CHECKING:
-    from kvnode.client import Client, WatchEvent, WriteResult
+    from kvnode.client import Client, WriteResult
 
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
@@ -525,25 +525,13 @@ def watch(
     async def follow(c: Client) -> None:
         async for event in c.watch(key, prefix=prefix, from_revision=from_revision):
             if client.as_json:
-                echo_json(watch_event_json(event), one_line=True)
+                echo_json(event.to_json(), one_line=True)
             else:
                 shown = "" if event.value is None else " " + event.value.decode(errors="replace")
                 click.echo(f"{event.revision} {event.type} {event.key}{shown}")
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
         client.run(follow, keep_trying=True)
-
-
-def watch_event_json(event: WatchEvent) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "type": event.type,
-        "key": event.key,
-        "revision": event.revision,
-        "create_revision": event.create_revision,
-    }
-    if event.value is not None:
-        item["value"] = event.value.decode(errors="replace")
-    return item
 
 
 @main.command()

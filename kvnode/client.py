@@ -30,6 +30,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from kvnode.contract import value_fields
+
 DEFAULT_TIMEOUT = 10.0
 # A watch stream says where it stands at least every 5 s; silence this long means the node
 # is paused or cut off, so the watch resumes on another.
@@ -122,6 +124,14 @@ class WatchEvent:
             item["type"], item["key"], item["revision"], item["create_revision"], value, node
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The event as the API sends it."""
+        item: dict[str, Any] = {"type": self.type, "key": self.key, "revision": self.revision}
+        item["create_revision"] = self.create_revision
+        if self.value is not None:
+            item.update(value_fields(self.value))
+        return item
+
 
 class _Resume:
     """Where a watch picks up after a reconnect: at the last revision it saw, skipping the
@@ -191,10 +201,7 @@ class RetryBudget:
 
 def prev_value_param(value: bytes) -> dict[str, str]:
     """A CAS comparison value: as text when it is UTF-8, else base64 (any bytes)."""
-    try:
-        return {"prev_value": value.decode()}
-    except UnicodeDecodeError:
-        return {"prev_value_base64": base64.b64encode(value).decode()}
+    return value_fields(value, "prev_value")
 
 
 def key_path(key: str) -> str:

@@ -3,6 +3,16 @@ one dependency-free module so each of them (and `--help`) spells them the same w
 
 from __future__ import annotations
 
+import base64
+
 CONSISTENCY_MODES = ("linearizable", "stale")
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 100_000
+
+
+def value_fields(value: bytes, name: str = "value") -> dict[str, str]:
+    """A value in JSON or a query: `name` when it is UTF-8 text, else `name_base64`."""
+    try:
+        return {name: value.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(value).decode()}

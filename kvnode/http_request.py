@@ -3,7 +3,6 @@ rules (unknown, inapplicable and repeated parameters are refused; numbers are AS
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -82,11 +81,3 @@ def parse_seconds(raw: str, source: str, code: str, minimum: float, maximum: flo
             f"{source} {raw!r} is not a number of seconds from {minimum:g} to {maximum:g}",
         )
     return float(raw)
-
-
-def value_fields(value: bytes) -> dict[str, str]:
-    """A value in JSON: `value` when it is UTF-8 text, else `value_base64`."""
-    try:
-        return {"value": value.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"value_base64": base64.b64encode(value).decode()}

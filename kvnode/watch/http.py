@@ -17,13 +17,13 @@ import orjson
 from aiohttp import web
 
 from kvnode.consensus import Unavailable
+from kvnode.contract import value_fields
 from kvnode.http_request import (
     MAX_REVISION,
     ApiError,
     json_response,
     parse_seconds,
     parse_uint,
-    value_fields,
 )
 from kvnode.service import Service
 from kvnode.storage.changes import Change
