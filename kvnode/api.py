@@ -32,11 +32,15 @@ from kvnode.http_request import (
     MAX_REVISION,
     ApiError,
     error_response,
+    index_header,
     json_response,
     parse_uint,
     query_of,
+    write_failure,
 )
+from kvnode.lease_http import add_lease_routes, lease_not_found
 from kvnode.service import KeyRecord, Outcome, Service, Status
+from kvnode.txn_http import post_txn
 from kvnode.watch.http import WATCH_PARAMS, watch
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,9 @@ MAX_REQUEST_ID_LENGTH = 128
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
 LIST_ITEM_OVERHEAD_BYTES = 128  # JSON field names and numbers around each listed key
 # The query parameters each route takes; any other, or any given twice, is a 400.
-PUT_PARAMS = frozenset({"ttl", "prev_value", "prev_value_base64", "prev_revision", "prev_exist"})
+PUT_PARAMS = frozenset(
+    {"ttl", "lease", "prev_value", "prev_value_base64", "prev_revision", "prev_exist"}
+)
 GET_PARAMS = frozenset({"consistency"})
 DELETE_PARAMS = frozenset({"prev_value", "prev_value_base64", "prev_revision"})
 LIST_PARAMS = frozenset({"prefix", "limit", "values", "consistency", "start_after"})
@@ -265,32 +271,17 @@ def expire_at_or_none(record_or_outcome: KeyRecord | Outcome) -> int | None:
     return record_or_outcome.expire_at_ms or None
 
 
-def index_header(index: int) -> dict[str, str]:
-    """`X-KV-Index`: the store revision a reply reflects (watch from it + 1 to miss nothing)."""
-    return {"X-KV-Index": str(index)}
-
-
-def write_failure(outcome: Outcome, key: str) -> ApiError:
-    headers = index_header(outcome.log_index)
-    if outcome.status is Status.COMPARE_FAILED:
-        return ApiError(
-            412,
-            "compare_failed",
-            f"the condition on {key!r} did not hold",
-            headers,
-            current_revision=outcome.revision,
+def parse_lease(query: dict[str, str], ttl: float | None, when: Condition | None) -> int:
+    """`?lease=ID`: the key lives and dies with that lease (instead of a ttl of its own)."""
+    if "lease" not in query:
+        return 0
+    if ttl is not None:
+        raise ApiError(400, "bad_lease", "give ttl or lease, not both")
+    if when is not None:
+        raise ApiError(
+            400, "bad_lease", "a leased put takes no compare-and-swap condition; use POST /txn"
         )
-    if outcome.status is Status.NOT_FOUND:
-        return ApiError(404, "not_found", f"key {key!r} does not exist", headers)
-    if outcome.status is Status.REQUEST_ID_REUSED:
-        return ApiError(
-            409,
-            "request_id_reused",
-            "this X-Request-Id was already used for a different request; nothing was applied"
-            " (use a new id for every request, and the same id only to retry it)",
-            headers,
-        )
-    return ApiError(400, "invalid_command", "the command could not be applied", headers)
+    return parse_uint(query["lease"], "lease", "bad_lease", 1, MAX_REVISION)
 
 
 # -- handlers ------------------------------------------------------------------------
@@ -301,6 +292,7 @@ async def put_key(request: web.Request) -> web.Response:
     query = query_of(request, PUT_PARAMS)
     ttl = parse_ttl(query.get("ttl"))
     when = parse_condition(request, query, allow_exist=True)
+    lease = parse_lease(query, ttl, when)
     request_id = parse_request_id(request)
     value = await read_value(request)
     issued = wall_clock_ms()
@@ -313,8 +305,11 @@ async def put_key(request: web.Request) -> web.Response:
             expire_at_ms=expire_at,
             when=when,
             request_id=request_id,
+            lease=lease,
         )
     )
+    if lease and outcome.status is Status.NOT_FOUND:
+        raise lease_not_found(lease, outcome.log_index)
     if outcome.status is not Status.OK:
         raise write_failure(outcome, key)
     body = {
@@ -424,6 +419,11 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
     return json_response(200, items, headers)
 
 
+async def txn(request: web.Request) -> web.Response:
+    query_of(request, NO_PARAMS)
+    return await post_txn(request, request.app[SERVICE], parse_request_id(request))
+
+
 async def status(request: web.Request) -> web.Response:
     query_of(request, NO_PARAMS)
     return json_response(200, request.app[SERVICE].status())
@@ -472,6 +472,8 @@ def create_app(service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS) 
     app.router.add_route("PUT", "/kv/{key:[\\s\\S]*}", put_key)
     app.router.add_route("GET", "/kv/{key:[\\s\\S]+}", get_key)
     app.router.add_route("DELETE", "/kv/{key:[\\s\\S]*}", delete_key)
+    app.router.add_post("/txn", txn)
+    add_lease_routes(app.router, SERVICE)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

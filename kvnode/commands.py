@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from kvnode.commands_pb2 import Command, Condition
+from kvnode.commands_pb2 import Command, Condition, Txn
 
 FINGERPRINT_BYTES = 16
 
@@ -57,15 +57,18 @@ def put(
     expire_at_ms: int = 0,
     when: Condition | None = None,
     request_id: str = "",
+    lease: int = 0,
 ) -> bytes:
-    """A PUT, or a compare-and-swap when `when` is given."""
+    """A PUT (attached to `lease` if given), or a compare-and-swap when `when` is given."""
     command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
     if request_id:
         ttl_ms = expire_at_ms - issued_at_ms if expire_at_ms else 0
-        command.request_fingerprint = fingerprint("PUT", key, value, when, ttl_ms)
+        method = f"PUT lease={lease}" if lease else "PUT"
+        command.request_fingerprint = fingerprint(method, key, value, when, ttl_ms)
     if when is None:
         command.put.key, command.put.value = key, value
         command.put.expire_at_ms = expire_at_ms
+        command.put.lease = lease
     else:
         command.cas.key, command.cas.value = key, value
         command.cas.expire_at_ms = expire_at_ms
@@ -98,4 +101,39 @@ def expire(now_ms: int) -> bytes:
 def noop(issued_at_ms: int = 0) -> bytes:
     command = Command(issued_at_ms=issued_at_ms)
     command.noop.SetInParent()
+    return command.SerializeToString()
+
+
+def txn(body: Txn, *, issued_at_ms: int, request_id: str = "") -> bytes:
+    """A transaction (see commands.proto: Txn)."""
+    command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
+    command.txn.CopyFrom(body)
+    if request_id:
+        command.request_fingerprint = fingerprint("TXN", "", body.SerializeToString(), None, 0)
+    return command.SerializeToString()
+
+
+def lease_grant(ttl_ms: int, *, issued_at_ms: int, request_id: str = "") -> bytes:
+    command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
+    command.lease_grant.ttl_ms = ttl_ms
+    if request_id:
+        command.request_fingerprint = fingerprint("LEASE", "", b"", None, ttl_ms)
+    return command.SerializeToString()
+
+
+def lease_keepalive(lease_id: int, *, issued_at_ms: int) -> bytes:
+    command = Command(issued_at_ms=issued_at_ms)
+    command.lease_keepalive.id = lease_id
+    return command.SerializeToString()
+
+
+def lease_revoke(lease_id: int, *, issued_at_ms: int) -> bytes:
+    command = Command(issued_at_ms=issued_at_ms)
+    command.lease_revoke.id = lease_id
+    return command.SerializeToString()
+
+
+def lease_renew_all(extend_ms: int, *, issued_at_ms: int) -> bytes:
+    command = Command(issued_at_ms=issued_at_ms)
+    command.lease_renew_all.extend_ms = extend_ms
     return command.SerializeToString()

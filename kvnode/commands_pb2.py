@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kvnode/commands.proto\x12\x06kvnode\"X\n\tCondition\x12\x14\n\nprev_value\x18\x01 \x01(\x0cH\x00\x12\x17\n\rprev_revision\x18\x02 \x01(\x04H\x00\x12\x14\n\nprev_exist\x18\x03 \x01(\x08H\x00\x42\x06\n\x04test\"7\n\x03Put\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x04\";\n\x06\x44\x65lete\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\tcondition\x18\x02 \x01(\x0b\x32\x11.kvnode.Condition\"h\n\x0e\x43ompareAndSwap\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x04\x12$\n\tcondition\x18\x04 \x01(\x0b\x32\x11.kvnode.Condition\"\x18\n\x06\x45xpire\x12\x0e\n\x06now_ms\x18\x01 \x01(\x04\"\x06\n\x04Noop\"\xfb\x01\n\x07\x43ommand\x12\x14\n\x0cissued_at_ms\x18\x01 \x01(\x04\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1b\n\x13request_fingerprint\x18\x03 \x01(\x0c\x12\x1a\n\x03put\x18\n \x01(\x0b\x32\x0b.kvnode.PutH\x00\x12 \n\x06\x64\x65lete\x18\x0b \x01(\x0b\x32\x0e.kvnode.DeleteH\x00\x12%\n\x03\x63\x61s\x18\x0c \x01(\x0b\x32\x16.kvnode.CompareAndSwapH\x00\x12 \n\x06\x65xpire\x18\r \x01(\x0b\x32\x0e.kvnode.ExpireH\x00\x12\x1c\n\x04noop\x18\x0e \x01(\x0b\x32\x0c.kvnode.NoopH\x00\x42\x04\n\x02opb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kvnode/commands.proto\x12\x06kvnode\"X\n\tCondition\x12\x14\n\nprev_value\x18\x01 \x01(\x0cH\x00\x12\x17\n\rprev_revision\x18\x02 \x01(\x04H\x00\x12\x14\n\nprev_exist\x18\x03 \x01(\x08H\x00\x42\x06\n\x04test\"F\n\x03Put\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x04\x12\r\n\x05lease\x18\x04 \x01(\x04\";\n\x06\x44\x65lete\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\tcondition\x18\x02 \x01(\x0b\x32\x11.kvnode.Condition\"h\n\x0e\x43ompareAndSwap\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x04\x12$\n\tcondition\x18\x04 \x01(\x0b\x32\x11.kvnode.Condition\"\x18\n\x06\x45xpire\x12\x0e\n\x06now_ms\x18\x01 \x01(\x04\"\x06\n\x04Noop\"\x94\x02\n\x07\x43ompare\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x06target\x18\x02 \x01(\x0e\x32\x16.kvnode.Compare.Target\x12$\n\x02op\x18\x03 \x01(\x0e\x32\x18.kvnode.Compare.Operator\x12\r\n\x05value\x18\x04 \x01(\x0c\x12\x0e\n\x06number\x18\x05 \x01(\x04\x12\x0e\n\x06\x65xists\x18\x06 \x01(\x08\"B\n\x06Target\x12\t\n\x05VALUE\x10\x00\x12\x0c\n\x08REVISION\x10\x01\x12\x13\n\x0f\x43REATE_REVISION\x10\x02\x12\n\n\x06\x45XISTS\x10\x03\";\n\x08Operator\x12\t\n\x05\x45QUAL\x10\x00\x12\r\n\tNOT_EQUAL\x10\x01\x12\x08\n\x04LESS\x10\x02\x12\x0b\n\x07GREATER\x10\x03\"\x1e\n\x0c\x44\x65letePrefix\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x12\n\x03Get\x12\x0b\n\x03key\x18\x01 \x01(\t\"%\n\x04List\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\xb4\x01\n\x05TxnOp\x12\x1a\n\x03put\x18\x01 \x01(\x0b\x32\x0b.kvnode.PutH\x00\x12 \n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x0e.kvnode.DeleteH\x00\x12-\n\rdelete_prefix\x18\x03 \x01(\x0b\x32\x14.kvnode.DeletePrefixH\x00\x12\x1a\n\x03get\x18\x04 \x01(\x0b\x32\x0b.kvnode.GetH\x00\x12\x1c\n\x04list\x18\x05 \x01(\x0b\x32\x0c.kvnode.ListH\x00\x42\x04\n\x02op\"g\n\x03Txn\x12 \n\x07\x63ompare\x18\x01 \x03(\x0b\x32\x0f.kvnode.Compare\x12\x1e\n\x07success\x18\x02 \x03(\x0b\x32\r.kvnode.TxnOp\x12\x1e\n\x07\x66\x61ilure\x18\x03 \x03(\x0b\x32\r.kvnode.TxnOp\"z\n\x08KeyState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63reate_revision\x18\x03 \x01(\x04\x12\x14\n\x0cmod_revision\x18\x04 \x01(\x04\x12\x14\n\x0c\x65xpire_at_ms\x18\x05 \x01(\x04\x12\r\n\x05lease\x18\x06 \x01(\x04\"o\n\nTxnOpReply\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0f\n\x07\x64\x65leted\x18\x03 \x01(\x04\x12\x1f\n\x05\x66ound\x18\x04 \x03(\x0b\x32\x10.kvnode.KeyState\x12\x0c\n\x04more\x18\x05 \x01(\x08\"B\n\x08TxnReply\x12\x11\n\tsucceeded\x18\x01 \x01(\x08\x12#\n\x07replies\x18\x02 \x03(\x0b\x32\x12.kvnode.TxnOpReply\"\x1c\n\nLeaseGrant\x12\x0e\n\x06ttl_ms\x18\x01 \x01(\x04\"\x1c\n\x0eLeaseKeepAlive\x12\n\n\x02id\x18\x01 \x01(\x04\"\x19\n\x0bLeaseRevoke\x12\n\n\x02id\x18\x01 \x01(\x04\"\"\n\rLeaseRenewAll\x12\x11\n\textend_ms\x18\x01 \x01(\x04\"\xd4\x03\n\x07\x43ommand\x12\x14\n\x0cissued_at_ms\x18\x01 \x01(\x04\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1b\n\x13request_fingerprint\x18\x03 \x01(\x0c\x12\x1a\n\x03put\x18\n \x01(\x0b\x32\x0b.kvnode.PutH\x00\x12 \n\x06\x64\x65lete\x18\x0b \x01(\x0b\x32\x0e.kvnode.DeleteH\x00\x12%\n\x03\x63\x61s\x18\x0c \x01(\x0b\x32\x16.kvnode.CompareAndSwapH\x00\x12 \n\x06\x65xpire\x18\r \x01(\x0b\x32\x0e.kvnode.ExpireH\x00\x12\x1c\n\x04noop\x18\x0e \x01(\x0b\x32\x0c.kvnode.NoopH\x00\x12\x1a\n\x03txn\x18\x0f \x01(\x0b\x32\x0b.kvnode.TxnH\x00\x12)\n\x0blease_grant\x18\x10 \x01(\x0b\x32\x12.kvnode.LeaseGrantH\x00\x12\x31\n\x0flease_keepalive\x18\x11 \x01(\x0b\x32\x16.kvnode.LeaseKeepAliveH\x00\x12+\n\x0clease_revoke\x18\x12 \x01(\x0b\x32\x13.kvnode.LeaseRevokeH\x00\x12\x30\n\x0flease_renew_all\x18\x13 \x01(\x0b\x32\x15.kvnode.LeaseRenewAllH\x00\x42\x04\n\x02opb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONDITION']._serialized_start=33
   _globals['_CONDITION']._serialized_end=121
   _globals['_PUT']._serialized_start=123
-  _globals['_PUT']._serialized_end=178
-  _globals['_DELETE']._serialized_start=180
-  _globals['_DELETE']._serialized_end=239
-  _globals['_COMPAREANDSWAP']._serialized_start=241
-  _globals['_COMPAREANDSWAP']._serialized_end=345
-  _globals['_EXPIRE']._serialized_start=347
-  _globals['_EXPIRE']._serialized_end=371
-  _globals['_NOOP']._serialized_start=373
-  _globals['_NOOP']._serialized_end=379
-  _globals['_COMMAND']._serialized_start=382
-  _globals['_COMMAND']._serialized_end=633
+  _globals['_PUT']._serialized_end=193
+  _globals['_DELETE']._serialized_start=195
+  _globals['_DELETE']._serialized_end=254
+  _globals['_COMPAREANDSWAP']._serialized_start=256
+  _globals['_COMPAREANDSWAP']._serialized_end=360
+  _globals['_EXPIRE']._serialized_start=362
+  _globals['_EXPIRE']._serialized_end=386
+  _globals['_NOOP']._serialized_start=388
+  _globals['_NOOP']._serialized_end=394
+  _globals['_COMPARE']._serialized_start=397
+  _globals['_COMPARE']._serialized_end=673
+  _globals['_COMPARE_TARGET']._serialized_start=546
+  _globals['_COMPARE_TARGET']._serialized_end=612
+  _globals['_COMPARE_OPERATOR']._serialized_start=614
+  _globals['_COMPARE_OPERATOR']._serialized_end=673
+  _globals['_DELETEPREFIX']._serialized_start=675
+  _globals['_DELETEPREFIX']._serialized_end=705
+  _globals['_GET']._serialized_start=707
+  _globals['_GET']._serialized_end=725
+  _globals['_LIST']._serialized_start=727
+  _globals['_LIST']._serialized_end=764
+  _globals['_TXNOP']._serialized_start=767
+  _globals['_TXNOP']._serialized_end=947
+  _globals['_TXN']._serialized_start=949
+  _globals['_TXN']._serialized_end=1052
+  _globals['_KEYSTATE']._serialized_start=1054
+  _globals['_KEYSTATE']._serialized_end=1176
+  _globals['_TXNOPREPLY']._serialized_start=1178
+  _globals['_TXNOPREPLY']._serialized_end=1289
+  _globals['_TXNREPLY']._serialized_start=1291
+  _globals['_TXNREPLY']._serialized_end=1357
+  _globals['_LEASEGRANT']._serialized_start=1359
+  _globals['_LEASEGRANT']._serialized_end=1387
+  _globals['_LEASEKEEPALIVE']._serialized_start=1389
+  _globals['_LEASEKEEPALIVE']._serialized_end=1417
+  _globals['_LEASEREVOKE']._serialized_start=1419
+  _globals['_LEASEREVOKE']._serialized_end=1444
+  _globals['_LEASERENEWALL']._serialized_start=1446
+  _globals['_LEASERENEWALL']._serialized_end=1480
+  _globals['_COMMAND']._serialized_start=1483
+  _globals['_COMMAND']._serialized_end=1951
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,7 @@ class NodeConfig:
     header_timeout: float = 10.0
     max_http_connections: int = 0  # 0: as many as the descriptor limit allows (see server.py)
     max_list_bytes: int = 4 * 1024 * 1024
+    max_txn_ops: int = 128  # compares, and ops in each branch, of one transaction
     watch_history: int = 100_000  # changes kept for watches from a past revision
     watch_history_bytes: int = 256 * 1024 * 1024  # ...and at most this many bytes of them
     append_entries_period: float = 0.05
@@ -179,6 +180,7 @@ def validate(config: NodeConfig) -> None:
         "body_timeout": config.body_timeout,
         "header_timeout": config.header_timeout,
         "max_list_bytes": config.max_list_bytes,
+        "max_txn_ops": config.max_txn_ops,
         "watch_history": config.watch_history,
         "watch_history_bytes": config.watch_history_bytes,
         "append_entries_period": config.append_entries_period,

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from kvnode.storage.outcome import Outcome, Status
+
 # Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
 # "²" and fullwidth digits), a bounded length, then a range check.
 ASCII_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -81,3 +83,31 @@ def parse_seconds(raw: str, source: str, code: str, minimum: float, maximum: flo
             f"{source} {raw!r} is not a number of seconds from {minimum:g} to {maximum:g}",
         )
     return float(raw)
+
+
+def index_header(index: int) -> dict[str, str]:
+    """`X-KV-Index`: the store revision a reply reflects (watch from it + 1 to miss nothing)."""
+    return {"X-KV-Index": str(index)}
+
+
+def write_failure(outcome: Outcome, key: str) -> ApiError:
+    headers = index_header(outcome.log_index)
+    if outcome.status is Status.COMPARE_FAILED:
+        return ApiError(
+            412,
+            "compare_failed",
+            f"the condition on {key!r} did not hold",
+            headers,
+            current_revision=outcome.revision,
+        )
+    if outcome.status is Status.NOT_FOUND:
+        return ApiError(404, "not_found", f"key {key!r} does not exist", headers)
+    if outcome.status is Status.REQUEST_ID_REUSED:
+        return ApiError(
+            409,
+            "request_id_reused",
+            "this X-Request-Id was already used for a different request; nothing was applied"
+            " (use a new id for every request, and the same id only to retry it)",
+            headers,
+        )
+    return ApiError(400, "invalid_command", "the command could not be applied", headers)

@@ -27,6 +27,7 @@ from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.layout import STATE_MACHINE_DIR, prepare_node_dir
+from kvnode.storage.record import Lease
 from kvnode.watch.history import WatchHistory
 from kvnode.watch.hub import WatchHub
 
@@ -47,6 +48,8 @@ class Service(Protocol):
     def scan(
         self, prefix: str, limit: int, start_after: str = ""
     ) -> tuple[list[tuple[str, KeyRecord]], int]: ...
+    def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]: ...
+    def leases(self) -> tuple[list[tuple[int, Lease]], int]: ...
     def leader(self) -> str | None: ...
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = True) -> dict[str, Any]: ...
@@ -91,6 +94,16 @@ class KvService:
         with self.lock:
             found = itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
             return list(found), self.machine.last_applied
+
+    def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]:
+        """A lease (None if there is none), its keys, and the applied index read at."""
+        with self.lock:
+            leases = self.machine.leases
+            return leases.get(lease_id), leases.keys(lease_id), self.machine.last_applied
+
+    def leases(self) -> tuple[list[tuple[int, Lease]], int]:
+        with self.lock:
+            return list(self.machine.leases.items()), self.machine.last_applied
 
     def leader(self) -> str | None:
         return self.consensus.leader()

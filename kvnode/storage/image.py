@@ -4,17 +4,20 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=3        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=4        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
     count       u64   number of key records that follow
     record*     key_len u32 | value_len u32 | create_rev u64 | mod_rev u64 |
-                expire_at_ms u64 | key (UTF-8) | value
+                expire_at_ms u64 | (version >= 4) lease u64 | key (UTF-8) | value
     req_count   u64   (version >= 2) number of request-id records that follow
     request*    id_len u16 | index u64 | issued_at_ms u64 | status u8 |
                 revision u64 | created u8 | expire_at_ms u64 | id (UTF-8) |
-                (version >= 3) fingerprint_len u8 | fingerprint
+                (version >= 3) fingerprint_len u8 | fingerprint |
+                (version >= 4) detail_len u32 | detail (a transaction's reply)
+    lease_count u64   (version >= 4) number of leases that follow
+    lease*      id u64 | ttl_ms u64 | expire_at_ms u64
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -38,14 +41,20 @@ from kvnode.storage.fileformat import (
     check_small_file,
     encode_small_file,
 )
-from kvnode.storage.keyspace import KeyRecord, Keyspace
+from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.outcome import Outcome, Status
+from kvnode.storage.record import KeyRecord, Lease
 
-IMAGE_VERSION = 3
+IMAGE_VERSION = 4
 FIRST_VERSION_WITH_REQUESTS = 2
 FIRST_VERSION_WITH_FINGERPRINTS = 3
+FIRST_VERSION_WITH_LEASES = 4
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
-ITEM = struct.Struct("<IIQQQ")
+ITEM_V3 = struct.Struct("<IIQQQ")
+ITEM = struct.Struct("<IIQQQQ")
+DETAIL_LEN = struct.Struct("<I")
+LEASE_COUNT = struct.Struct("<Q")
+LEASE = struct.Struct("<QQQ")
 REQUEST_COUNT = struct.Struct("<Q")
 REQUEST = struct.Struct("<HQQBQBQ")
 FINGERPRINT_LEN = struct.Struct("<B")
@@ -61,11 +70,12 @@ class StateImage:
     log_clock_ms: int
     items: list[tuple[str, KeyRecord]]
     requests: list[RequestRecord]
+    leases: list[tuple[int, Lease]]
     extra: bytes
     crc: int
 
     def keyspace(self) -> Keyspace:
-        return Keyspace(self.items, self.log_clock_ms, self.requests)
+        return Keyspace(self.items, self.log_clock_ms, self.requests, self.leases)
 
 
 def encode_image(
@@ -83,6 +93,7 @@ def encode_image(
                 record.create_revision,
                 record.mod_revision,
                 record.expire_at_ms,
+                record.lease,
             )
         )
         parts.append(encoded)
@@ -105,6 +116,11 @@ def encode_image(
         parts.append(encoded)
         parts.append(FINGERPRINT_LEN.pack(len(request.fingerprint)))
         parts.append(request.fingerprint)
+        parts.append(DETAIL_LEN.pack(len(outcome.detail)))
+        parts.append(outcome.detail)
+    parts.append(LEASE_COUNT.pack(len(keys.leases)))
+    for lease_id, lease in keys.leases.items():
+        parts.append(LEASE.pack(lease_id, lease.ttl_ms, lease.expire_at_ms))
     parts.append(EXTRA_LEN.pack(len(extra)))
     parts.append(extra)
     data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
@@ -135,16 +151,18 @@ def decode_image(
     index, term, log_clock_ms, count = IMAGE_HEAD.unpack_from(data, HEADER_SIZE)
     offset = HEADER_SIZE + IMAGE_HEAD.size
     items: list[tuple[str, KeyRecord]] = []
-    unpack = ITEM.unpack_from
+    item = ITEM if version >= FIRST_VERSION_WITH_LEASES else ITEM_V3
+    unpack = item.unpack_from
+    leases: list[tuple[int, Lease]] = []
     try:
         for _ in range(count):
-            key_len, value_len, create_rev, mod_rev, expire_at = unpack(data, offset)
-            offset += ITEM.size
+            key_len, value_len, *fields = unpack(data, offset)
+            offset += item.size
             key = data[offset : offset + key_len].decode()
             offset += key_len
             value = data[offset : offset + value_len]
             offset += value_len
-            items.append((key, KeyRecord(value, create_rev, mod_rev, expire_at)))
+            items.append((key, KeyRecord(value, *fields)))
         requests: list[RequestRecord] = []
         if version >= FIRST_VERSION_WITH_REQUESTS:
             (request_count,) = REQUEST_COUNT.unpack_from(data, offset)
@@ -162,8 +180,23 @@ def decode_image(
                     offset += FINGERPRINT_LEN.size
                     fingerprint = data[offset : offset + fingerprint_len]
                     offset += fingerprint_len
-                outcome = Outcome(STATUSES[status], revision, bool(created), expire_at)
+                detail = b""
+                if version >= FIRST_VERSION_WITH_LEASES:
+                    (detail_len,) = DETAIL_LEN.unpack_from(data, offset)
+                    offset += DETAIL_LEN.size
+                    detail = data[offset : offset + detail_len]
+                    offset += detail_len
+                outcome = Outcome(
+                    STATUSES[status], revision, bool(created), expire_at, detail=detail
+                )
                 requests.append(RequestRecord(request_id, index_, issued, outcome, fingerprint))
+        if version >= FIRST_VERSION_WITH_LEASES:
+            (lease_count,) = LEASE_COUNT.unpack_from(data, offset)
+            offset += LEASE_COUNT.size
+            for _ in range(lease_count):
+                lease_id, ttl_ms, lease_deadline = LEASE.unpack_from(data, offset)
+                offset += LEASE.size
+                leases.append((lease_id, Lease(ttl_ms, lease_deadline)))
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]
@@ -172,4 +205,4 @@ def decode_image(
         raise error(path, f"malformed record near offset {offset}: {exc}", offset) from exc
     if offset != len(data) - CRC.size:
         raise error(path, "record count does not match the file length", offset)
-    return StateImage(index, term, log_clock_ms, items, requests, extra, stored_crc)
+    return StateImage(index, term, log_clock_ms, items, requests, leases, extra, stored_crc)

@@ -16,29 +16,22 @@ and a PUT over it creates it anew). Physical removal happens only when an
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
 
 from sortedcontainers import SortedDict, SortedList
 
-from kvnode.commands_pb2 import Command, Condition
+from kvnode.commands_pb2 import Command, Condition, Txn, TxnOp, TxnOpReply, TxnReply
 from kvnode.storage.changes import Change, ChangeKind
 from kvnode.storage.dedup import RequestLog, RequestRecord
+from kvnode.storage.leases import LeaseTable
 from kvnode.storage.outcome import Outcome, Status
+from kvnode.storage.record import KeyRecord, Lease
+from kvnode.storage.txn import holds, key_state
 
-
-class KeyRecord(NamedTuple):
-    value: bytes
-    create_revision: int
-    mod_revision: int
-    expire_at_ms: int  # 0 = no deadline
-
-    def expired(self, now_ms: int) -> bool:
-        return self.expire_at_ms != 0 and self.expire_at_ms <= now_ms
-
-
-_DIGEST_ITEM = struct.Struct("<IIQQQ")
+_DIGEST_ITEM = struct.Struct("<IIQQQQ")
+_DIGEST_LEASE = struct.Struct("<QQQ")
 
 
 class Keyspace:
@@ -47,8 +40,13 @@ class Keyspace:
         items: Iterable[tuple[str, KeyRecord]] = (),
         log_clock_ms: int = 0,
         requests: Iterable[RequestRecord] = (),
+        leases: Iterable[tuple[int, Lease]] = (),
     ) -> None:
         self._data: SortedDict[str, KeyRecord] = SortedDict(items)
+        self.leases = LeaseTable(leases)
+        for key, record in self._data.items():
+            if record.lease:
+                self.leases.attach(key, record.lease)
         self.requests = RequestLog(requests)
         self._deadlines: SortedList[tuple[int, str]] = SortedList(
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
@@ -86,7 +84,12 @@ class Keyspace:
                 yield key, record
 
     def next_deadline(self) -> int | None:
-        return self._deadlines[0][0] if self._deadlines else None
+        """The earliest deadline of a key or a lease, if any."""
+        deadlines = [
+            self.leases.next_deadline(),
+            self._deadlines[0][0] if self._deadlines else None,
+        ]
+        return min((d for d in deadlines if d is not None), default=None)
 
     def digest(self) -> str:
         """A hash of every stored key, equal on replicas that applied the same log prefix."""
@@ -100,10 +103,13 @@ class Keyspace:
                     record.create_revision,
                     record.mod_revision,
                     record.expire_at_ms,
+                    record.lease,
                 )
             )
             h.update(encoded)
             h.update(record.value)
+        for lease_id, lease in self.leases.items():
+            h.update(_DIGEST_LEASE.pack(lease_id, lease.ttl_ms, lease.expire_at_ms))
         return h.hexdigest()
 
     # -- applying commands -------------------------------------------------
@@ -131,7 +137,7 @@ class Keyspace:
         op = command.WhichOneof("op")
         if op == "put":
             put = command.put
-            return self._write(index, put.key, put.value, put.expire_at_ms, None)
+            return self._write(index, put.key, put.value, put.expire_at_ms, None, put.lease)
         if op == "cas":
             cas = command.cas
             condition = cas.condition if cas.HasField("condition") else None
@@ -144,7 +150,85 @@ class Keyspace:
             return self._expire(index, command.expire.now_ms)
         if op == "noop":
             return Outcome(Status.OK, index)
+        if op == "txn":
+            return self._txn(index, command.txn)
+        if op == "lease_grant":
+            deadline = command.issued_at_ms + command.lease_grant.ttl_ms
+            self.leases.set(index, Lease(command.lease_grant.ttl_ms, deadline))
+            return Outcome(Status.OK, index, created=True, expire_at_ms=deadline)
+        if op == "lease_keepalive":
+            return self._keep_alive(index, command.lease_keepalive.id, command.issued_at_ms)
+        if op == "lease_revoke":
+            return self._revoke(index, command.lease_revoke.id, "delete")
+        if op == "lease_renew_all":
+            extend = command.lease_renew_all.extend_ms
+            for lease_id, lease in list(self.leases.items()):
+                deadline = max(lease.expire_at_ms, command.issued_at_ms + lease.ttl_ms + extend)
+                self.leases.set(lease_id, lease._replace(expire_at_ms=deadline))
+            return Outcome(Status.OK, index)
         return Outcome(Status.INVALID, 0)
+
+    def _keep_alive(self, index: int, lease_id: int, now_ms: int) -> Outcome:
+        lease = self.leases.live(lease_id, self.log_clock_ms)
+        if lease is None:
+            return Outcome(Status.NOT_FOUND, 0)
+        deadline = max(lease.expire_at_ms, now_ms + lease.ttl_ms)
+        self.leases.set(lease_id, lease._replace(expire_at_ms=deadline))
+        return Outcome(Status.OK, index, expire_at_ms=deadline)
+
+    def _revoke(self, index: int, lease_id: int, kind: ChangeKind) -> Outcome:
+        """Remove a lease and all its keys at `index` (revoked: delete events; expired:
+        expire events)."""
+        if self.leases.get(lease_id) is None:
+            return Outcome(Status.NOT_FOUND, 0)
+        for key in self.leases.remove(lease_id):
+            self._remove(key, index, kind)
+        return Outcome(Status.OK, index)
+
+    def _txn(self, index: int, txn: Txn) -> Outcome:
+        """Every compare against the state before, then one branch op by op."""
+        succeeded = all(holds(compare, self._live(compare.key)) for compare in txn.compare)
+        branch = txn.success if succeeded else txn.failure
+        for step in branch:
+            lease = step.put.lease if step.WhichOneof("op") == "put" else 0
+            if lease and self.leases.live(lease, self.log_clock_ms) is None:
+                return Outcome(Status.NOT_FOUND, 0)  # a put to a lease that is gone: no-op
+        reply = TxnReply(succeeded=succeeded)
+        for step in branch:
+            reply.replies.append(self._txn_op(index, step))
+        return Outcome(Status.OK, index, detail=reply.SerializeToString())
+
+    def _txn_op(self, index: int, step: TxnOp) -> TxnOpReply:
+        kind = step.WhichOneof("op")
+        if kind == "put":
+            put = step.put
+            written = self._write(index, put.key, put.value, put.expire_at_ms, None, put.lease)
+            return TxnOpReply(revision=index, created=written.created)
+        if kind == "delete":
+            deleted = self._delete(index, step.delete.key, None)
+            return TxnOpReply(deleted=int(deleted.status is Status.OK))
+        if kind == "delete_prefix":
+            prefix = step.delete_prefix.prefix
+            stored = list(
+                itertools.takewhile(lambda k: k.startswith(prefix), self._data.irange(prefix))
+            )
+            deleted_count = 0
+            for key in stored:
+                deleted_count += self._delete(index, key, None).status is Status.OK
+            return TxnOpReply(deleted=deleted_count)
+        if kind == "get":
+            record = self._live(step.get.key)
+            return TxnOpReply(found=[key_state(step.get.key, record)] if record else [])
+        if kind == "list":
+            limit = step.list.limit
+            found = list(
+                itertools.islice(self.scan(step.list.prefix, self.log_clock_ms), limit + 1)
+            )
+            return TxnOpReply(
+                found=[key_state(key, record) for key, record in found[:limit]],
+                more=len(found) > limit,
+            )
+        return TxnOpReply()
 
     def _live(self, key: str) -> KeyRecord | None:
         return self.get(key, self.log_clock_ms)
@@ -156,16 +240,19 @@ class Keyspace:
         value: bytes,
         expire_at_ms: int,
         condition: Condition | None,
+        lease: int = 0,
     ) -> Outcome:
         current = self._live(key)
         if condition is not None and not _holds(condition, current):
             return Outcome(Status.COMPARE_FAILED, current.mod_revision if current else 0)
+        if lease and self.leases.live(lease, self.log_clock_ms) is None:
+            return Outcome(Status.NOT_FOUND, 0)  # the lease is gone: nothing is written
         if expire_at_ms and expire_at_ms <= self.log_clock_ms:
             # Already dead on arrival: storing it would only make a key no one can read.
             self._remove(key, index, "expire")
             return Outcome(Status.OK, index, created=current is None, expire_at_ms=expire_at_ms)
         create_revision = current.create_revision if current else index
-        self._store(key, KeyRecord(value, create_revision, index, expire_at_ms))
+        self._store(key, KeyRecord(value, create_revision, index, expire_at_ms, lease))
         self.on_change(Change("put", key, index, create_revision, value))
         return Outcome(Status.OK, index, created=current is None, expire_at_ms=expire_at_ms)
 
@@ -182,6 +269,8 @@ class Keyspace:
 
     def _expire(self, index: int, now_ms: int) -> Outcome:
         self.log_clock_ms = max(self.log_clock_ms, now_ms)
+        for lease_id in self.leases.due(now_ms):
+            self._revoke(index, lease_id, "expire")
         while self._deadlines and self._deadlines[0][0] <= now_ms:
             _deadline, key = self._deadlines[0]
             self._remove(key, index, "expire")
@@ -189,18 +278,25 @@ class Keyspace:
 
     def _store(self, key: str, record: KeyRecord) -> None:
         old = self._data.get(key)
-        if old is not None and old.expire_at_ms:
-            self._deadlines.remove((old.expire_at_ms, key))
+        if old is not None:
+            self._untrack(key, old)
         self._data[key] = record
         if record.expire_at_ms:
             self._deadlines.add((record.expire_at_ms, key))
+        if record.lease:
+            self.leases.attach(key, record.lease)
+
+    def _untrack(self, key: str, record: KeyRecord) -> None:
+        if record.expire_at_ms:
+            self._deadlines.remove((record.expire_at_ms, key))
+        if record.lease:
+            self.leases.detach(key, record.lease)
 
     def _remove(self, key: str, index: int, kind: ChangeKind) -> None:
         old = self._data.pop(key, None)
         if old is None:
             return
-        if old.expire_at_ms:
-            self._deadlines.remove((old.expire_at_ms, key))
+        self._untrack(key, old)
         self.on_change(Change(kind, key, index, old.create_revision, None))
 
 

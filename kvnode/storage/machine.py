@@ -37,7 +37,7 @@ from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
 from kvnode.storage.image import StateImage
-from kvnode.storage.keyspace import KeyRecord, Keyspace
+from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.layout import (
     STATE_FILE,
     WAL_FILE,
@@ -45,7 +45,9 @@ from kvnode.storage.layout import (
     refuse_foreign,
     snapshot_name,
 )
+from kvnode.storage.leases import LeaseTable
 from kvnode.storage.outcome import Outcome, Status
+from kvnode.storage.record import KeyRecord
 from kvnode.storage.snapshot import prune_snapshots, read_snapshot, write_snapshot
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -65,6 +67,11 @@ OPCODE_BY_OP = {
     "cas": Opcode.CAS,
     "expire": Opcode.EXPIRE,
     "noop": Opcode.NOOP,
+    "txn": Opcode.TXN,
+    "lease_grant": Opcode.LEASE_GRANT,
+    "lease_keepalive": Opcode.LEASE_KEEPALIVE,
+    "lease_revoke": Opcode.LEASE_REVOKE,
+    "lease_renew_all": Opcode.LEASE_RENEW_ALL,
 }
 _INVALID = Outcome(Status.INVALID, 0)
 _EMPTY_COMMAND = Command()
@@ -321,6 +328,11 @@ class StateMachine:
         if self._digest_cache is None or self._digest_cache[0] != self._last_applied:
             self._digest_cache = (self._last_applied, self._keys.digest())
         return self._digest_cache[1]
+
+    @property
+    def leases(self) -> LeaseTable:
+        """The lease table (read it under the owner's lock)."""
+        return self._keys.leases
 
     def next_deadline(self) -> int | None:
         """The earliest TTL deadline of any stored key (ms), or None."""

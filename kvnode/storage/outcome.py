@@ -22,6 +22,7 @@ class Outcome(NamedTuple):
     COMPARE_FAILED and NOT_FOUND it is the key's current mod revision (0 if absent).
     `log_index` is the log index of the entry this reply was decided at: the store
     revision it reflects (for a retried request, the retry's entry).
+    `detail` is the encoded `TxnReply` of a transaction (empty for other commands).
     """
 
     status: Status
@@ -29,3 +30,4 @@ class Outcome(NamedTuple):
     created: bool = False
     expire_at_ms: int = 0
     log_index: int = 0
+    detail: bytes = b""

@@ -66,6 +66,11 @@ class Opcode(IntEnum):
     CAS = 3
     EXPIRE = 4
     NOOP = 5
+    TXN = 6
+    LEASE_GRANT = 7
+    LEASE_KEEPALIVE = 8
+    LEASE_REVOKE = 9
+    LEASE_RENEW_ALL = 10
 
 
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)

@@ -1,0 +1,23 @@
+"""One stored key's record."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class KeyRecord(NamedTuple):
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    expire_at_ms: int  # 0 = no deadline of its own
+    lease: int = 0  # the lease it lives and dies with, 0 = none
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expire_at_ms != 0 and self.expire_at_ms <= now_ms
+
+
+class Lease(NamedTuple):
+    """A lease: its ttl, and the deadline (Unix ms, proposer clocks) it dies at."""
+
+    ttl_ms: int
+    expire_at_ms: int
