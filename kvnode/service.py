@@ -135,16 +135,29 @@ class KvService:
         return self.consensus.ready()
 
     async def expire_keys_forever(self) -> None:
-        """On the leader: propose Expire{now} whenever some key's deadline has passed."""
+        """On the leader: propose Expire{now} whenever a key's or a lease's deadline has
+        passed. A new leader first renews every lease (LeaseRenewAll, like etcd's lessor
+        promotion): keepalives that failed during the election must not cost a lease."""
+        renewed_in_term: int | None = None
         while True:
             await asyncio.sleep(EXPIRE_CHECK_SECONDS)
-            with self.lock:
-                deadline = self.machine.next_deadline()
-            now = wall_clock_ms()
-            if deadline is None or deadline > now or not self.consensus.is_leader():
+            if not self.consensus.is_leader():
                 continue
+            term = self.consensus.status()["term"]
             with contextlib.suppress(Unavailable, Indeterminate):
-                await self.write(commands.expire(now))
+                if renewed_in_term != term:
+                    await self.write(
+                        commands.lease_renew_all(
+                            round(self.config.election_timeout_max * 1000),
+                            issued_at_ms=wall_clock_ms(),
+                        )
+                    )
+                    renewed_in_term = term
+                with self.lock:
+                    deadline = self.machine.next_deadline()
+                now = wall_clock_ms()
+                if deadline is not None and deadline <= now:
+                    await self.write(commands.expire(now))
 
     def close(self) -> None:
         """Stop the consensus (its thread and sockets), then sync and close the state machine.
