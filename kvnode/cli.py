@@ -357,18 +357,22 @@ def read_value(value: str | None) -> bytes:
 @click.argument("key")
 @click.argument("value", required=False)
 @click.option("--ttl", type=float, help="Seconds until the key expires.")
+@click.option("--lease", type=click.IntRange(1), help="Attach KEY to this lease (kvnode lease).")
 @client_command
-def put(key: str, value: str | None, ttl: float | None, client: ClientOptions) -> None:
+def put(
+    key: str, value: str | None, ttl: float | None, lease: int | None, client: ClientOptions
+) -> None:
     """Set KEY to VALUE (or to standard input when VALUE is omitted).
 
     \b
     Examples:
       kvnode put greeting hello
       kvnode put session/42 token --ttl 30
+      kvnode put services/web 10.0.0.5 --lease 1234
       cat photo.jpg | kvnode put photos/1
     """
     data = read_value(value)
-    result = client.run(lambda c: c.put(key, data, ttl=ttl))
+    result = client.run(lambda c: c.put(key, data, ttl=ttl, lease=lease))
     echo_write(result, client.as_json, "created" if result.created else "updated")
 
 
@@ -744,3 +748,7 @@ def chaos(
     if json_path:
         json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     sys.exit(0 if report["valid"] else 1)
+
+
+# The coordination commands (txn, lease, lock, elect) register themselves on `main`.
+from kvnode import cli_coordination  # noqa: E402, F401

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -32,7 +32,11 @@ import orjson
 
 from kvnode.contract import value_fields
 
+if TYPE_CHECKING:
+    from kvnode.coordination import Lock
+
 DEFAULT_TIMEOUT = 10.0
+JsonObjects = list[dict[str, Any]]
 # A watch stream says where it stands at least every 5 s; silence this long means the node
 # is paused or cut off, so the watch resumes on another.
 WATCH_SILENCE_SECONDS = 15.0
@@ -378,12 +382,15 @@ class Client:
         prev_value: bytes | None = None,
         prev_revision: int | None = None,
         prev_exist: bool | None = None,
+        lease: int | None = None,
         endpoint: str | None = None,
         request_id: str | None = None,
     ) -> WriteResult:
         params: dict[str, str] = {}
         if ttl is not None:
             params["ttl"] = f"{ttl:g}"
+        if lease is not None:
+            params["lease"] = str(lease)
         if prev_value is not None:
             params.update(prev_value_param(prev_value))
         if prev_revision is not None:
@@ -553,6 +560,64 @@ class Client:
                 pass  # resume on the next node
             if not await retries.wait():
                 raise Unavailable(0, "unreachable", "no node could be watched")
+
+    async def txn(
+        self,
+        compare: Sequence[dict[str, Any]] = (),
+        success: Sequence[dict[str, Any]] = (),
+        failure: Sequence[dict[str, Any]] = (),
+        *,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A transaction (POST /txn): `{"succeeded", "revision", "responses"}`."""
+        body = {"compare": list(compare), "success": list(success), "failure": list(failure)}
+        reply: dict[str, Any] = orjson.loads(
+            await self.write(
+                "POST", "/txn", params={}, data=orjson.dumps(body), request_id=request_id
+            )
+        )
+        return reply
+
+    async def lease_grant(self, ttl: float) -> dict[str, Any]:
+        """A new lease: `{"id", "ttl", "expire_at"}`."""
+        lease: dict[str, Any] = orjson.loads(
+            await self.write("POST", "/lease", params={"ttl": f"{ttl:g}"})
+        )
+        return lease
+
+    async def lease_keepalive(self, lease_id: int) -> dict[str, Any]:
+        """Push the lease's deadline a full ttl ahead; NotFound once it is gone."""
+        lease: dict[str, Any] = orjson.loads(
+            await self.write("POST", f"/lease/{lease_id}/keepalive", params={})
+        )
+        return lease
+
+    async def lease_revoke(self, lease_id: int) -> None:
+        """Delete the lease and every key attached to it; NotFound if it is gone."""
+        await self.write("DELETE", f"/lease/{lease_id}", params={})
+
+    async def lease(self, lease_id: int) -> dict[str, Any] | None:
+        """The lease with its keys and remaining seconds, or None."""
+        try:
+            _status, body, _headers = await self.request(
+                "GET", f"/lease/{lease_id}", idempotent=True
+            )
+        except NotFound:
+            return None
+        lease: dict[str, Any] = orjson.loads(body)
+        return lease
+
+    async def leases(self) -> JsonObjects:
+        _status, body, _headers = await self.request("GET", "/lease/", idempotent=True)
+        leases: JsonObjects = orjson.loads(body)
+        return leases
+
+    def lock(self, name: str, *, ttl: float = 10.0) -> Lock:
+        """A distributed lock: `async with client.lock("name") as lock:` (see
+        kvnode.coordination); `lock.fencing_token` orders its holders."""
+        from kvnode.coordination import LOCKS_PREFIX, Lock
+
+        return Lock(self, f"{LOCKS_PREFIX}{name}/", ttl)
 
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         _status, body, _headers = await self.request(

@@ -1,0 +1,171 @@
+"""The coordination commands of the `kvnode` CLI: txn, lease, lock and elect (registered on
+`kvnode.cli.main`, which imports this module at its end)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from kvnode.cli import EXIT_CONFIG, ClientOptions, client_command, echo_json, fail, main
+from kvnode.client import Client
+from kvnode.coordination import KEEPALIVE_FRACTION, election, observe
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, allow_dash=True), default="-")
+@client_command
+def txn(file: Path, client: ClientOptions) -> None:
+    """Run the transaction in FILE (or stdin): JSON {"compare", "success", "failure"}.
+
+    Prints the reply; exit code 0 whichever branch ran (see "succeeded").
+
+    \b
+    Example:
+      echo '{"compare":[{"key":"a","target":"value","op":"==","value":"1"}],
+             "success":[{"put":{"key":"a","value":"2"}}]}' | kvnode txn
+    """
+    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fail(f"the transaction is not JSON: {exc}", EXIT_CONFIG)
+    if not isinstance(body, dict):
+        fail("the transaction must be a JSON object", EXIT_CONFIG)
+    reply = client.run(
+        lambda c: c.txn(body.get("compare", []), body.get("success", []), body.get("failure", []))
+    )
+    echo_json(reply)
+
+
+@main.group()
+def lease() -> None:
+    """Leases: keys attached to a lease are deleted when it expires or is revoked."""
+
+
+@lease.command("grant")
+@click.argument("ttl", type=click.FloatRange(0.001))
+@client_command
+def lease_grant(ttl: float, client: ClientOptions) -> None:
+    """Grant a lease of TTL seconds and print its id."""
+    granted = client.run(lambda c: c.lease_grant(ttl))
+    if client.as_json:
+        echo_json(granted)
+    else:
+        click.echo(granted["id"])
+
+
+@lease.command("keepalive")
+@click.argument("lease_id", type=click.IntRange(1))
+@click.option("--once", is_flag=True, help="Renew once and exit (default: until Ctrl-C).")
+@client_command
+def lease_keepalive(lease_id: int, once: bool, client: ClientOptions) -> None:
+    """Keep lease LEASE_ID alive, renewing it every third of its ttl."""
+
+    async def keep(c: Client) -> None:
+        while True:
+            renewed = await c.lease_keepalive(lease_id)
+            click.echo(f"lease {lease_id} renewed; expires at {renewed['expire_at']}")
+            if once:
+                return
+            await asyncio.sleep(renewed["ttl"] / KEEPALIVE_FRACTION)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        client.run(keep)
+
+
+@lease.command("revoke")
+@click.argument("lease_id", type=click.IntRange(1))
+@client_command
+def lease_revoke(lease_id: int, client: ClientOptions) -> None:
+    """Revoke lease LEASE_ID, deleting every key attached to it."""
+    client.run(lambda c: c.lease_revoke(lease_id))
+    click.echo(f"lease {lease_id} revoked")
+
+
+@lease.command("list")
+@client_command
+def lease_list(client: ClientOptions) -> None:
+    """List the leases."""
+    leases = client.run(lambda c: c.leases())
+    if client.as_json:
+        echo_json(leases)
+        return
+    for item in leases:
+        click.echo(f"{item['id']} ttl={item['ttl']:g} expire_at={item['expire_at']}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--ttl", default=10.0, show_default=True, help="Seconds the lock outlives a crash.")
+@client_command
+def lock(name: str, command: tuple[str, ...], ttl: float, client: ClientOptions) -> None:
+    """Run COMMAND while holding lock NAME; its exit code is passed through.
+
+    The fencing token (larger for every later holder) is in KVNODE_FENCING_TOKEN.
+
+    \b
+    Example:
+      kvnode lock nightly-job -- ./backup.sh --full
+    """
+
+    async def hold(c: Client) -> int:
+        async with c.lock(name, ttl=ttl) as held:
+            env = {**os.environ, "KVNODE_FENCING_TOKEN": str(held.fencing_token)}
+            process = await asyncio.create_subprocess_exec(*command, env=env)
+            return await process.wait()
+
+    try:
+        sys.exit(client.run(hold, keep_trying=True))
+    except FileNotFoundError as exc:
+        fail(f"cannot run {command[0]!r}: {exc.strerror}", 127)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("value", required=False)
+@click.option("--observe", "watch_only", is_flag=True, help="Print each new leader; never run.")
+@click.option("--ttl", default=10.0, show_default=True, help="Seconds leadership outlives a crash.")
+@client_command
+def elect(
+    name: str, value: str | None, watch_only: bool, ttl: float, client: ClientOptions
+) -> None:
+    """Campaign in election NAME as VALUE; print when elected and lead until Ctrl-C.
+
+    \b
+    Examples:
+      kvnode elect scheduler host-a
+      kvnode elect --observe scheduler
+    """
+    if watch_only:
+        run_observer(name, client)
+        return
+    if value is None:
+        fail("give a VALUE to campaign with, or --observe", EXIT_CONFIG)
+
+    async def campaign(c: Client) -> None:
+        async with election(c, name, value.encode(), ttl) as leadership:
+            click.echo(f"elected: {name} is led by {value} (revision {leadership.fencing_token})")
+            await leadership.lost.wait()
+            click.echo(f"leadership of {name} lost", err=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        client.run(campaign, keep_trying=True)
+
+
+def run_observer(name: str, client: ClientOptions) -> None:
+    async def follow(c: Client) -> None:
+        async for leader in observe(c, name):
+            if client.as_json:
+                echo_json(leader, one_line=True)
+            else:
+                click.echo(f"{leader.get('value', '')} (revision {leader['create_revision']})")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        client.run(follow, keep_trying=True)
