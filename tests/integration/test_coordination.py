@@ -1,0 +1,221 @@
+"""Transactions, leases, locks and elections on a real three-node cluster: a bank of
+accounts whose total survives a leader SIGKILL under 16 clients, lease keys that vanish
+on every node at one revision, leases kept alive across a leader change, and locks and
+elections from the client and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from kvnode.cluster.supervisor import LocalCluster
+
+from kvnode.client import Client, KvError, WatchEvent
+from kvnode.coordination import election, observe
+from tests.integration.conftest import converged, leader_of
+from tests.waiting import wait_until
+
+ACCOUNTS = [f"bank/{name}" for name in "abcd"]
+OPENING_BALANCE = 100
+SECONDS = 60.0  # every loop below ends by itself within this
+
+
+async def transfer(client: Client, rng: random.Random) -> bool:
+    """Move a random amount between two random accounts, if neither changed meanwhile."""
+    source, target = rng.sample(ACCOUNTS, 2)
+    read = await client.txn(success=[{"get": {"key": source}}, {"get": {"key": target}}])
+    (got_source, got_target) = (r["get"] for r in read["responses"])
+    amount = rng.randint(0, int(got_source["value"]))
+    done = await client.txn(
+        compare=[
+            {"key": source, "target": "revision", "op": "==", "value": got_source["revision"]},
+            {"key": target, "target": "revision", "op": "==", "value": got_target["revision"]},
+        ],
+        success=[
+            {"put": {"key": source, "value": str(int(got_source["value"]) - amount)}},
+            {"put": {"key": target, "value": str(int(got_target["value"]) + amount)}},
+        ],
+    )
+    return bool(done["succeeded"])
+
+
+def test_transfers_keep_the_total_across_a_leader_sigkill(cluster: LocalCluster) -> None:
+    async def scenario() -> tuple[int, int]:
+        async with Client(cluster.urls, timeout=10, write_deadline=30) as client:
+            await client.txn(
+                success=[{"put": {"key": k, "value": str(OPENING_BALANCE)}} for k in ACCOUNTS]
+            )
+            stop = asyncio.Event()
+            done = [0, 0]  # transfers that succeeded, and that failed on an answer
+
+            async def teller(seed: int) -> None:
+                rng = random.Random(seed)
+                while not stop.is_set():
+                    try:
+                        done[0 if await transfer(client, rng) else 1] += 1
+                    except KvError:
+                        done[1] += 1
+
+            tellers = [asyncio.ensure_future(teller(seed)) for seed in range(16)]
+            await wait_until(lambda: asyncio.sleep(0, done[0] >= 50), SECONDS, "50 transfers")
+            leader = await leader_of(cluster)
+            cluster.kill(leader)
+            before_kill = done[0]
+            await wait_until(
+                lambda: asyncio.sleep(0, done[0] >= before_kill + 50), SECONDS, "transfers after"
+            )
+            stop.set()
+            await asyncio.gather(*tellers)
+            cluster.start(leader)
+            await converged(cluster)
+            total = 0
+            for url in cluster.urls:
+                async with Client([url], timeout=10) as node:
+                    balances = await node.txn(success=[{"get": {"key": k}} for k in ACCOUNTS])
+                total = sum(int(r["get"]["value"]) for r in balances["responses"])
+                assert total == OPENING_BALANCE * len(ACCOUNTS), (url, balances)
+            return done[0], total
+
+    transfers, total = asyncio.run(scenario())
+    assert transfers >= 100 and total == OPENING_BALANCE * len(ACCOUNTS)
+
+
+async def first_expire(url: str, key: str, from_revision: int) -> WatchEvent:
+    async with Client([url], timeout=10) as node:
+        async for event in node.watch(key, from_revision=from_revision):
+            if event.type == "expire":
+                return event
+    raise AssertionError("the watch ended")
+
+
+def test_lease_keys_vanish_on_every_node_at_one_revision(shared_cluster: LocalCluster) -> None:
+    async def scenario() -> list[tuple[int, int]]:
+        async with Client(shared_cluster.urls, timeout=10) as client:
+            lease = await client.lease_grant(1)
+            await client.put("lease/a", b"1", lease=lease["id"])
+            await client.put("lease/b", b"1", lease=lease["id"])
+            seen = []
+            for url in shared_cluster.urls:
+                a, b = await asyncio.wait_for(
+                    asyncio.gather(
+                        first_expire(url, "lease/a", lease["id"]),
+                        first_expire(url, "lease/b", lease["id"]),
+                    ),
+                    SECONDS,
+                )
+                seen.append((a.revision, b.revision))
+            assert await client.get("lease/a") is None
+            assert await client.lease(lease["id"]) is None
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert len(set(seen)) == 1 and seen[0][0] == seen[0][1]
+
+
+def test_a_kept_alive_lease_survives_a_leader_change(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        async with Client(cluster.urls, timeout=5, write_deadline=20) as client:
+            lease = await client.lease_grant(3)
+            await client.put("alive/k", b"v", lease=lease["id"])
+            stop = asyncio.Event()
+
+            async def keep_alive() -> None:
+                while not stop.is_set():
+                    with contextlib.suppress(KvError):  # an election: the next one will do
+                        await client.lease_keepalive(lease["id"])
+                    await asyncio.sleep(1)
+
+            keeper = asyncio.ensure_future(keep_alive())
+            cluster.kill(await leader_of(cluster))
+            await leader_of(cluster)
+            await asyncio.sleep(5)  # longer than the ttl: only keepalives hold the key
+            assert (await client.get("alive/k")) is not None, "the lease expired"
+            stop.set()
+            await keeper
+            deadline = time.monotonic() + SECONDS
+            while await client.get("alive/k") is not None:  # no keepalives now: it expires
+                assert time.monotonic() < deadline, "the lease never expired"
+                await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+
+
+def test_locks_exclude_each_other_and_fence_in_order(shared_cluster: LocalCluster) -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        log: list[tuple[str, int]] = []
+        holding = [0]
+
+        async def contender(name: str) -> None:
+            async with (
+                Client(shared_cluster.urls, timeout=10) as client,
+                client.lock("mutex", ttl=5) as lock,
+            ):
+                holding[0] += 1
+                assert holding[0] == 1, "two holders at once"
+                log.append((name, lock.fencing_token))
+                await asyncio.sleep(0.1)
+                holding[0] -= 1
+
+        await asyncio.wait_for(asyncio.gather(*(contender(f"c{i}") for i in range(5))), SECONDS)
+        return log
+
+    log = asyncio.run(scenario())
+    tokens = [token for _name, token in log]
+    assert len(log) == 5 and tokens == sorted(tokens) and len(set(tokens)) == 5
+
+
+def cli(shared_cluster: LocalCluster, *args: str, **kwargs: Any) -> Any:
+    endpoints = ",".join(node.http_addr for node in shared_cluster.nodes)
+    return subprocess.run(
+        [sys.executable, "-m", "kvnode", *args],
+        env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
+        capture_output=True,
+        text=True,
+        timeout=SECONDS,
+        **kwargs,
+    )
+
+
+def test_kvnode_lock_runs_the_command_with_a_token_and_passes_its_exit_code(
+    shared_cluster: LocalCluster,
+) -> None:
+    done = cli(
+        shared_cluster, "lock", "job", "--", "sh", "-c", 'echo "$KVNODE_FENCING_TOKEN"; exit 3'
+    )
+    assert done.returncode == 3, done.stderr
+    assert int(done.stdout.strip()) > 0
+    txn = cli(shared_cluster, "txn", input='{"success":[{"get":{"key":"nothing"}}]}')
+    assert txn.returncode == 0 and '"found": false' in txn.stdout
+
+
+def test_an_election_moves_on_when_its_leader_dies(shared_cluster: LocalCluster) -> None:
+    endpoints = ",".join(node.http_addr for node in shared_cluster.nodes)
+    with subprocess.Popen(
+        [sys.executable, "-m", "kvnode", "elect", "sched", "host-a", "--ttl", "1"],
+        env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as first:
+        assert first.stdout is not None
+        ready, _, _ = select.select([first.stdout], [], [], SECONDS)
+        assert ready and "elected" in first.stdout.readline()
+
+        async def leaders() -> list[str]:
+            async with Client(shared_cluster.urls, timeout=10) as client:
+                seen: list[str] = []
+                observer = observe(client, "sched")
+                seen.append((await anext(observer))["value"])
+                first.send_signal(signal.SIGKILL)  # no resignation: its lease must expire
+                async with election(client, "sched", b"host-b", ttl=5):
+                    seen.append((await asyncio.wait_for(anext(observer), SECONDS))["value"])
+                return seen
+
+        assert asyncio.run(leaders()) == ["host-a", "host-b"]
