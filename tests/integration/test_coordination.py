@@ -219,3 +219,17 @@ def test_an_election_moves_on_when_its_leader_dies(shared_cluster: LocalCluster)
                 return seen
 
         assert asyncio.run(leaders()) == ["host-a", "host-b"]
+
+
+def test_kvnode_lease_commands_grant_attach_list_and_revoke(shared_cluster: LocalCluster) -> None:
+    granted = cli(shared_cluster, "lease", "grant", "30")
+    assert granted.returncode == 0, granted.stderr
+    lease_id = granted.stdout.strip()
+    assert cli(shared_cluster, "put", "svc/web", "up", "--lease", lease_id).returncode == 0
+    assert lease_id in cli(shared_cluster, "lease", "list").stdout
+    kept = cli(shared_cluster, "lease", "keepalive", lease_id, "--once")
+    assert kept.returncode == 0 and "renewed" in kept.stdout
+    assert cli(shared_cluster, "lease", "revoke", lease_id).returncode == 0
+    assert cli(shared_cluster, "get", "svc/web").returncode == 1  # gone with its lease
+    missing = cli(shared_cluster, "lease", "revoke", lease_id)
+    assert missing.returncode == 1 and "lease_not_found" in missing.stderr
