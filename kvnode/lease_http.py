@@ -9,6 +9,7 @@ finds its deadline passed. Its id is the revision that granted it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,7 @@ from kvnode.http_request import (
     parse_uint,
     query_of,
 )
-from kvnode.service import Service, Status
+from kvnode.service import Outcome, Service, Status
 
 MAX_LEASE_TTL_SECONDS = 10 * 365 * 24 * 3600
 NO_PARAMS: frozenset[str] = frozenset()
@@ -60,28 +61,29 @@ def add_lease_routes(router: web.UrlDispatcher, service_key: web.AppKey[Service]
         body = lease_json(outcome.revision, ttl_ms, outcome.expire_at_ms)
         return json_response(201, body, index_header(outcome.log_index))
 
-    async def keepalive(request: web.Request) -> web.Response:
+    async def change(
+        request: web.Request, build: Callable[[int, int], bytes]
+    ) -> tuple[int, Outcome]:
+        """Apply `build(lease_id, now)` to the lease in the path; 404 if it is gone."""
         query_of(request, NO_PARAMS)
         lease_id = lease_id_of(request)
-        outcome = await request.app[service_key].write(
-            commands.lease_keepalive(lease_id, issued_at_ms=wall_clock_ms())
-        )
+        outcome = await request.app[service_key].write(build(lease_id, wall_clock_ms()))
         if outcome.status is not Status.OK:
             raise lease_not_found(lease_id, outcome.log_index)
-        service = request.app[service_key]
-        lease, _keys, _index = service.lease(lease_id)
-        ttl_ms = lease.ttl_ms if lease else 0
-        body = lease_json(lease_id, ttl_ms, outcome.expire_at_ms)
+        return lease_id, outcome
+
+    async def keepalive(request: web.Request) -> web.Response:
+        lease_id, outcome = await change(
+            request, lambda lease_id, now: commands.lease_keepalive(lease_id, issued_at_ms=now)
+        )
+        lease, _keys, _index = request.app[service_key].lease(lease_id)
+        body = lease_json(lease_id, lease.ttl_ms if lease else 0, outcome.expire_at_ms)
         return json_response(200, body, index_header(outcome.log_index))
 
     async def revoke(request: web.Request) -> web.Response:
-        query_of(request, NO_PARAMS)
-        lease_id = lease_id_of(request)
-        outcome = await request.app[service_key].write(
-            commands.lease_revoke(lease_id, issued_at_ms=wall_clock_ms())
+        _lease_id, outcome = await change(
+            request, lambda lease_id, now: commands.lease_revoke(lease_id, issued_at_ms=now)
         )
-        if outcome.status is not Status.OK:
-            raise lease_not_found(lease_id, outcome.log_index)
         body = {"revoked": True, "revision": outcome.revision}
         return json_response(200, body, index_header(outcome.log_index))
 
