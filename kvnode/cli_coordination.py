@@ -153,10 +153,10 @@ def elect(
         async with election(c, name, value.encode(), ttl) as leadership:
             click.echo(f"elected: {name} is led by {value} (revision {leadership.fencing_token})")
             await leadership.lost.wait()
-            click.echo(f"leadership of {name} lost", err=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         client.run(campaign, keep_trying=True)
+        fail(f"leadership of {name} lost: its lease could not be kept alive", 1)
 
 
 def run_observer(name: str, client: ClientOptions) -> None:

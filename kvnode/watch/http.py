@@ -150,9 +150,9 @@ async def stream(
         }
     )
     response.enable_chunked_encoding()
-    await response.prepare(request)
     said_at = time.monotonic()
     try:
+        await response.prepare(request)
         while not client_gone(request):
             batch = subscription.take()
             lines = [orjson.dumps(event(change)) + b"\n" for change in batch.changes]
@@ -176,7 +176,7 @@ async def stream(
         if not client_gone(request):
             await response.write_eof()
     except ConnectionError:
-        pass  # the client went away
+        pass  # the client went away (perhaps before the headers could be sent)
     return response
 
 

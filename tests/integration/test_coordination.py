@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+import orjson
 from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError, WatchEvent
@@ -233,3 +234,56 @@ def test_kvnode_lease_commands_grant_attach_list_and_revoke(shared_cluster: Loca
     assert cli(shared_cluster, "get", "svc/web").returncode == 1  # gone with its lease
     missing = cli(shared_cluster, "lease", "revoke", lease_id)
     assert missing.returncode == 1 and "lease_not_found" in missing.stderr
+
+
+def test_revoking_a_lease_deletes_its_keys_at_one_revision_on_every_node(
+    shared_cluster: LocalCluster,
+) -> None:
+    async def scenario() -> list[list[tuple[str, int]]]:
+        async with Client(shared_cluster.urls, timeout=10) as client:
+            lease = await client.lease_grant(60)
+            for name in "xyz":
+                await client.put(f"revoke/{name}", b"1", lease=lease["id"])
+            await client.lease_revoke(lease["id"])
+            seen = []
+            for url in shared_cluster.urls:
+                async with Client([url], timeout=10) as node:
+                    _s, body, _h = await node.request(
+                        "GET",
+                        "/kv/",
+                        params={"prefix": "revoke/", "watch": "true", "from_revision": "1"},
+                        idempotent=True,
+                    )
+                deletes = [e for e in orjson.loads(body) if e["type"] == "delete"]
+                seen.append([(e["key"], e["revision"]) for e in deletes])
+            assert await client.list("revoke/") == []
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen == [seen[0]] * 3
+    assert [key for key, _ in seen[0]] == ["revoke/x", "revoke/y", "revoke/z"]
+    assert len({revision for _, revision in seen[0]}) == 1
+
+
+def test_kvnode_elect_observe_prints_the_leader(shared_cluster: LocalCluster) -> None:
+    endpoints = ",".join(node.http_addr for node in shared_cluster.nodes)
+
+    async def campaign_then_observe() -> str:
+        async with (
+            Client(shared_cluster.urls, timeout=10) as client,
+            election(client, "observed", b"host-z", ttl=5),
+        ):
+            watcher = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "kvnode", "elect", "--observe", "observed"],
+                env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert watcher.stdout is not None
+            try:
+                line = await asyncio.wait_for(watcher.stdout.readline(), SECONDS)
+            finally:
+                watcher.send_signal(signal.SIGINT)
+                await watcher.wait()
+            return line.decode()
+
+    assert asyncio.run(campaign_then_observe()).startswith("host-z")
