@@ -222,3 +222,25 @@ def test_transactions_behave_like_a_dict(
         gets = [r["get"] for r in reply["responses"] if "get" in r]
         assert [g["value"] if g["found"] else None for g in gets] == seen
     assert {k: r.value.decode() for k, r in store.machine.scan("", NOW)} == model
+
+
+def test_leases_and_txn_replies_survive_checkpoint_restart_and_snapshot(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a")
+    lease = store.apply(commands.lease_grant(5000, issued_at_ms=NOW)).revision
+    store.apply(commands.put("held", b"v", issued_at_ms=NOW, lease=lease))
+    body = {"success": [{"put": {"key": "t", "value": "1"}}, {"get": {"key": "held"}}]}
+    first = store.txn(body, request_id="txn-1")
+    store.machine.checkpoint()
+    digest = store.machine.digest()
+    store.machine.close()
+    reopened = Store(tmp_path / "a")
+    reopened.index = itertools.count(reopened.machine.last_applied + 1)
+    assert reopened.machine.digest() == digest
+    assert reopened.machine.leases.keys(lease) == ["held"]
+    assert reopened.txn(body, request_id="txn-1") == first  # the reply, from the image
+    other = Store(tmp_path / "b")
+    other.machine.restore(reopened.machine.snapshot())
+    assert other.machine.digest() == reopened.machine.digest()
+    other.index = itertools.count(other.machine.last_applied + 1)
+    revoked = other.apply(commands.lease_revoke(lease, issued_at_ms=NOW))
+    assert revoked.status is Status.OK and other.machine.get("held") is None
