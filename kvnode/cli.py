@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -281,6 +282,25 @@ endpoints_option = click.option(
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """--cacert / --cert / --key: HTTPS when any is given."""
+
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def context(self) -> ssl.SSLContext | None:
+        if not (self.cacert or self.cert):
+            return None
+        from kvnode.tls import client_context
+
+        try:
+            return client_context(self.cacert, self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            fail(f"cannot use the TLS files: {exc}", EXIT_CONFIG)
+
+
+@dataclass(frozen=True)
 class ClientOptions:
     """What every command that talks to a cluster takes: where, how long, as whom, and
     whether to print JSON."""
@@ -289,6 +309,7 @@ class ClientOptions:
     as_json: bool
     timeout: float
     token: str | None
+    tls: TlsFiles = TlsFiles()
 
     def run(self, action: Callable[[Client], Awaitable[T]], *, keep_trying: bool = False) -> T:
         """Run `action(client)`; client errors become one line and exit code 1. Retries stop
@@ -304,6 +325,7 @@ class ClientOptions:
                 token=self.token,
                 retry_reads=True,
                 write_deadline=deadline,
+                tls=self.tls.context(),
             ) as client:
                 return await action(client)
 
@@ -316,8 +338,8 @@ class ClientOptions:
 
 
 def client_command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command --endpoints, --json, --timeout and --token, handed to it as `client`
-    (a ClientOptions)."""
+    """Give a command --endpoints, --json, --timeout, --token and the TLS options, handed to
+    it as `client` (a ClientOptions)."""
 
     @endpoints_option
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -325,11 +347,39 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
     @click.option(
         "--token", envvar="KVNODE_TOKEN", help="Bearer token, when the nodes set auth_token."
     )
+    @click.option(
+        "--cacert",
+        envvar="KVNODE_CACERT",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Talk HTTPS, trusting this CA (KVNODE_CACERT).",
+    )
+    @click.option(
+        "--cert",
+        envvar="KVNODE_CERT",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Client certificate, for nodes that require one (KVNODE_CERT).",
+    )
+    @click.option(
+        "--key",
+        "key_file",
+        envvar="KVNODE_KEY",
+        type=click.Path(exists=True, dir_okay=False),
+        help="The client certificate's private key (KVNODE_KEY).",
+    )
     @functools.wraps(command)
     def with_client(
-        *args: Any, endpoints: str, as_json: bool, timeout: float, token: str | None, **kw: Any
+        *args: Any,
+        endpoints: str,
+        as_json: bool,
+        timeout: float,
+        token: str | None,
+        cacert: str | None,
+        cert: str | None,
+        key_file: str | None,
+        **kw: Any,
     ) -> None:
-        command(*args, client=ClientOptions(endpoints, as_json, timeout, token), **kw)
+        tls = TlsFiles(cacert, cert, key_file)
+        command(*args, client=ClientOptions(endpoints, as_json, timeout, token, tls), **kw)
 
     return with_client
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -181,9 +182,9 @@ async def _count_copy(
     context.trace_request_ctx.copies += 1
 
 
-def normalize_endpoint(endpoint: str) -> str:
+def normalize_endpoint(endpoint: str, scheme: str = "http") -> str:
     endpoint = endpoint.rstrip("/")
-    return endpoint if "://" in endpoint else f"http://{endpoint}"
+    return endpoint if "://" in endpoint else f"{scheme}://{endpoint}"
 
 
 class RetryBudget:
@@ -222,10 +223,15 @@ class Client:
         retry_writes: bool = True,
         write_deadline: float | None = None,
         retry_reads: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: talk HTTPS with this context (endpoints without a scheme become https://);
+        see kvnode.tls.client_context."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
-        self.endpoints = [normalize_endpoint(e) for e in endpoints]
+        self._scheme = "https" if tls is not None else "http"
+        self._tls = tls
+        self.endpoints = [normalize_endpoint(e, self._scheme) for e in endpoints]
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
@@ -248,7 +254,10 @@ class Client:
         if self._session is None:
             sent = aiohttp.TraceConfig()
             sent.on_request_headers_sent.append(_count_copy)
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trace_configs=[sent])
+            connector = aiohttp.TCPConnector(ssl=self._tls) if self._tls is not None else None
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[sent], connector=connector
+            )
         return self._session
 
     async def request(
@@ -294,7 +303,7 @@ class Client:
         idempotent: bool,
     ) -> tuple[int, bytes, dict[str, str]]:
         session = self._get_session()
-        targets = [normalize_endpoint(endpoint)] if endpoint else self.endpoints
+        targets = [normalize_endpoint(endpoint, self._scheme)] if endpoint else self.endpoints
         last_error: Exception | None = None
         for target in targets:
             attempt = _Attempt()

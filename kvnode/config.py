@@ -53,6 +53,9 @@ class NodeConfig:
     election_timeout_max: float = 1.4
     cluster_secret: str = ""
     auth_token: str = ""
+    tls_cert_file: str = ""  # with tls_key_file: serve HTTPS instead of HTTP
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""  # also require client certificates signed by this CA
     insecure: bool = False
     log_level: str = "info"
     repair: bool = False
@@ -203,6 +206,10 @@ def validate(config: NodeConfig) -> None:
         )
     if not config.node_id or not config.node_id.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"node_id: {config.node_id!r} must be letters, digits, '-' or '_'")
+    if bool(config.tls_cert_file) != bool(config.tls_key_file):
+        raise ConfigError("tls_cert_file and tls_key_file: give both (HTTPS) or neither")
+    if config.tls_client_ca_file and not config.tls_cert_file:
+        raise ConfigError("tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file")
     if config.insecure and not config.cluster_secret:
         exposed = [a for a in (config.raft_addr, *config.peers) if not is_loopback(a)]
         if exposed:

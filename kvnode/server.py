@@ -21,6 +21,7 @@ from kvnode.config import ConfigError, NodeConfig, split_address
 from kvnode.http_guard import GuardedAppRunner
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.service import KvService
+from kvnode.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ async def serve(config: NodeConfig) -> None:
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
     max_connections = http_connection_limit(config.max_http_connections)
+    tls = server_context(config)
     service = KvService(config, RaftConsensus)
 
     def node_headers() -> dict[str, str]:
@@ -82,10 +84,11 @@ async def serve(config: NodeConfig) -> None:
     try:
         await runner.setup()
         host, port = config.http_host_port
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
         log.info(
-            "serving HTTP on %s (at most %d connections), Raft on %s, peers %s, data in %s"
+            "serving %s on %s (at most %d connections), Raft on %s, peers %s, data in %s"
             " (fsync=%s)",
+            "HTTP" if tls is None else "HTTPS" + (" (mutual TLS)" if tls.verify_mode else ""),
             config.http_addr,
             max_connections,
             config.raft_addr if config.peers or config.cluster_secret else "no port (alone)",

@@ -1,0 +1,177 @@
+"""HTTPS and mutual TLS for clients, with a CA made at test time: the client and the CLI
+talk to a TLS node when they trust its CA (and present a certificate when it asks for
+one), and get a clear error otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from kvnode.cluster.supervisor import free_ports
+
+from kvnode.client import Client, KvError
+from kvnode.tls import client_context
+from tests.integration.cli_processes import kvnode
+from tests.waiting import wait_until
+
+
+@dataclass
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def issue(
+    directory: Path, name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[0].subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            False,
+        )
+    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+    (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = issue(directory, "ca", None)
+    issue(directory, "server", ca)
+    issue(directory, "client", ca)
+    return Pki(
+        *(directory / f for f in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"))
+    )
+
+
+@contextlib.contextmanager
+def serve_tls(tmp_path: Path, pki: Pki, *, mutual: bool) -> Iterator[str]:
+    """One `kvnode serve` with HTTPS (and client certificates when `mutual`)."""
+    http, raft = free_ports(2)
+    args = [
+        "serve",
+        *("--http-addr", f"127.0.0.1:{http}", "--raft-addr", f"127.0.0.1:{raft}"),
+        *("--data-dir", str(tmp_path / "node")),
+    ]
+    env_args = {
+        "KVNODE_TLS_CERT_FILE": str(pki.server_cert),
+        "KVNODE_TLS_KEY_FILE": str(pki.server_key),
+        "KVNODE_TLS_CLIENT_CA_FILE": str(pki.ca) if mutual else "",
+    }
+    node = subprocess.Popen(
+        [sys.executable, "-m", "kvnode", *args],
+        env={**os.environ, **env_args},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield f"127.0.0.1:{http}"
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.wait(timeout=30)
+
+
+async def ready(endpoint: str, pki: Pki, *, with_cert: bool) -> None:
+    tls = client_context(
+        str(pki.ca), *((str(pki.client_cert), str(pki.client_key)) if with_cert else ())
+    )
+    async with Client([endpoint], timeout=2, tls=tls) as client:
+
+        async def up() -> bool:
+            try:
+                await client.request("GET", "/ready", idempotent=True)
+                return True
+            except KvError:
+                return False
+
+        await wait_until(up, 30, "the TLS node to be ready")
+
+
+def test_https_needs_the_ca_and_serves_the_api(tmp_path: Path, pki: Pki) -> None:
+    with serve_tls(tmp_path, pki, mutual=False) as endpoint:
+        asyncio.run(ready(endpoint, pki, with_cert=False))
+        put = kvnode("put", "secure", "yes", "--cacert", str(pki.ca), "--endpoints", endpoint)
+        assert put.returncode == 0, put.stderr
+        got = kvnode("get", "secure", "--cacert", str(pki.ca), "--endpoints", endpoint)
+        assert got.stdout == b"yes\n"
+        plain = kvnode("get", "secure", "--endpoints", endpoint, "--timeout", "2")
+        assert plain.returncode == 1 and b"Traceback" not in plain.stderr
+        untrusted = asyncio.run(get_without_the_ca(endpoint))
+        assert "certificate" in untrusted.lower() or "ssl" in untrusted.lower(), untrusted
+
+
+async def get_without_the_ca(endpoint: str) -> str:
+    async with Client([endpoint], timeout=2, tls=client_context()) as client:
+        try:
+            await client.get("secure")
+        except KvError as exc:
+            return str(exc)
+    raise AssertionError("a node with an untrusted certificate was believed")
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path: Path, pki: Pki) -> None:
+    with serve_tls(tmp_path, pki, mutual=True) as endpoint:
+        asyncio.run(ready(endpoint, pki, with_cert=True))
+        tls = ("--cacert", str(pki.ca), "--endpoints", endpoint, "--timeout", "2")
+        refused = kvnode("put", "m", "1", *tls)
+        assert refused.returncode == 1 and b"Traceback" not in refused.stderr
+        mine = ("--cert", str(pki.client_cert), "--key", str(pki.client_key))
+        accepted = kvnode("put", "m", "1", *tls, *mine)
+        assert accepted.returncode == 0, accepted.stderr
+
+
+def test_half_a_tls_configuration_is_refused_at_startup(tmp_path: Path, pki: Pki) -> None:
+    (http, raft) = free_ports(2)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvnode",
+            "serve",
+            *("--http-addr", f"127.0.0.1:{http}", "--raft-addr", f"127.0.0.1:{raft}"),
+            *("--data-dir", str(tmp_path / "d")),
+        ],
+        env={"KVNODE_TLS_CERT_FILE": str(pki.server_cert), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert b"tls_cert_file and tls_key_file" in result.stderr
