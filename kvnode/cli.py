@@ -19,7 +19,7 @@ from kvnode.bench import TARGETS, WORKLOADS
 from kvnode.cluster import NEMESES
 from kvnode.cluster.control import RESTART_POLICIES, SIGNALS, ControlError
 from kvnode.cluster.control import socket_path as control_socket_path
-from kvnode.config import FSYNC_MODES, LOG_LEVELS, ConfigError, load_config
+from kvnode.config import FSYNC_MODES, INITIAL_STATES, LOG_LEVELS, ConfigError, load_config
 from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
 from kvnode.storage.errors import StorageError
 
@@ -72,6 +72,12 @@ def main() -> None:
     help="Allow a multi-node node without a cluster secret (trusted networks only).",
 )
 @click.option("--log-level", type=click.Choice(LOG_LEVELS))
+@click.option(
+    "--initial-state",
+    type=click.Choice(INITIAL_STATES),
+    help="existing: this node replaces a lost one in a running cluster; with an empty data"
+    " directory it neither votes nor stands for election until it holds the current log.",
+)
 @click.option(
     "--repair",
     is_flag=True,

@@ -19,6 +19,7 @@ CHECKPOINT_EVERY_ENTRIES = 1000
 CHECKPOINT_EVERY_SECONDS = 10.0
 BODY_TIMEOUT_SECONDS = 10.0
 FSYNC_MODES = ("always", "never")
+INITIAL_STATES = ("new", "existing")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_KEY_BYTES = 1024
 
@@ -59,6 +60,9 @@ class NodeConfig:
     insecure: bool = False
     log_level: str = "info"
     repair: bool = False
+    # "existing": a node started empty in a running cluster (a replacement) must not vote
+    # or stand for election until it holds the current term's log (raft/catch_up.py).
+    initial_state: str = "new"
     # TEST ONLY: serve linearizable reads from local state without the read barrier.
     # This breaks linearizability on purpose, so the chaos checker can be shown to catch it.
     unsafe_local_reads: bool = False
@@ -171,6 +175,12 @@ def validate(config: NodeConfig) -> None:
         raise ConfigError("peers: an address is listed twice")
     if config.fsync not in FSYNC_MODES:
         raise ConfigError(f"fsync: {config.fsync!r} must be one of {', '.join(FSYNC_MODES)}")
+    if config.initial_state not in INITIAL_STATES:
+        raise ConfigError(
+            f"initial_state: {config.initial_state!r} must be one of {', '.join(INITIAL_STATES)}"
+        )
+    if config.initial_state == "existing" and not config.peers:
+        raise ConfigError("initial_state: 'existing' joins a running cluster; give its peers")
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"log_level: {config.log_level!r} must be one of {', '.join(LOG_LEVELS)}")
     positive = {

@@ -37,6 +37,8 @@ class RaftConsensus:
         status = self.node.getStatus()
         if status["leader"] is None or status["last_applied"] < status["commit_idx"]:
             return False
+        if self.node.catch_up.active:
+            return False
         return not self.node.is_leader() or bool(status["has_quorum"])
 
     def members(self) -> list[str]:

@@ -40,6 +40,7 @@ import orjson
 
 from kvnode.config import NodeConfig
 from kvnode.consensus import StateMachine
+from kvnode.raft.catch_up import CatchUp
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.prevote import PreVote
@@ -111,6 +112,8 @@ class RaftNode(SyncObjBase):
         self._known_leader: str | None = None
         self._leaderless_since: float | None = time.monotonic()
         self._last_machine_sync = 0.0
+        # Before the journal exists: whether this start is a fresh, empty replacement.
+        self.catch_up = CatchUp(Path(config.data_dir), config.initial_state)
         self.journal = DurableJournal(
             Path(config.data_dir), durable=config.durable, dump_file=self.dump_path
         )
@@ -169,7 +172,10 @@ class RaftNode(SyncObjBase):
     # -- pre-vote (prevote.py): the ElectionView it sees PySyncObj through -----------------
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
-        self.prevote.before_tick()
+        if self.catch_up.active:
+            self.postpone_election(time.monotonic())  # no candidacy while catching up
+        else:
+            self.prevote.before_tick()
         super()._onTick(timeToWait)
 
     def raft_term(self) -> int:
@@ -196,6 +202,8 @@ class RaftNode(SyncObjBase):
         self.journal.sync_if_dirty()
         self.wakeup.subscribe(self._poller)
         leader = self.leader_address()
+        if self.catch_up.active:
+            self.catch_up.check(leader is not None, self.raft_term(), self.last_log()[1])
         if leader != self._known_leader:
             log.info("leader is now %s (term %d)", leader or "unknown", self.raftCurrentTerm)
             self._known_leader = leader
@@ -312,4 +320,5 @@ class RaftNode(SyncObjBase):
             "snapshot_bytes": self.dump_path.stat().st_size if self.dump_path.exists() else 0,
             "snapshots_written": self.snapshots_written,
             "snapshots_installed": self.snapshots_installed,
+            "catching_up": self.catch_up.active,
         }

@@ -65,6 +65,8 @@ class SyncedTransport(TransportBase):
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
+        if kind in ("request_vote", PRE_VOTE) and self.node.catch_up.active:
+            return  # a replacement still catching up must not vote (catch_up.py)
         prevote = self.node.prevote
         if kind == PRE_VOTE:
             prevote.on_request(node, message)

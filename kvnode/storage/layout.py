@@ -4,6 +4,7 @@
       raft.journal    the Raft log (raft/journal.py)
       raft.meta       term, vote and commit index
       raft.snapshot   the last Raft snapshot: a kvnode snapshot image
+      raft.catching-up  present while a replacement node may not vote (raft/catch_up.py)
       sm/             the state machine (storage/machine.py):
         wal.log       commands applied since the checkpoint (storage/wal.py)
         state.data    the checkpoint (storage/image.py)
@@ -25,6 +26,7 @@ from kvnode.storage.errors import NotKvnodeFile, StorageFailure
 RAFT_JOURNAL = "raft.journal"
 RAFT_META = "raft.meta"
 RAFT_SNAPSHOT = "raft.snapshot"
+CATCHING_UP = "raft.catching-up"
 STATE_MACHINE_DIR = "sm"
 WRITE_PROBE = ".write-probe"  # briefly, while a starting node checks the disk takes writes
 WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
@@ -32,7 +34,9 @@ WAL_FILE = "wal.log"
 STATE_FILE = "state.data"
 METADATA_FILE = "metadata.bin"
 SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
-NODE_ENTRIES = frozenset({RAFT_JOURNAL, RAFT_META, RAFT_SNAPSHOT, STATE_MACHINE_DIR, WRITE_PROBE})
+NODE_ENTRIES = frozenset(
+    {RAFT_JOURNAL, RAFT_META, RAFT_SNAPSHOT, CATCHING_UP, STATE_MACHINE_DIR, WRITE_PROBE}
+)
 STATE_MACHINE_ENTRIES = frozenset({WAL_FILE, STATE_FILE, METADATA_FILE})
 
 

@@ -1,0 +1,163 @@
+"""The double vote of a wiped node, constructed on the wire: a node votes for one
+candidate, loses its disk, and is asked again in the same term by another. Without
+`--initial-state existing` it votes a second time (two leaders could follow); with it,
+it stays silent until it has caught up with a real leader, and the guard survives a
+crash during catch-up."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kvnode.cluster.supervisor import LocalCluster, free_ports
+
+from kvnode.client import Client, KvError
+from tests.integration.conftest import converged, leader_of, write_load
+from tests.waiting import wait_until
+
+FRAME = struct.Struct("i")
+TERM = 7
+
+
+class Voter:
+    """One node with two (absent) peers, on loopback without a secret, whose votes the test
+    asks for by speaking its peer protocol as one peer or the other."""
+
+    def __init__(self, base: Path) -> None:
+        self.data = base / "voter"
+        self.http, self.raft, *peer_ports = free_ports(4)
+        self.peers = [f"127.0.0.1:{port}" for port in peer_ports]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *flags: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "kvnode", "serve", "--insecure"),
+                *("--http-addr", f"127.0.0.1:{self.http}", "--raft-addr", f"127.0.0.1:{self.raft}"),
+                *("--peers", ",".join(self.peers), "--data-dir", str(self.data), *flags),
+            ],
+            stderr=subprocess.DEVNULL,
+        )
+
+        async def up() -> dict[str, Any] | None:
+            async with Client([f"127.0.0.1:{self.http}"], timeout=1) as client:
+                try:
+                    return await client.status()
+                except KvError:
+                    return None
+
+        asyncio.run(wait_until(up, 20, "the voter to serve"))
+
+    def status(self) -> dict[str, Any]:
+        async def get() -> dict[str, Any]:
+            async with Client([f"127.0.0.1:{self.http}"], timeout=2) as client:
+                return await client.status()
+
+        return asyncio.run(get())
+
+    def crash(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def ask_vote(self, candidate: int) -> bool:
+        """Request a vote in TERM as peer `candidate`; True if the node grants it."""
+        with socket.create_connection(("127.0.0.1", self.raft), timeout=5) as sock:
+            sock.sendall(frame(self.peers[candidate]))
+            request = {
+                "type": "request_vote",
+                "term": TERM,
+                "last_log_index": 1000,
+                "last_log_term": TERM - 1,
+            }
+            sock.sendall(frame(request))
+            sock.settimeout(3)
+            try:
+                while True:
+                    reply = read_frame(sock)
+                    if isinstance(reply, dict) and reply.get("type") == "response_vote":
+                        return reply.get("term") == TERM
+            except (TimeoutError, ConnectionError):
+                return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def frame(message: Any) -> bytes:
+    body = zlib.compress(pickle.dumps(message))
+    return FRAME.pack(len(body)) + body
+
+
+def read_frame(sock: socket.socket) -> Any:
+    head = receive(sock, FRAME.size)
+    (length,) = FRAME.unpack(head)
+    return pickle.loads(zlib.decompress(receive(sock, length)))
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def test_a_wiped_node_votes_twice_in_a_term_unless_it_joins_as_existing(tmp_path: Path) -> None:
+    voter = Voter(tmp_path)
+    try:
+        voter.start()
+        assert voter.ask_vote(0), "the control failed: the node does not vote at all"
+        assert not voter.ask_vote(1), "a node with its disk must not vote twice in a term"
+        voter.crash()
+        shutil.rmtree(voter.data)
+        voter.start()
+        assert voter.ask_vote(1), "the hazard: a wiped node votes again in the same term"
+        voter.crash()
+        shutil.rmtree(voter.data)
+        voter.start("--initial-state", "existing")
+        assert voter.status()["catching_up"] is True
+        assert not voter.ask_vote(1), "a replacement voted before catching up"
+        voter.crash()  # a crash during catch-up keeps the guard
+        voter.start("--initial-state", "existing")
+        assert voter.status()["catching_up"] is True
+        assert not voter.ask_vote(0)
+    finally:
+        voter.stop()
+
+
+def test_a_replacement_catches_up_then_votes_and_serves(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        leader = await leader_of(cluster)
+        lost = (leader + 1) % cluster.size
+        load = await write_load(cluster.urls, 30)
+        assert len(load.acked) == 30
+        cluster.kill(lost)
+        cluster.wipe(lost)
+        with monkeypatch.context() as env:
+            env.setenv("KVNODE_INITIAL_STATE", "existing")  # wins over the config file
+            cluster.start(lost)
+        found = await converged(cluster)
+        assert found[lost]["catching_up"] is False
+        async with Client([cluster.urls[lost]], timeout=10) as client:
+            for key, value in load.acked.items():
+                got = await client.get(key)
+                assert got is not None and got.value == value
+
+    asyncio.run(scenario())
