@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
 import logging
 import math
@@ -424,6 +425,21 @@ async def txn(request: web.Request) -> web.Response:
     return await post_txn(request, request.app[SERVICE], parse_request_id(request))
 
 
+async def snapshot(request: web.Request) -> web.Response:
+    """A hot backup: the whole state at one revision, as a checksummed snapshot file
+    (`kvnode backup` saves it, `kvnode restore` makes a node's data directory of it)."""
+    query_of(request, NO_PARAMS)
+    service = request.app[SERVICE]
+    await service.read_barrier()  # it holds every write acknowledged before the request
+    data, index = await service.backup()
+    headers = {
+        **index_header(index),
+        "X-KV-Snapshot-SHA256": hashlib.sha256(data).hexdigest(),
+        "Content-Disposition": f'attachment; filename="kvnode-{index}.snap"',
+    }
+    return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+
+
 async def status(request: web.Request) -> web.Response:
     query_of(request, NO_PARAMS)
     return json_response(200, request.app[SERVICE].status())
@@ -474,6 +490,7 @@ def create_app(service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS) 
     app.router.add_route("DELETE", "/kv/{key:[\\s\\S]*}", delete_key)
     app.router.add_post("/txn", txn)
     add_lease_routes(app.router, SERVICE)
+    app.router.add_get("/snapshot", snapshot)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -806,5 +806,6 @@ def chaos(
     sys.exit(0 if report["valid"] else 1)
 
 
-# The coordination commands (txn, lease, lock, elect) register themselves on `main`.
-from kvnode import cli_coordination  # noqa: E402, F401
+# The coordination (txn, lease, lock, elect) and operations (backup, restore, export,
+# import) commands register themselves on `main`.
+from kvnode import cli_coordination, cli_operations  # noqa: E402, F401

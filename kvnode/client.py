@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ssl
 import time
 import uuid
@@ -627,6 +628,23 @@ class Client:
         from kvnode.coordination import LOCKS_PREFIX, Lock
 
         return Lock(self, f"{LOCKS_PREFIX}{name}/", ttl)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, *, endpoint: str | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET a large body (a backup) from one node, to read as it arrives; no total
+        timeout, but a minute of silence fails it."""
+        target = normalize_endpoint(endpoint, self._scheme) if endpoint else self.endpoints[0]
+        async with self._get_session().get(
+            target + path,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
+            trace_request_ctx=_Attempt(),
+        ) as response:
+            if response.status >= 400:
+                raise _error_from(response.status, await response.read())
+            yield response
 
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         _status, body, _headers = await self.request(

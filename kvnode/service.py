@@ -26,6 +26,8 @@ from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
+from kvnode.storage.fileformat import KIND_SNAPSHOT
+from kvnode.storage.image import encode_parts
 from kvnode.storage.layout import STATE_MACHINE_DIR, prepare_node_dir
 from kvnode.storage.record import Lease
 from kvnode.watch.history import WatchHistory
@@ -50,6 +52,7 @@ class Service(Protocol):
     ) -> tuple[list[tuple[str, KeyRecord]], int]: ...
     def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]: ...
     def leases(self) -> tuple[list[tuple[int, Lease]], int]: ...
+    async def backup(self) -> tuple[bytes, int]: ...
     def leader(self) -> str | None: ...
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = True) -> dict[str, Any]: ...
@@ -104,6 +107,15 @@ class KvService:
     def leases(self) -> tuple[list[tuple[int, Lease]], int]:
         with self.lock:
             return list(self.machine.leases.items()), self.machine.last_applied
+
+    async def backup(self) -> tuple[bytes, int]:
+        """A verified snapshot file of the whole state (and its index), for `GET /snapshot`.
+        Only the capture holds the lock (it copies references); the encoding, the
+        expensive part, runs in a thread while writes go on."""
+        with self.lock:
+            image, count = self.machine.capture()
+        data, _crc = await asyncio.to_thread(encode_parts, KIND_SNAPSHOT, image, count)
+        return data, image.index
 
     def leader(self) -> str | None:
         return self.consensus.leader()

@@ -29,6 +29,7 @@ anywhere makes it unreadable rather than silently wrong.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,14 +66,16 @@ EXTRA_LEN = struct.Struct("<I")
 
 @dataclass(frozen=True, slots=True)
 class StateImage:
+    """The state at one index, as decoded from a file or captured for encoding."""
+
     index: int
     term: int
     log_clock_ms: int
-    items: list[tuple[str, KeyRecord]]
-    requests: list[RequestRecord]
-    leases: list[tuple[int, Lease]]
+    items: Iterable[tuple[str, KeyRecord]]
+    requests: Iterable[RequestRecord]
+    leases: Iterable[tuple[int, Lease]]
     extra: bytes
-    crc: int
+    crc: int = 0
 
     def keyspace(self) -> Keyspace:
         return Keyspace(self.items, self.log_clock_ms, self.requests, self.leases)
@@ -82,9 +85,20 @@ def encode_image(
     kind: bytes, index: int, term: int, keys: Keyspace, extra: bytes = b""
 ) -> tuple[bytes, int]:
     """Serialize an image; returns the bytes and their CRC (recorded in metadata.bin)."""
-    parts = [IMAGE_HEAD.pack(index, term, keys.log_clock_ms, len(keys))]
+    return encode_parts(
+        kind,
+        StateImage(
+            index, term, keys.log_clock_ms, keys.items(), keys.requests, keys.leases.items(), extra
+        ),
+        len(keys),
+    )
+
+
+def encode_parts(kind: bytes, image: StateImage, count: int) -> tuple[bytes, int]:
+    """Serialize `image` (its `count` items, read once, in key order); the CRC is computed."""
+    parts = [IMAGE_HEAD.pack(image.index, image.term, image.log_clock_ms, count)]
     pack = ITEM.pack
-    for key, record in keys.items():
+    for key, record in image.items:
         encoded = key.encode()
         parts.append(
             pack(
@@ -98,8 +112,9 @@ def encode_image(
         )
         parts.append(encoded)
         parts.append(record.value)
-    parts.append(REQUEST_COUNT.pack(len(keys.requests)))
-    for request in keys.requests:
+    requests = list(image.requests)
+    parts.append(REQUEST_COUNT.pack(len(requests)))
+    for request in requests:
         encoded = request.request_id.encode()
         outcome = request.outcome
         parts.append(
@@ -118,11 +133,12 @@ def encode_image(
         parts.append(request.fingerprint)
         parts.append(DETAIL_LEN.pack(len(outcome.detail)))
         parts.append(outcome.detail)
-    parts.append(LEASE_COUNT.pack(len(keys.leases)))
-    for lease_id, lease in keys.leases.items():
+    leases = list(image.leases)
+    parts.append(LEASE_COUNT.pack(len(leases)))
+    for lease_id, lease in leases:
         parts.append(LEASE.pack(lease_id, lease.ttl_ms, lease.expire_at_ms))
-    parts.append(EXTRA_LEN.pack(len(extra)))
-    parts.append(extra)
+    parts.append(EXTRA_LEN.pack(len(image.extra)))
+    parts.append(image.extra)
     data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
     (crc,) = CRC.unpack_from(data, len(data) - CRC.size)
     return data, crc

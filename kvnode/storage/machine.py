@@ -366,6 +366,24 @@ class StateMachine:
             prune_snapshots(self.directory, target)
         return target
 
+    def capture(self) -> tuple[StateImage, int]:
+        """The whole state at last_applied, as plain lists (and how many keys), for encoding
+        outside the owner's lock: records are immutable, so copying the references is a
+        consistent snapshot that later applies cannot change (a hot backup)."""
+        self._check_healthy()
+        keys = self._keys
+        items = list(keys.items())
+        image = StateImage(
+            self._last_applied,
+            self._last_term,
+            keys.log_clock_ms,
+            items,
+            list(keys.requests),
+            list(keys.leases.items()),
+            b"",
+        )
+        return image, len(items)
+
     def restore(self, path: Path) -> Restored:
         """Verify a snapshot and, if it is newer than what is applied here, make it the state
         (atomically, via a checkpoint). An older one changes nothing: this node already
