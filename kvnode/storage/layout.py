@@ -7,6 +7,7 @@
       raft.catching-up  present while a replacement node may not vote (raft/catch_up.py)
       sm/             the state machine (storage/machine.py):
         wal.log       commands applied since the checkpoint (storage/wal.py)
+        wal.prev      the WAL before it, while a background checkpoint is written
         state.data    the checkpoint (storage/image.py)
         metadata.bin  which checkpoint is current (storage/checkpoint.py)
         snapshot-<index>-<term>.snap   snapshots for handoff
@@ -31,13 +32,14 @@ STATE_MACHINE_DIR = "sm"
 WRITE_PROBE = ".write-probe"  # briefly, while a starting node checks the disk takes writes
 WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
 WAL_FILE = "wal.log"
+PREVIOUS_WAL_FILE = "wal.prev"
 STATE_FILE = "state.data"
 METADATA_FILE = "metadata.bin"
 SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
 NODE_ENTRIES = frozenset(
     {RAFT_JOURNAL, RAFT_META, RAFT_SNAPSHOT, CATCHING_UP, STATE_MACHINE_DIR, WRITE_PROBE}
 )
-STATE_MACHINE_ENTRIES = frozenset({WAL_FILE, STATE_FILE, METADATA_FILE})
+STATE_MACHINE_ENTRIES = frozenset({WAL_FILE, PREVIOUS_WAL_FILE, STATE_FILE, METADATA_FILE})
 
 
 def snapshot_name(index: int, term: int) -> str:

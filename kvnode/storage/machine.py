@@ -22,6 +22,7 @@ Files live in one directory (normally `<data_dir>/sm/`): `state.data`,
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,13 +33,15 @@ from google.protobuf.message import DecodeError
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Command
 from kvnode.config import CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_EVERY_SECONDS
+from kvnode.storage.background import ForkedTask
 from kvnode.storage.changes import IGNORE_CHANGES, ChangeSink
 from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
-from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, no_fault
+from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, fsync_dir, no_fault
 from kvnode.storage.image import StateImage
 from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.layout import (
+    PREVIOUS_WAL_FILE,
     STATE_FILE,
     WAL_FILE,
     is_state_machine_file,
@@ -53,6 +56,7 @@ from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
     MIN_LENGTH,
     Opcode,
+    WalRecord,
     WriteAheadLog,
     encode_record,
 )
@@ -109,9 +113,14 @@ class StateMachine:
         fault_hook: FaultHook = no_fault,
         monotonic: Callable[[], float] = time.monotonic,
         changes: ChangeSink = IGNORE_CHANGES,
+        background_checkpoints: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self._changes = changes
+        # Due checkpoints are written by a forked child (background.py) instead of the
+        # applying thread, which a large state would otherwise hold up for seconds.
+        self._background = background_checkpoints
+        self._checkpointer = ForkedTask("background checkpoint")
         self._durable = fsync
         self._checkpoint_entries = checkpoint_entries
         self._checkpoint_seconds = checkpoint_seconds
@@ -129,9 +138,11 @@ class StateMachine:
         self._last_applied = image.index
         self._last_term = image.term
         self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
-        self._wal, records = WriteAheadLog.recover(
+        records = self._recover_previous_wal(max_record_bytes, repair)
+        self._wal, current = WriteAheadLog.recover(
             self.directory / WAL_FILE, max_record=max_record_bytes, repair=repair, durable=fsync
         )
+        records += current
         replayed = 0
         for record in records:
             if record.index <= self._last_applied:
@@ -143,6 +154,10 @@ class StateMachine:
         self._changes.applied(self._last_applied)
         self._entries_since_checkpoint = replayed
         self._last_checkpoint_at = monotonic()
+        if (self.directory / PREVIOUS_WAL_FILE).exists():
+            # A background checkpoint did not finish: the state in memory covers both
+            # logs, so checkpoint it now and be done with the older one.
+            self.checkpoint()
         log.info(
             "%s: recovered checkpoint at index %d + %d WAL records; last_applied=%d, %d keys",
             self.directory,
@@ -154,12 +169,27 @@ class StateMachine:
 
     # -- opening -------------------------------------------------------------
 
+    def _recover_previous_wal(self, max_record: int, repair: bool) -> list[WalRecord]:
+        """The records of `wal.prev`, left by a background checkpoint that did not finish
+        (its records not yet covered by state.data); [] when there is none."""
+        path = self.directory / PREVIOUS_WAL_FILE
+        if not path.exists():
+            return []
+        previous, records = WriteAheadLog.recover(
+            path, max_record=max_record, repair=repair, durable=self._durable
+        )
+        previous.close()
+        if not (self.directory / WAL_FILE).exists():  # the crash fell inside the rotation
+            WriteAheadLog.create(self.directory / WAL_FILE, durable=self._durable)
+        return records
+
     def _prepare_directory(self) -> None:
         """Initialise an empty directory; refuse one that holds someone else's files."""
         for leftover in self.directory.glob(f"*{TMP_SUFFIX}"):
             leftover.unlink()  # an unfinished atomic_write: the real file is intact
         if (self.directory / STATE_FILE).exists():
-            if not (self.directory / WAL_FILE).exists():
+            wal_present = (self.directory / WAL_FILE).exists()
+            if not wal_present and not (self.directory / PREVIOUS_WAL_FILE).exists():
                 raise CorruptFile(self.directory / WAL_FILE, "missing, but state.data exists")
             return
         foreign = [p.name for p in self.directory.iterdir() if not is_state_machine_file(p.name)]
@@ -264,8 +294,12 @@ class StateMachine:
             if self._unsynced and self._durable:
                 self._wal.sync()
             self._unsynced = False
-            if self._checkpoint_due():
-                self.checkpoint()
+            self._reap_checkpoint(block=False)
+            if self._checkpoint_due() and not self._checkpointer.running:
+                if self._background:
+                    self._start_background_checkpoint()
+                else:
+                    self.checkpoint()
         except (StorageFailure, OSError) as exc:
             self._failure = (
                 exc if isinstance(exc, StorageFailure) else StorageFailure(self.directory, str(exc))
@@ -291,8 +325,40 @@ class StateMachine:
             or self._monotonic() - self._last_checkpoint_at >= self._checkpoint_seconds
         )
 
+    def _start_background_checkpoint(self) -> None:
+        """Retire the WAL as `wal.prev` (later records go to a fresh `wal.log`), then fork a
+        child that writes the checkpoint at last_applied; `_reap_checkpoint` drops
+        `wal.prev` once the child has succeeded. A crash in between leaves the old
+        checkpoint and both logs: recovery replays them and checkpoints at once."""
+        directory, durable = self.directory, self._durable
+        self._wal.close()
+        os.replace(directory / WAL_FILE, directory / PREVIOUS_WAL_FILE)
+        WriteAheadLog.create(directory / WAL_FILE, durable=durable)  # fsyncs the directory
+        self._wal, _empty = WriteAheadLog.recover(
+            directory / WAL_FILE, max_record=self._max_record, repair=False, durable=durable
+        )
+        index, term, keys = self._last_applied, self._last_term, self._keys
+        self._checkpointer.start(
+            lambda: write_checkpoint(directory, index, term, keys, durable=durable)
+        )
+        self._entries_since_checkpoint = 0
+        self._last_checkpoint_at = self._monotonic()
+
+    def _reap_checkpoint(self, *, block: bool) -> None:
+        """Finish a background checkpoint that has ended; its failure is a storage failure."""
+        done = self._checkpointer.finished(block=block)
+        if done is None:
+            return
+        if not done:
+            raise StorageFailure(self.directory, "the background checkpoint failed (see stderr)")
+        (self.directory / PREVIOUS_WAL_FILE).unlink()
+        if self._durable:
+            fsync_dir(self.directory)
+        self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
+
     def checkpoint(self) -> None:
         """Write the full state at last_applied, then drop the WAL it covers."""
+        self._reap_checkpoint(block=True)
         self._checkpoint_bytes = write_checkpoint(
             self.directory,
             self._last_applied,
@@ -303,6 +369,11 @@ class StateMachine:
         )
         self._wal.reset(durable=self._durable)
         self._fault_hook("wal.log:truncated")
+        previous = self.directory / PREVIOUS_WAL_FILE
+        if previous.exists():
+            previous.unlink()  # covered by the checkpoint just written
+            if self._durable:
+                fsync_dir(self.directory)
         self._entries_since_checkpoint = 0
         self._last_checkpoint_at = self._monotonic()
 
@@ -410,6 +481,7 @@ class StateMachine:
         """Sync, take a final checkpoint (so the next start replays nothing), release the WAL."""
         if self._failure is None:
             self.sync()
+            self._reap_checkpoint(block=True)
             if checkpoint and self._entries_since_checkpoint:
                 self.checkpoint()
         self._wal.close()
