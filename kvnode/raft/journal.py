@@ -67,6 +67,7 @@ class DurableJournal:
         self._durable = durable
         self._dump_dir = dump_file.parent
         self._dirty = False
+        self.compactions = 0
         self._entries: list[Entry] = []
         self._offsets: list[int] = []
         if not self.path.exists():
@@ -190,6 +191,7 @@ class DurableJournal:
         """
         if self._durable:
             fsync_dir(self._dump_dir)
+        self.compactions += 1  # each follows a snapshot this node wrote
         kept = self._entries[entryTo:]
         parts = [encode_header(KIND_JOURNAL, JOURNAL_VERSION)]
         offsets, offset = [], HEADER_SIZE

@@ -67,6 +67,7 @@ ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 # may have elected another.
 LEADER_FALLBACK_FACTOR = 1
 MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
+STALL_SECONDS = 0.05  # a gap between ticks longer than this is counted as a stall
 
 
 LogEntry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
@@ -105,13 +106,17 @@ class RaftNode(SyncObjBase):
         self.machine = machine
         self.machine_lock = machine_lock  # the service's: readers hold it too
         self.snapshots_installed = 0
-        self.snapshots_written = 0
         self.dump_path = Path(config.data_dir) / RAFT_SNAPSHOT
         self.wakeup = Wakeup()
         self._announced_commit = 0
         self._known_leader: str | None = None
         self._leaderless_since: float | None = time.monotonic()
         self._last_machine_sync = 0.0
+        # Heartbeats go out from this thread: a long gap between ticks is a stall that
+        # can cost an election (reported in /status, measured by `scripts/bench.sh stall`).
+        self._last_tick_at = 0.0
+        self.longest_tick_gap = 0.0
+        self.tick_gaps_over_50ms = 0
         # Before the journal exists: whether this start is a fresh, empty replacement.
         self.catch_up = CatchUp(Path(config.data_dir), config.initial_state)
         self.journal = DurableJournal(
@@ -148,6 +153,8 @@ class RaftNode(SyncObjBase):
         # this life's command N (a false outcome). Start the counter at a value no earlier
         # process can have used.
         self.start_forwarded_ids_at(time.time_ns())
+        self._pid = os.getpid()
+        self.serialize_in_child()
         self.addOnTickCallback(self._after_tick)
 
     # -- event-driven commit path ------------------------------------------------------
@@ -172,6 +179,12 @@ class RaftNode(SyncObjBase):
     # -- pre-vote (prevote.py): the ElectionView it sees PySyncObj through -----------------
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
+        now = time.monotonic()
+        if self._last_tick_at:
+            gap = now - self._last_tick_at
+            self.longest_tick_gap = max(self.longest_tick_gap, gap)
+            self.tick_gaps_over_50ms += gap > STALL_SECONDS
+        self._last_tick_at = now
         if self.catch_up.active:
             self.postpone_election(time.monotonic())  # no candidacy while catching up
         else:
@@ -250,13 +263,19 @@ class RaftNode(SyncObjBase):
     # -- snapshots (tick thread) ------------------------------------------------------
 
     def _serialize(self, file_name: str, raft_data: RaftData) -> None:
-        try:
-            with self.machine_lock:
-                self.machine.sync()
-                self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
-        except (StorageError, OSError) as exc:
-            fail_stop(f"cannot write a snapshot: {exc}")
-        self.snapshots_written += 1
+        """Write a Raft snapshot. PySyncObj calls this in a forked child (see
+        `serialize_in_child`): a frozen copy of this process with only the tick thread,
+        which was not applying anything when it forked. So the child reads the state
+        without the lock (another thread may have held it at fork time, and would never
+        release it here) and leaves through PySyncObj's `os._exit`."""
+        if os.getpid() == self._pid:  # not forked (fork unavailable): hold the lock
+            try:
+                with self.machine_lock:
+                    self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
+            except (StorageError, OSError) as exc:
+                fail_stop(f"cannot write a snapshot: {exc}")
+            return
+        self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
 
     def _deserialize(self, file_name: str) -> RaftData:
         path = Path(file_name)
@@ -318,7 +337,9 @@ class RaftNode(SyncObjBase):
             "log_entries": raw["log_len"],
             "journal_bytes": self.journal.size_bytes,
             "snapshot_bytes": self.dump_path.stat().st_size if self.dump_path.exists() else 0,
-            "snapshots_written": self.snapshots_written,
+            "snapshots_written": self.journal.compactions,
             "snapshots_installed": self.snapshots_installed,
             "catching_up": self.catch_up.active,
+            "longest_tick_gap_ms": round(self.longest_tick_gap * 1000, 1),
+            "tick_gaps_over_50ms": self.tick_gaps_over_50ms,
         }

@@ -17,7 +17,8 @@ Private names read or written (name-mangled state of PySyncObj's classes):
 - `SyncObj`: `__commandsLocalCounter`, `__newAppendEntriesTime`, `__sendAppendEntries`,
   `__raftState`, `__otherNodes`, `__raftElectionDeadline`, `__connectedToAnyone`,
   `__generateRaftTimeout`, `__raftLeader`, `__onLeaderChanged`, `__transport`,
-  `__raftNextIndex`.
+  `__raftNextIndex`, `__serializer`.
+- `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
 Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick` and
@@ -161,6 +162,12 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
 
     def send(self, peer: Any, message: dict[str, Any]) -> None:
         self._SyncObj__transport.send(peer, message)
+
+    def serialize_in_child(self) -> None:
+        """Write Raft snapshots in a forked child, as PySyncObj does for its own format
+        (it turns forking off when the serializer is a custom one): the tick thread
+        then only forks, and heartbeats go on while a large state is written."""
+        self._SyncObj__serializer._Serializer__useFork = True
 
     def next_index_map(self) -> dict[Any, int]:
         """The leader's nextIndex per follower (a live dict)."""
