@@ -40,6 +40,10 @@ class NodeConfig:
     checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS
     snapshot_entries: int = 5000
     snapshot_seconds: float = 300.0
+    # Checkpoints and Raft snapshots are written by a forked child (copy-on-write memory),
+    # so a large state does not hold up heartbeats. false: written in the Raft thread,
+    # which needs no extra memory but stalls it for seconds on millions of keys.
+    fork_snapshots: bool = True
     max_value_bytes: int = 1024 * 1024
     request_timeout: float = 5.0
     body_timeout: float = BODY_TIMEOUT_SECONDS

@@ -72,7 +72,7 @@ class KvService:
             checkpoint_seconds=config.checkpoint_seconds,
             repair=config.repair,
             changes=self.history,
-            background_checkpoints=True,
+            background_checkpoints=config.fork_snapshots,
         )
         # A watcher may hold as many undelivered changes as the history holds.
         self.watches = WatchHub(self.history, max_pending=config.watch_history)

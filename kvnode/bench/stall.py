@@ -80,6 +80,7 @@ async def measure(cluster: LocalCluster, rate: float, seconds: float) -> dict[st
             "longest_tick_gap_ms": status["longest_tick_gap_ms"],
             "tick_gaps_over_50ms": status["tick_gaps_over_50ms"] - before[i]["tick_gaps_over_50ms"],
             "snapshots_written": status["snapshots_written"] - before[i]["snapshots_written"],
+            "snapshots_installed": status["snapshots_installed"] - before[i]["snapshots_installed"],
             "checkpoint_bytes": status["checkpoint_bytes"],
             "keys": status["keys"],
         }
@@ -87,30 +88,54 @@ async def measure(cluster: LocalCluster, rate: float, seconds: float) -> dict[st
     return {"writes": load, "terms_seen": terms, "elections": len(terms) - 1, "nodes": nodes}
 
 
+async def statuses(client: Client, cluster: LocalCluster) -> dict[int, dict[str, Any]]:
+    """Every node's /status without the digest (hashing a million keys would be a stall
+    of its own)."""
+    found = await asyncio.gather(*(client.status(node.url, digest=False) for node in cluster.nodes))
+    return dict(enumerate(found))
+
+
 @click.command()
 @click.option("--keys", default=1_000_000, show_default=True, help="Keys in the state.")
 @click.option("--duration", default=60.0, show_default=True, help="Seconds of write load.")
 @click.option("--rate", default=200.0, show_default=True, help="Writes per second.")
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="Also run with fork_snapshots = false (snapshots in the Raft thread), for contrast.",
+)
 @click.option("--dir", "base", type=click.Path(path_type=Path), help="Where to run (tmp).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
 def main(
-    keys: int, duration: float, rate: float, base: Path | None, json_path: Path | None
+    keys: int,
+    duration: float,
+    rate: float,
+    compare: bool,
+    base: Path | None,
+    json_path: Path | None,
 ) -> None:
+    runs = {}
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         root = Path(tmp)
         backup = root / "large.snap"
         started = time.monotonic()
         generate_backup(backup, keys)
         click.echo(f"generated {keys} keys in {time.monotonic() - started:.1f} s", err=True)
-        cluster = LocalCluster(root / "cluster", settings=SETTINGS)
-        for node in cluster.nodes:
-            restore_node(load_config(node.config_path), backup)
-        cluster.start_all()
-        try:
-            result = asyncio.run(measure(cluster, rate, duration))
-        finally:
-            cluster.stop_all()
-    result = {"keys": keys, "duration_s": duration, "rate": rate, **result}
+        for fork in (True, False) if compare else (True,):
+            cluster = LocalCluster(
+                root / f"cluster-fork-{fork}", settings={**SETTINGS, "fork_snapshots": fork}
+            )
+            for node in cluster.nodes:
+                restore_node(load_config(node.config_path), backup)
+            cluster.start_all()
+            try:
+                runs[f"fork_snapshots={str(fork).lower()}"] = asyncio.run(
+                    measure(cluster, rate, duration)
+                )
+            finally:
+                cluster.stop_all()
+    result = {"keys": keys, "duration_s": duration, "rate": rate, "runs": runs}
     click.echo(json.dumps(result, indent=2))
     if json_path:
         json_path.write_text(json.dumps(result, indent=2))

@@ -61,13 +61,19 @@ class DurableJournal:
     """PySyncObj's Journal interface (add, clear, deleteEntriesFrom/To, [], len, term and
     vote, commit index), made durable."""
 
-    def __init__(self, directory: Path, *, durable: bool, dump_file: Path) -> None:
+    def __init__(
+        self, directory: Path, *, durable: bool, dump_file: Path, trailing_entries: int = 0
+    ) -> None:
         self.path = directory / RAFT_JOURNAL
         self.meta_path = directory / RAFT_META
         self._durable = durable
         self._dump_dir = dump_file.parent
         self._dirty = False
         self.compactions = 0
+        # Entries kept before a snapshot's index when compacting (hashicorp/raft's
+        # TrailingLogs): a follower a little behind catches up from the log instead of
+        # needing the whole snapshot, which on a large state takes seconds to install.
+        self._trailing = trailing_entries
         self._entries: list[Entry] = []
         self._offsets: list[int] = []
         if not self.path.exists():
@@ -192,7 +198,21 @@ class DurableJournal:
         if self._durable:
             fsync_dir(self._dump_dir)
         self.compactions += 1  # each follows a snapshot this node wrote
-        kept = self._entries[entryTo:]
+        self._keep_from(max(0, entryTo - self._trailing))
+
+    @on_storage_error("trim the Raft journal to its snapshot")
+    def start_at_snapshot(self, snapshot_index: int) -> None:
+        """At startup: drop the trailing entries kept before the snapshot, so the log starts
+        with the snapshot's previous and last entries, where PySyncObj looks for them
+        (finding others there, it would clear the whole log, entries after the snapshot
+        included)."""
+        positions = [i for i, entry in enumerate(self._entries) if entry[1] == snapshot_index - 1]
+        if positions and positions[0] > 0:
+            self._keep_from(positions[0])
+
+    def _keep_from(self, position: int) -> None:
+        """Keep the entries from list `position` on: the journal rewritten atomically."""
+        kept = self._entries[position:]
         parts = [encode_header(KIND_JOURNAL, JOURNAL_VERSION)]
         offsets, offset = [], HEADER_SIZE
         for command, idx, term in kept:

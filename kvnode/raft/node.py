@@ -29,6 +29,7 @@ Everything PySyncObj-specific goes through `pysyncobj_adapter`.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -56,7 +57,8 @@ from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome
 from kvnode.storage.errors import StorageError
-from kvnode.storage.fileformat import fsync_dir
+from kvnode.storage.fileformat import KIND_SNAPSHOT, fsync_dir
+from kvnode.storage.image import peek_index
 from kvnode.storage.layout import RAFT_SNAPSHOT
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 LEADER_FALLBACK_FACTOR = 1
 MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
 STALL_SECONDS = 0.05  # a gap between ticks longer than this is counted as a stall
+RECENT_STALLS = 32
+TRAILING_FRACTION = 4  # keep a quarter of snapshot_entries in the log after a snapshot
+HEAD_BYTES = 64  # enough of a snapshot file for its header and index
 
 
 LogEntry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
@@ -117,11 +122,21 @@ class RaftNode(SyncObjBase):
         self._last_tick_at = 0.0
         self.longest_tick_gap = 0.0
         self.tick_gaps_over_50ms = 0
+        self.recent_stalls: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=RECENT_STALLS
+        )
         # Before the journal exists: whether this start is a fresh, empty replacement.
         self.catch_up = CatchUp(Path(config.data_dir), config.initial_state)
         self.journal = DurableJournal(
-            Path(config.data_dir), durable=config.durable, dump_file=self.dump_path
+            Path(config.data_dir),
+            durable=config.durable,
+            dump_file=self.dump_path,
+            # Less than snapshot_entries, or the log would stay over the compaction threshold.
+            trailing_entries=config.snapshot_entries // TRAILING_FRACTION,
         )
+        snapshot_index = self._snapshot_index()
+        if snapshot_index:
+            self.journal.start_at_snapshot(snapshot_index)
         self.prevote = PreVote(self, config.election_timeout_min)
         conf = SyncObjConf(
             journalFile=self.journal,
@@ -154,8 +169,17 @@ class RaftNode(SyncObjBase):
         # process can have used.
         self.start_forwarded_ids_at(time.time_ns())
         self._pid = os.getpid()
-        self.serialize_in_child()
+        if config.fork_snapshots:
+            self.serialize_in_child()
         self.addOnTickCallback(self._after_tick)
+
+    def _snapshot_index(self) -> int | None:
+        """The index of this node's Raft snapshot, from its first bytes (None: none yet)."""
+        try:
+            with open(self.dump_path, "rb") as handle:
+                return peek_index(handle.read(HEAD_BYTES), KIND_SNAPSHOT)
+        except FileNotFoundError:
+            return None
 
     # -- event-driven commit path ------------------------------------------------------
     # PySyncObj replicates on a timer. These three hooks make it replicate when there is
@@ -183,7 +207,9 @@ class RaftNode(SyncObjBase):
         if self._last_tick_at:
             gap = now - self._last_tick_at
             self.longest_tick_gap = max(self.longest_tick_gap, gap)
-            self.tick_gaps_over_50ms += gap > STALL_SECONDS
+            if gap > STALL_SECONDS:
+                self.tick_gaps_over_50ms += 1
+                self.recent_stalls.append((time.time(), gap))
         self._last_tick_at = now
         if self.catch_up.active:
             self.postpone_election(time.monotonic())  # no candidacy while catching up
@@ -342,4 +368,8 @@ class RaftNode(SyncObjBase):
             "catching_up": self.catch_up.active,
             "longest_tick_gap_ms": round(self.longest_tick_gap * 1000, 1),
             "tick_gaps_over_50ms": self.tick_gaps_over_50ms,
+            # The latest stalls as [unix time, gap in ms], to see when they happened.
+            "recent_stalls": [
+                [round(at, 3), round(gap * 1000, 1)] for at, gap in self.recent_stalls
+            ],
         }

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kvnode.cluster.supervisor import LocalCluster
 
-from kvnode.client import Client, Indeterminate, Unavailable
+from kvnode.client import Client, Indeterminate, KvError, Unavailable
+from kvnode.storage.fileformat import KIND_SNAPSHOT
+from kvnode.storage.image import peek_index
+from kvnode.storage.layout import RAFT_SNAPSHOT
 from tests.integration.conftest import (
     LoadResult,
     assert_all_present,
@@ -186,3 +190,47 @@ def test_minority_neither_acknowledges_writes_nor_serves_linearizable_reads(
             assert value is not None and value.value == b"2"
 
     asyncio.run(scenario())
+
+
+def snapshot_index(local: LocalCluster, node: int) -> int:
+    head = (local.nodes[node].data_dir / RAFT_SNAPSHOT).read_bytes()[:64]
+    return peek_index(head, KIND_SNAPSHOT) or 0
+
+
+def test_a_restart_after_compaction_keeps_the_log_past_the_snapshot(tmp_path: Path) -> None:
+    """Compaction keeps trailing entries before the snapshot; a restarted node must trim
+    exactly those, not (as PySyncObj does when its log starts elsewhere) every entry after
+    the snapshot, which would take acknowledged writes off this replica."""
+    local = make_cluster(tmp_path / "c", snapshot_entries=40)
+    try:
+
+        async def written(count: int, prefix: str) -> int:
+            load = await write_load(local.urls, count, prefix=prefix, concurrency=4)
+            assert len(load.acked) == count
+            found = await converged(local)
+            return int(found[0]["commit_index"])
+
+        commit = asyncio.run(written(300, "t"))
+        for attempt in range(3):  # until some node's snapshot is not at the log's very end
+            behind = [i for i in range(3) if snapshot_index(local, i) < commit]
+            if behind:
+                break
+            commit = asyncio.run(written(5, f"more{attempt}"))
+        node = behind[0]
+        expected_entries = commit - snapshot_index(local, node) + 2  # its prev and last too
+        for index in range(3):
+            local.kill(index)
+        local.start(node)  # alone: it can only show what its own disk holds
+
+        async def restarted() -> dict[str, Any] | None:
+            async with Client([local.urls[node]], timeout=1) as client:
+                try:
+                    status = await client.status()
+                except KvError:
+                    return None
+            return status if status["raft_applied_index"] > 1 else None  # snapshot loaded
+
+        status = asyncio.run(wait_until(restarted, 30, "the node to load its snapshot"))
+        assert status["log_entries"] >= expected_entries > 2, (status, expected_entries)
+    finally:
+        local.stop_all()

@@ -120,3 +120,24 @@ def test_transport_syncs_the_journal_before_acknowledgements_and_votes_leave(
         "fsync",
         "send request_vote",
     ]
+
+
+def test_compaction_keeps_trailing_entries_and_a_restart_starts_at_the_snapshot(
+    tmp_path: Path,
+) -> None:
+    journal = DurableJournal(
+        tmp_path, durable=True, dump_file=tmp_path / "dump", trailing_entries=3
+    )
+    for idx in range(1, 21):
+        journal.add(b"c%d" % idx, idx, 1)
+    journal.deleteEntriesTo(9)  # PySyncObj: a snapshot at index 10 (kept from position 9)
+    assert [e[1] for e in journal[:]] == list(range(7, 21))  # 3 trailing entries before it
+    journal.setCurrentTerm(1, None)
+    journal._destroy()
+    reopened = DurableJournal(
+        tmp_path, durable=True, dump_file=tmp_path / "dump", trailing_entries=3
+    )
+    reopened.start_at_snapshot(10)  # where PySyncObj expects the snapshot's two entries
+    assert [e[1] for e in reopened[:]] == list(range(9, 21))
+    again = DurableJournal(tmp_path, durable=True, dump_file=tmp_path / "dump")
+    assert [e[1] for e in again[:]] == list(range(9, 21))  # the trim is on disk
