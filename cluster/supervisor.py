@@ -86,15 +86,16 @@ class ClusterView:
     def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 
-    async def statuses(self, client: Client) -> dict[int, dict[str, Any]]:
-        """/status of every reachable running node."""
+    async def statuses(self, client: Client, *, digest: bool = True) -> dict[int, dict[str, Any]]:
+        """/status of every reachable running node (without the state digest, which is
+        O(keys) under the node's lock, when `digest` is false)."""
 
         async def one(index: int) -> tuple[int, dict[str, Any] | None]:
             node = self.nodes[index]
             if not node.running or node.paused:
                 return index, None
             try:
-                return index, await client.status(endpoint=node.url)
+                return index, await client.status(endpoint=node.url, digest=digest)
             except KvError:
                 return index, None
 
@@ -105,7 +106,7 @@ class ClusterView:
         """Index of the node that a majority of reachable nodes agree leads."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            statuses = await self.statuses(client)
+            statuses = await self.statuses(client, digest=False)
             for index, status in statuses.items():
                 if status["role"] != "leader":
                     continue

@@ -70,7 +70,8 @@ ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 LEADER_FALLBACK_FACTOR = 1
 MACHINE_SYNC_INTERVAL = 0.1  # seconds; see _sync_machine
 STALL_SECONDS = 0.05  # a gap between ticks longer than this is counted as a stall
-RECENT_STALLS = 32
+STALL_WINDOW_SECONDS = 10
+STALL_WINDOWS = 60
 TRAILING_FRACTION = 4  # keep a quarter of snapshot_entries in the log after a snapshot
 HEAD_BYTES = 64  # enough of a snapshot file for its header and index
 
@@ -122,9 +123,8 @@ class RaftNode(SyncObjBase):
         self._last_tick_at = 0.0
         self.longest_tick_gap = 0.0
         self.tick_gaps_over_50ms = 0
-        self.recent_stalls: collections.deque[tuple[float, float]] = collections.deque(
-            maxlen=RECENT_STALLS
-        )
+        # The longest gap of each 10-second window, the last STALL_WINDOWS of them.
+        self.stall_windows: collections.deque[list[float]] = collections.deque(maxlen=STALL_WINDOWS)
         # Before the journal exists: whether this start is a fresh, empty replacement.
         self.catch_up = CatchUp(Path(config.data_dir), config.initial_state)
         self.journal = DurableJournal(
@@ -209,7 +209,11 @@ class RaftNode(SyncObjBase):
             self.longest_tick_gap = max(self.longest_tick_gap, gap)
             if gap > STALL_SECONDS:
                 self.tick_gaps_over_50ms += 1
-                self.recent_stalls.append((time.time(), gap))
+                window = time.time() // STALL_WINDOW_SECONDS * STALL_WINDOW_SECONDS
+                if self.stall_windows and self.stall_windows[-1][0] == window:
+                    self.stall_windows[-1][1] = max(self.stall_windows[-1][1], gap)
+                else:
+                    self.stall_windows.append([window, gap])
         self._last_tick_at = now
         if self.catch_up.active:
             self.postpone_election(time.monotonic())  # no candidacy while catching up
@@ -368,8 +372,8 @@ class RaftNode(SyncObjBase):
             "catching_up": self.catch_up.active,
             "longest_tick_gap_ms": round(self.longest_tick_gap * 1000, 1),
             "tick_gaps_over_50ms": self.tick_gaps_over_50ms,
-            # The latest stalls as [unix time, gap in ms], to see when they happened.
-            "recent_stalls": [
-                [round(at, 3), round(gap * 1000, 1)] for at, gap in self.recent_stalls
+            # [window start (unix s), longest gap in it (ms)] for recent 10 s windows.
+            "stall_windows": [
+                [int(start), round(gap * 1000, 1)] for start, gap in self.stall_windows
             ],
         }
