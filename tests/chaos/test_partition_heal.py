@@ -7,11 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.netns import Topology
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client
-from tests.chaos.partitions import needs_partitions
+from tests.chaos.partitions import needs_partitions, partitionable_cluster
 from tests.integration.conftest import converged, write_load
 
 pytestmark = [pytest.mark.slow, needs_partitions]
@@ -19,18 +17,7 @@ PARTITION_SECONDS = 5.0  # over three maximum election timeouts (1.4 s)
 
 
 def test_healing_an_isolated_follower_keeps_the_leader_and_term(tmp_path: Path) -> None:
-    topology = Topology(3)
-    topology.setup()
-    cluster = LocalCluster(
-        tmp_path / "c",
-        hosts=topology.addresses,
-        http_ports=[8001] * 3,
-        raft_ports=[4321] * 3,
-        launch_prefix=[topology.prefix(i) for i in range(3)],
-        settings={"append_entries_period": 0.02, "request_timeout": 2.0},
-    )
-    try:
-        cluster.start_all()
+    with partitionable_cluster(tmp_path / "c") as (topology, cluster):
 
         async def scenario() -> None:
             async with Client(cluster.urls, timeout=3) as client:
@@ -49,6 +36,3 @@ def test_healing_an_isolated_follower_keeps_the_leader_and_term(tmp_path: Path) 
                 assert leaders == {(leader, before)}, f"leader/term changed: {leaders}"
 
         asyncio.run(scenario())
-    finally:
-        cluster.stop_all()
-        topology.teardown()

@@ -12,29 +12,16 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from kvnode.cluster.netns import Topology
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client
-from tests.chaos.partitions import needs_partitions
+from tests.chaos.partitions import needs_partitions, partitionable_cluster
 
 pytestmark = [pytest.mark.slow, needs_partitions]
 SECONDS = 30.0
 
 
 def test_a_cut_off_node_ends_its_streams_and_the_client_moves_on(tmp_path: Path) -> None:
-    topology = Topology(3)
-    topology.setup()
-    cluster = LocalCluster(
-        tmp_path / "c",
-        hosts=topology.addresses,
-        http_ports=[8001] * 3,
-        raft_ports=[4321] * 3,
-        launch_prefix=[topology.prefix(i) for i in range(3)],
-        settings={"append_entries_period": 0.02, "request_timeout": 2.0},
-    )
-    try:
-        cluster.start_all()
+    with partitionable_cluster(tmp_path / "c") as (topology, cluster):
 
         async def scenario() -> None:
             async with Client(cluster.urls, timeout=3) as client:
@@ -70,7 +57,3 @@ def test_a_cut_off_node_ends_its_streams_and_the_client_moves_on(tmp_path: Path)
                 assert second.node != cluster.nodes[follower].node_id
 
         asyncio.run(scenario())
-    finally:
-        topology.heal()
-        cluster.stop_all()
-        topology.teardown()

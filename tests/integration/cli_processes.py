@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from kvnode.cluster.supervisor import free_ports
+from kvnode.cluster.supervisor import LocalCluster, free_ports
 
 from tests.waiting import wait_until_sync
 
@@ -25,6 +25,20 @@ def kvnode(
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kvnode", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def kvnode_against(
+    local: LocalCluster, *args: str, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """`kvnode ARGS` with KVNODE_ENDPOINTS naming every node of `local`."""
+    endpoints = ",".join(node.http_addr for node in local.nodes)
+    return subprocess.run(
+        [sys.executable, "-m", "kvnode", *args],
+        env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
         input=stdin,
         capture_output=True,
         timeout=timeout,

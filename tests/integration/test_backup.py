@@ -5,27 +5,14 @@ deadlines, leases and the request-id table; export/import moves keys as JSON lin
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client
+from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import FAST_SETTINGS, all_ready, assert_clean_logs, leader_of
-
-
-def kvnode_cli(local: LocalCluster, *args: str, stdin: bytes | None = None) -> Any:
-    endpoints = ",".join(node.http_addr for node in local.nodes)
-    return subprocess.run(
-        [sys.executable, "-m", "kvnode", *args],
-        env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 def test_a_backup_restored_to_three_nodes_is_the_same_store(
@@ -52,7 +39,7 @@ def test_a_backup_restored_to_three_nodes_is_the_same_store(
                 asyncio.gather(*(client.put(f"during/{i}", b"x") for i in range(100)))
             )
             done = await asyncio.to_thread(
-                kvnode_cli,
+                kvnode_against,
                 cluster,
                 "backup",
                 str(backup),
@@ -69,9 +56,11 @@ def test_a_backup_restored_to_three_nodes_is_the_same_store(
     restored = LocalCluster(tmp_path / "restored", settings=FAST_SETTINGS)
     try:
         for node in restored.nodes:
-            done = kvnode_cli(restored, "restore", str(backup), "--config", str(node.config_path))
+            done = kvnode_against(
+                restored, "restore", str(backup), "--config", str(node.config_path)
+            )
             assert done.returncode == 0, done.stderr
-        again = kvnode_cli(
+        again = kvnode_against(
             restored, "restore", str(backup), "--config", str(restored.nodes[0].config_path)
         )
         assert again.returncode == 2 and b"not empty" in again.stderr
@@ -106,7 +95,7 @@ def test_export_then_import_moves_keys_and_their_deadlines(cluster: LocalCluster
             await client.put("move/ttl", b"t", ttl=600)
 
     asyncio.run(fill())
-    exported = kvnode_cli(cluster, "export", "--prefix", "move/")
+    exported = kvnode_against(cluster, "export", "--prefix", "move/")
     assert exported.returncode == 0, exported.stderr
     assert len(exported.stdout.splitlines()) == 3
 
@@ -116,7 +105,7 @@ def test_export_then_import_moves_keys_and_their_deadlines(cluster: LocalCluster
                 await client.delete(key)
 
     asyncio.run(wipe_keys())
-    imported = kvnode_cli(cluster, "import", stdin=exported.stdout)
+    imported = kvnode_against(cluster, "import", stdin=exported.stdout)
     assert imported.returncode == 0 and b"imported 3 keys" in imported.stdout, imported.stderr
 
     async def check() -> None:
@@ -127,5 +116,5 @@ def test_export_then_import_moves_keys_and_their_deadlines(cluster: LocalCluster
             assert ttl is not None and ttl.expire_at is not None
 
     asyncio.run(check())
-    broken = kvnode_cli(cluster, "import", stdin=b'{"key": 1}\n')
+    broken = kvnode_against(cluster, "import", stdin=b'{"key": 1}\n')
     assert broken.returncode == 2 and b"line 1" in broken.stderr

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
 import orjson
 from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError, WatchEvent
 from kvnode.coordination import election, observe
+from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import converged, leader_of
 from tests.waiting import wait_until
 
@@ -173,28 +173,16 @@ def test_locks_exclude_each_other_and_fence_in_order(shared_cluster: LocalCluste
     assert len(log) == 5 and tokens == sorted(tokens) and len(set(tokens)) == 5
 
 
-def cli(shared_cluster: LocalCluster, *args: str, **kwargs: Any) -> Any:
-    endpoints = ",".join(node.http_addr for node in shared_cluster.nodes)
-    return subprocess.run(
-        [sys.executable, "-m", "kvnode", *args],
-        env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
-        capture_output=True,
-        text=True,
-        timeout=SECONDS,
-        **kwargs,
-    )
-
-
 def test_kvnode_lock_runs_the_command_with_a_token_and_passes_its_exit_code(
     shared_cluster: LocalCluster,
 ) -> None:
-    done = cli(
+    done = kvnode_against(
         shared_cluster, "lock", "job", "--", "sh", "-c", 'echo "$KVNODE_FENCING_TOKEN"; exit 3'
     )
     assert done.returncode == 3, done.stderr
     assert int(done.stdout.strip()) > 0
-    txn = cli(shared_cluster, "txn", input='{"success":[{"get":{"key":"nothing"}}]}')
-    assert txn.returncode == 0 and '"found": false' in txn.stdout
+    txn = kvnode_against(shared_cluster, "txn", stdin=b'{"success":[{"get":{"key":"nothing"}}]}')
+    assert txn.returncode == 0 and b'"found": false' in txn.stdout
 
 
 def test_an_election_moves_on_when_its_leader_dies(shared_cluster: LocalCluster) -> None:
@@ -223,17 +211,19 @@ def test_an_election_moves_on_when_its_leader_dies(shared_cluster: LocalCluster)
 
 
 def test_kvnode_lease_commands_grant_attach_list_and_revoke(shared_cluster: LocalCluster) -> None:
-    granted = cli(shared_cluster, "lease", "grant", "30")
+    granted = kvnode_against(shared_cluster, "lease", "grant", "30")
     assert granted.returncode == 0, granted.stderr
-    lease_id = granted.stdout.strip()
-    assert cli(shared_cluster, "put", "svc/web", "up", "--lease", lease_id).returncode == 0
-    assert lease_id in cli(shared_cluster, "lease", "list").stdout
-    kept = cli(shared_cluster, "lease", "keepalive", lease_id, "--once")
-    assert kept.returncode == 0 and "renewed" in kept.stdout
-    assert cli(shared_cluster, "lease", "revoke", lease_id).returncode == 0
-    assert cli(shared_cluster, "get", "svc/web").returncode == 1  # gone with its lease
-    missing = cli(shared_cluster, "lease", "revoke", lease_id)
-    assert missing.returncode == 1 and "lease_not_found" in missing.stderr
+    lease_id = granted.stdout.decode().strip()
+    assert (
+        kvnode_against(shared_cluster, "put", "svc/web", "up", "--lease", lease_id).returncode == 0
+    )
+    assert lease_id.encode() in kvnode_against(shared_cluster, "lease", "list").stdout
+    kept = kvnode_against(shared_cluster, "lease", "keepalive", lease_id, "--once")
+    assert kept.returncode == 0 and b"renewed" in kept.stdout
+    assert kvnode_against(shared_cluster, "lease", "revoke", lease_id).returncode == 0
+    assert kvnode_against(shared_cluster, "get", "svc/web").returncode == 1  # gone with its lease
+    missing = kvnode_against(shared_cluster, "lease", "revoke", lease_id)
+    assert missing.returncode == 1 and b"lease_not_found" in missing.stderr
 
 
 def test_revoking_a_lease_deletes_its_keys_at_one_revision_on_every_node(
