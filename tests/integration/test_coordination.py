@@ -27,6 +27,8 @@ from tests.waiting import wait_until
 ACCOUNTS = [f"bank/{name}" for name in "abcd"]
 OPENING_BALANCE = 100
 SECONDS = 60.0  # every loop below ends by itself within this
+KEEPALIVE_SECONDS = 1.0  # how often the test's lease owner renews (ttl 3 s)
+HOLD_SECONDS = 0.1  # how long each lock holder works, so that contenders overlap
 
 
 async def transfer(client: Client, rng: random.Random) -> bool:
@@ -65,14 +67,15 @@ def test_transfers_keep_the_total_across_a_leader_sigkill(cluster: LocalCluster)
                     except KvError:
                         done[1] += 1
 
+            async def transfers(count: int) -> bool:
+                return done[0] >= count
+
             tellers = [asyncio.ensure_future(teller(seed)) for seed in range(16)]
-            await wait_until(lambda: asyncio.sleep(0, done[0] >= 50), SECONDS, "50 transfers")
+            await wait_until(lambda: transfers(50), SECONDS, "50 transfers")
             leader = await leader_of(cluster)
             cluster.kill(leader)
             before_kill = done[0]
-            await wait_until(
-                lambda: asyncio.sleep(0, done[0] >= before_kill + 50), SECONDS, "transfers after"
-            )
+            await wait_until(lambda: transfers(before_kill + 50), SECONDS, "transfers after")
             stop.set()
             await asyncio.gather(*tellers)
             cluster.start(leader)
@@ -132,19 +135,26 @@ def test_a_kept_alive_lease_survives_a_leader_change(cluster: LocalCluster) -> N
                 while not stop.is_set():
                     with contextlib.suppress(KvError):  # an election: the next one will do
                         await client.lease_keepalive(lease["id"])
-                    await asyncio.sleep(1)
+                    with contextlib.suppress(TimeoutError):  # the owner's keepalive period
+                        await asyncio.wait_for(stop.wait(), KEEPALIVE_SECONDS)
 
             keeper = asyncio.ensure_future(keep_alive())
             cluster.kill(await leader_of(cluster))
             await leader_of(cluster)
-            await asyncio.sleep(5)  # longer than the ttl: only keepalives hold the key
+            unrenewed_deadline = (lease["expire_at"] + 2 * lease["ttl"] * 1000) / 1000
+
+            async def past_it() -> bool:  # without keepalives the lease would be gone by now
+                return time.time() > unrenewed_deadline
+
+            await wait_until(past_it, SECONDS, "two ttls past the lease's first deadline")
             assert (await client.get("alive/k")) is not None, "the lease expired"
             stop.set()
             await keeper
-            deadline = time.monotonic() + SECONDS
-            while await client.get("alive/k") is not None:  # no keepalives now: it expires
-                assert time.monotonic() < deadline, "the lease never expired"
-                await asyncio.sleep(0.2)
+
+            async def expired() -> bool:  # no keepalives now: it expires
+                return await client.get("alive/k") is None
+
+            await wait_until(expired, SECONDS, "the lease to expire without keepalives")
 
     asyncio.run(scenario())
 
@@ -162,7 +172,7 @@ def test_locks_exclude_each_other_and_fence_in_order(shared_cluster: LocalCluste
                 holding[0] += 1
                 assert holding[0] == 1, "two holders at once"
                 log.append((name, lock.fencing_token))
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(HOLD_SECONDS)  # the work done under the lock
                 holding[0] -= 1
 
         await asyncio.wait_for(asyncio.gather(*(contender(f"c{i}") for i in range(5))), SECONDS)

@@ -16,6 +16,7 @@ from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.watch import http as watch_http
 from tests.unit.api.served_api import Api, error, make_api
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -103,7 +104,11 @@ def test_a_long_poll_waits_for_the_next_change(api: Api) -> None:
                 return await response.json(), response.headers["X-KV-Next-Revision"]
 
         waiting = asyncio.ensure_future(watch())
-        await asyncio.sleep(0.2)
+
+        async def registered() -> bool:
+            return api.service.watches.watchers == 1 or waiting.done()
+
+        await wait_until(registered, 5, "the long-poll to be waiting")
         assert not waiting.done(), "a watch without changes must wait"
         async with api.client.put("/kv/k", data=b"new") as response:
             revision = (await response.json())["revision"]

@@ -99,9 +99,9 @@ def test_the_hub_wakes_only_the_watchers_of_the_changed_key() -> None:
         under = hub.subscribe(prefix="a", from_revision=None)
         history.changed(put(1, "a"))
         history.changed(put(1, "ab"))
-        history.applied(1)
-        await asyncio.sleep(0)  # the applying thread's notification runs the pump
-        await asyncio.sleep(0)
+        history.applied(1)  # its notification schedules the pump on this loop
+        await mine.wait(5)
+        await under.wait(5)
         return (
             [c.revision for c in mine.take().changes],
             [c.revision for c in other.take().changes],
