@@ -190,18 +190,11 @@ def decode_image(
                 offset += REQUEST.size
                 request_id = data[offset : offset + id_len].decode()
                 offset += id_len
-                fingerprint = b""
+                fingerprint = detail = b""
                 if version >= FIRST_VERSION_WITH_FINGERPRINTS:
-                    (fingerprint_len,) = FINGERPRINT_LEN.unpack_from(data, offset)
-                    offset += FINGERPRINT_LEN.size
-                    fingerprint = data[offset : offset + fingerprint_len]
-                    offset += fingerprint_len
-                detail = b""
+                    fingerprint, offset = _prefixed(data, offset, FINGERPRINT_LEN)
                 if version >= FIRST_VERSION_WITH_LEASES:
-                    (detail_len,) = DETAIL_LEN.unpack_from(data, offset)
-                    offset += DETAIL_LEN.size
-                    detail = data[offset : offset + detail_len]
-                    offset += detail_len
+                    detail, offset = _prefixed(data, offset, DETAIL_LEN)
                 outcome = Outcome(
                     STATUSES[status], revision, bool(created), expire_at, detail=detail
                 )
@@ -222,3 +215,10 @@ def decode_image(
     if offset != len(data) - CRC.size:
         raise error(path, "record count does not match the file length", offset)
     return StateImage(index, term, log_clock_ms, items, requests, leases, extra, stored_crc)
+
+
+def _prefixed(data: bytes, offset: int, length: struct.Struct) -> tuple[bytes, int]:
+    """The bytes after a length prefix at `offset`, and the offset past them."""
+    (size,) = length.unpack_from(data, offset)
+    start = offset + length.size
+    return data[start : start + size], start + size
