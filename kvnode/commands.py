@@ -137,3 +137,18 @@ def lease_renew_all(extend_ms: int, *, issued_at_ms: int) -> bytes:
     command = Command(issued_at_ms=issued_at_ms)
     command.lease_renew_all.extend_ms = extend_ms
     return command.SerializeToString()
+
+
+def member_publish(raft_addr: str, node_id: str, http_url: str, *, issued_at_ms: int) -> bytes:
+    """Records how to reach the member at `raft_addr` (the member directory)."""
+    command = Command(issued_at_ms=issued_at_ms)
+    command.member_publish.raft_addr = raft_addr
+    command.member_publish.node_id = node_id
+    command.member_publish.http_url = http_url
+    return command.SerializeToString()
+
+
+def member_forget(raft_addr: str, *, issued_at_ms: int) -> bytes:
+    command = Command(issued_at_ms=issued_at_ms)
+    command.member_forget.raft_addr = raft_addr
+    return command.SerializeToString()

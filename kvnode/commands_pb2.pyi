@@ -201,8 +201,24 @@ class LeaseRenewAll(_message.Message):
     extend_ms: int
     def __init__(self, extend_ms: _Optional[int] = ...) -> None: ...
 
+class MemberPublish(_message.Message):
+    __slots__ = ("raft_addr", "node_id", "http_url")
+    RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    HTTP_URL_FIELD_NUMBER: _ClassVar[int]
+    raft_addr: str
+    node_id: str
+    http_url: str
+    def __init__(self, raft_addr: _Optional[str] = ..., node_id: _Optional[str] = ..., http_url: _Optional[str] = ...) -> None: ...
+
+class MemberForget(_message.Message):
+    __slots__ = ("raft_addr",)
+    RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
+    raft_addr: str
+    def __init__(self, raft_addr: _Optional[str] = ...) -> None: ...
+
 class Command(_message.Message):
-    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all")
+    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget")
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +232,8 @@ class Command(_message.Message):
     LEASE_KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
     LEASE_REVOKE_FIELD_NUMBER: _ClassVar[int]
     LEASE_RENEW_ALL_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FORGET_FIELD_NUMBER: _ClassVar[int]
     issued_at_ms: int
     request_id: str
     request_fingerprint: bytes
@@ -229,4 +247,6 @@ class Command(_message.Message):
     lease_keepalive: LeaseKeepAlive
     lease_revoke: LeaseRevoke
     lease_renew_all: LeaseRenewAll
-    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ...) -> None: ...
+    member_publish: MemberPublish
+    member_forget: MemberForget
+    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ...) -> None: ...

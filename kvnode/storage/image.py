@@ -4,7 +4,7 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=4        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=5        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
@@ -18,6 +18,8 @@ self-contained snapshot handed to other nodes. All integers little-endian:
                 (version >= 4) detail_len u32 | detail (a transaction's reply)
     lease_count u64   (version >= 4) number of leases that follow
     lease*      id u64 | ttl_ms u64 | expire_at_ms u64
+    member_count u64  (version >= 5) number of member directory entries that follow
+    member*     addr_len u16 | id_len u16 | url_len u16 | raft_addr | node_id | http_url
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -44,18 +46,21 @@ from kvnode.storage.fileformat import (
 )
 from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.record import KeyRecord, Lease
+from kvnode.storage.record import KeyRecord, Lease, Member
 
-IMAGE_VERSION = 4
+IMAGE_VERSION = 5
 FIRST_VERSION_WITH_REQUESTS = 2
 FIRST_VERSION_WITH_FINGERPRINTS = 3
 FIRST_VERSION_WITH_LEASES = 4
+FIRST_VERSION_WITH_MEMBERS = 5
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM_V3 = struct.Struct("<IIQQQ")
 ITEM = struct.Struct("<IIQQQQ")
 DETAIL_LEN = struct.Struct("<I")
 LEASE_COUNT = struct.Struct("<Q")
 LEASE = struct.Struct("<QQQ")
+MEMBER_COUNT = struct.Struct("<Q")
+MEMBER = struct.Struct("<HHH")
 REQUEST_COUNT = struct.Struct("<Q")
 REQUEST = struct.Struct("<HQQBQBQ")
 FINGERPRINT_LEN = struct.Struct("<B")
@@ -76,9 +81,10 @@ class StateImage:
     leases: Iterable[tuple[int, Lease]]
     extra: bytes
     crc: int = 0
+    members: Iterable[tuple[str, Member]] = ()
 
     def keyspace(self) -> Keyspace:
-        return Keyspace(self.items, self.log_clock_ms, self.requests, self.leases)
+        return Keyspace(self.items, self.log_clock_ms, self.requests, self.leases, self.members)
 
 
 def encode_image(
@@ -88,7 +94,14 @@ def encode_image(
     return encode_parts(
         kind,
         StateImage(
-            index, term, keys.log_clock_ms, keys.items(), keys.requests, keys.leases.items(), extra
+            index,
+            term,
+            keys.log_clock_ms,
+            keys.items(),
+            keys.requests,
+            keys.leases.items(),
+            extra,
+            members=keys.members.items(),
         ),
         len(keys),
     )
@@ -137,6 +150,14 @@ def encode_parts(kind: bytes, image: StateImage, count: int) -> tuple[bytes, int
     parts.append(LEASE_COUNT.pack(len(leases)))
     for lease_id, lease in leases:
         parts.append(LEASE.pack(lease_id, lease.ttl_ms, lease.expire_at_ms))
+    members = [
+        (addr.encode(), member.node_id.encode(), member.http_url.encode())
+        for addr, member in image.members
+    ]
+    parts.append(MEMBER_COUNT.pack(len(members)))
+    for fields in members:
+        parts.append(MEMBER.pack(*(len(field) for field in fields)))
+        parts.extend(fields)
     parts.append(EXTRA_LEN.pack(len(image.extra)))
     parts.append(image.extra)
     data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
@@ -206,6 +227,19 @@ def decode_image(
                 lease_id, ttl_ms, lease_deadline = LEASE.unpack_from(data, offset)
                 offset += LEASE.size
                 leases.append((lease_id, Lease(ttl_ms, lease_deadline)))
+        members: list[tuple[str, Member]] = []
+        if version >= FIRST_VERSION_WITH_MEMBERS:
+            (member_count,) = MEMBER_COUNT.unpack_from(data, offset)
+            offset += MEMBER_COUNT.size
+            for _ in range(member_count):
+                lengths = MEMBER.unpack_from(data, offset)
+                offset += MEMBER.size
+                fields = []
+                for length in lengths:
+                    fields.append(data[offset : offset + length].decode())
+                    offset += length
+                addr, node_id, http_url = fields
+                members.append((addr, Member(node_id, http_url)))
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]
@@ -214,7 +248,9 @@ def decode_image(
         raise error(path, f"malformed record near offset {offset}: {exc}", offset) from exc
     if offset != len(data) - CRC.size:
         raise error(path, "record count does not match the file length", offset)
-    return StateImage(index, term, log_clock_ms, items, requests, leases, extra, stored_crc)
+    return StateImage(
+        index, term, log_clock_ms, items, requests, leases, extra, stored_crc, members
+    )
 
 
 def _prefixed(data: bytes, offset: int, length: struct.Struct) -> tuple[bytes, int]:

@@ -27,7 +27,7 @@ from kvnode.storage.changes import Change, ChangeKind
 from kvnode.storage.dedup import RequestLog, RequestRecord
 from kvnode.storage.leases import LeaseTable
 from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.record import KeyRecord, Lease
+from kvnode.storage.record import KeyRecord, Lease, Member
 from kvnode.storage.txn import holds, key_state
 
 _DIGEST_ITEM = struct.Struct("<IIQQQQ")
@@ -41,6 +41,7 @@ class Keyspace:
         log_clock_ms: int = 0,
         requests: Iterable[RequestRecord] = (),
         leases: Iterable[tuple[int, Lease]] = (),
+        members: Iterable[tuple[str, Member]] = (),
     ) -> None:
         self._data: SortedDict[str, KeyRecord] = SortedDict(items)
         self.leases = LeaseTable(leases)
@@ -48,6 +49,8 @@ class Keyspace:
             if record.lease:
                 self.leases.attach(key, record.lease)
         self.requests = RequestLog(requests)
+        # The member directory, by Raft address (MemberPublish / MemberForget).
+        self.members: dict[str, Member] = dict(members)
         self._deadlines: SortedList[tuple[int, str]] = SortedList(
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
@@ -166,6 +169,13 @@ class Keyspace:
                 deadline = max(lease.expire_at_ms, command.issued_at_ms + lease.ttl_ms + extend)
                 self.leases.set(lease_id, lease._replace(expire_at_ms=deadline))
             return Outcome(Status.OK, index)
+        if op == "member_publish":
+            publish = command.member_publish
+            self.members[publish.raft_addr] = Member(publish.node_id, publish.http_url)
+            return Outcome(Status.OK, index)
+        if op == "member_forget":
+            found = self.members.pop(command.member_forget.raft_addr, None)
+            return Outcome(Status.OK if found else Status.NOT_FOUND, index if found else 0)
         return Outcome(Status.INVALID, 0)
 
     def _keep_alive(self, index: int, lease_id: int, now_ms: int) -> Outcome:

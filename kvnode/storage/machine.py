@@ -50,7 +50,7 @@ from kvnode.storage.layout import (
 )
 from kvnode.storage.leases import LeaseTable
 from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.record import KeyRecord
+from kvnode.storage.record import KeyRecord, Member
 from kvnode.storage.snapshot import prune_snapshots, read_snapshot, write_snapshot
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -76,6 +76,8 @@ OPCODE_BY_OP = {
     "lease_keepalive": Opcode.LEASE_KEEPALIVE,
     "lease_revoke": Opcode.LEASE_REVOKE,
     "lease_renew_all": Opcode.LEASE_RENEW_ALL,
+    "member_publish": Opcode.MEMBER_PUBLISH,
+    "member_forget": Opcode.MEMBER_FORGET,
 }
 _INVALID = Outcome(Status.INVALID, 0)
 _EMPTY_COMMAND = Command()
@@ -405,6 +407,11 @@ class StateMachine:
         """The lease table (read it under the owner's lock)."""
         return self._keys.leases
 
+    @property
+    def members(self) -> dict[str, Member]:
+        """The member directory by Raft address (read it under the owner's lock)."""
+        return self._keys.members
+
     def next_deadline(self) -> int | None:
         """The earliest TTL deadline of any stored key (ms), or None."""
         return self._keys.next_deadline()
@@ -452,6 +459,7 @@ class StateMachine:
             list(keys.requests),
             list(keys.leases.items()),
             b"",
+            members=list(keys.members.items()),
         )
         return image, len(items)
 

@@ -21,3 +21,10 @@ class Lease(NamedTuple):
 
     ttl_ms: int
     expire_at_ms: int
+
+
+class Member(NamedTuple):
+    """A member's directory entry (by Raft address): its name and its client URL."""
+
+    node_id: str
+    http_url: str

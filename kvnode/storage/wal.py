@@ -71,6 +71,8 @@ class Opcode(IntEnum):
     LEASE_KEEPALIVE = 8
     LEASE_REVOKE = 9
     LEASE_RENEW_ALL = 10
+    MEMBER_PUBLISH = 11
+    MEMBER_FORGET = 12
 
 
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)

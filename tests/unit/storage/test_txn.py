@@ -244,3 +244,27 @@ def test_leases_and_txn_replies_survive_checkpoint_restart_and_snapshot(tmp_path
     other.index = itertools.count(other.machine.last_applied + 1)
     revoked = other.apply(commands.lease_revoke(lease, issued_at_ms=NOW))
     assert revoked.status is Status.OK and other.machine.get("held") is None
+
+
+def test_the_member_directory_survives_checkpoint_restart_and_snapshot(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a")
+    for n in (1, 2, 3):
+        store.apply(
+            commands.member_publish(
+                f"10.0.0.{n}:4321", f"node{n}", f"http://10.0.0.{n}:8001", issued_at_ms=NOW
+            )
+        )
+    forgot = store.apply(commands.member_forget("10.0.0.2:4321", issued_at_ms=NOW))
+    missing = store.apply(commands.member_forget("10.0.0.9:4321", issued_at_ms=NOW))
+    assert forgot.status is Status.OK and missing.status is Status.NOT_FOUND
+    store.machine.checkpoint()
+    store.machine.close()
+    reopened = Store(tmp_path / "a")
+    expected = {
+        "10.0.0.1:4321": ("node1", "http://10.0.0.1:8001"),
+        "10.0.0.3:4321": ("node3", "http://10.0.0.3:8001"),
+    }
+    assert {a: tuple(m) for a, m in reopened.machine.members.items()} == expected
+    other = Store(tmp_path / "b")
+    other.machine.restore(reopened.machine.snapshot())
+    assert {a: tuple(m) for a, m in other.machine.members.items()} == expected
