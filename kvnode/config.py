@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,12 @@ class NodeConfig:
     raft_addr: str = "127.0.0.1:4321"
     peers: tuple[str, ...] = ()
     http_addr: str = "127.0.0.1:8001"
+    # The URL other nodes and clients reach this node's HTTP API at (published in the
+    # member directory, shown as X-KV-Leader). Default: from http_addr, with the host of
+    # raft_addr when http_addr listens on every interface (0.0.0.0 / ::).
+    advertise_url: str = ""
+    # A running cluster's URL: this node, started empty, asks it to be added (--join).
+    join: str = ""
     data_dir: Path = Path("data/node1")
     fsync: str = "always"
     checkpoint_entries: int = CHECKPOINT_EVERY_ENTRIES
@@ -81,7 +88,20 @@ class NodeConfig:
 
     @property
     def single_node(self) -> bool:
-        return not self.peers
+        return not self.peers and not self.join
+
+    @property
+    def client_url(self) -> str:
+        """This node's HTTP API as others reach it (`advertise_url` or derived)."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host, port = self.http_host_port
+        if host in ("", "0.0.0.0", "::"):
+            host = split_address(self.raft_addr, "raft_addr")[0]
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{host}:{port}"
 
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(NodeConfig)}
@@ -92,6 +112,25 @@ def split_address(value: str, key: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{key}: {value!r} is not a host:port address (e.g. 127.0.0.1:4321)")
     return host.strip("[]"), int(port)
+
+
+def split_url(value: str, key: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s)://host:port URL, or a ConfigError."""
+    parsed = urllib.parse.urlsplit(value)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or port is None
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.username
+    ):
+        raise ConfigError(f"{key}: {value!r} is not an http(s)://host:port URL")
+    return parsed.scheme, parsed.hostname, port
 
 
 def is_loopback(address: str) -> bool:
@@ -173,6 +212,11 @@ def validate(config: NodeConfig) -> None:
     split_address(config.http_addr, "http_addr")
     for peer in config.peers:
         split_address(peer, "peers")
+    for key in ("advertise_url", "join"):
+        if getattr(config, key):
+            split_url(getattr(config, key), key)
+    if config.join and config.peers:
+        raise ConfigError("join: a joining node takes its peers from the cluster; give no peers")
     if config.raft_addr in config.peers:
         raise ConfigError(f"peers: lists this node's own raft_addr {config.raft_addr}")
     if len(set(config.peers)) != len(config.peers):
@@ -183,7 +227,7 @@ def validate(config: NodeConfig) -> None:
         raise ConfigError(
             f"initial_state: {config.initial_state!r} must be one of {', '.join(INITIAL_STATES)}"
         )
-    if config.initial_state == "existing" and not config.peers:
+    if config.initial_state == "existing" and not config.peers and not config.join:
         raise ConfigError("initial_state: 'existing' joins a running cluster; give its peers")
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"log_level: {config.log_level!r} must be one of {', '.join(LOG_LEVELS)}")
@@ -232,7 +276,7 @@ def validate(config: NodeConfig) -> None:
                 " cluster_secret peer traffic is unauthenticated, so --insecure is for"
                 " 127.0.0.0/8 and ::1 only"
             )
-    if config.peers and not config.cluster_secret and not config.insecure:
+    if not config.single_node and not config.cluster_secret and not config.insecure:
         raise ConfigError(
             "cluster_secret: a multi-node node needs a shared secret (peer traffic is "
             "otherwise unauthenticated); set cluster_secret / KVNODE_CLUSTER_SECRET, or pass "

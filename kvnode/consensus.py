@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,18 @@ class Unavailable(ProposalError):
 
 class Indeterminate(ProposalError):
     """The command may or may not have been applied (leader lost, timeout)."""
+
+
+@dataclass(frozen=True)
+class Voter:
+    """A voting member as this node sees it."""
+
+    raft_addr: str
+    is_self: bool
+    # This node hears from it: on the leader, it answered within an election timeout; on
+    # a follower, a peer connection is up. Always true of the node itself.
+    reachable: bool
+    match_index: int | None  # on the leader: the last entry known stored there
 
 
 class StateMachine(Protocol):
@@ -79,8 +92,18 @@ class Consensus(Protocol):
     def ready(self) -> bool:
         """A leader is known (with a quorum, on the leader) and all known commits applied."""
 
-    def members(self) -> list[str]:
-        """Every voting member's address, this node's included."""
+    def voters(self) -> list[Voter]:
+        """Every voting member, this node included, in address order."""
+
+    def membership_change_pending(self) -> bool:
+        """A membership change is in the log and not yet committed."""
+
+    async def change_membership(self, change: str, raft_addr: str) -> None:
+        """Add ("add") or remove ("rem") one voter, on the leader; returns once committed.
+        Raises `Unavailable` if it was refused, `Indeterminate` if the outcome is unknown."""
+
+    async def hand_over_leadership(self) -> None:
+        """On the leader: ask the most caught-up follower to take over now."""
 
     def status(self) -> dict[str, Any]:
         """Role, term, commit and applied index, peers, log sizes: for /status."""

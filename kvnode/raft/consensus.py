@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from kvnode.config import NodeConfig
-from kvnode.consensus import StateMachine
+from kvnode.consensus import StateMachine, Voter
 from kvnode.raft.node import RaftNode
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.storage import Outcome
@@ -17,6 +17,7 @@ class RaftConsensus:
         self.node = RaftNode(config, machine, lock)
         self._proposer = Proposer(self.node, config.request_timeout)
         self._barrier = ReadBarrier(self._proposer)
+        self._heard_within = config.election_timeout_max
 
     async def propose(self, command: bytes) -> Outcome:
         return await self._proposer.propose(command)
@@ -41,8 +42,27 @@ class RaftConsensus:
             return False
         return not self.node.is_leader() or bool(status["has_quorum"])
 
-    def members(self) -> list[str]:
-        return self.node.members()
+    def voters(self) -> list[Voter]:
+        node = self.node
+        leading = node.is_leader()
+        heard = node.responded_within(self._heard_within) if leading else node.connected_addresses()
+        matched = node.match_indexes() if leading else {}
+        own = node.kv_config.raft_addr
+        return [
+            Voter(address, address == own, address == own or address in heard, matched.get(address))
+            for address in node.members()
+        ]
+
+    def membership_change_pending(self) -> bool:
+        return self.node.membership_change_pending()
+
+    async def change_membership(self, change: str, raft_addr: str) -> None:
+        await self._proposer.submit(
+            lambda callback: self.node.change_membership(change, raft_addr, callback)
+        )
+
+    async def hand_over_leadership(self) -> None:
+        await self._proposer.submit(self.node.hand_over_leadership)
 
     def status(self) -> dict[str, Any]:
         return self.node.status()

@@ -236,6 +236,13 @@ class DurableJournal:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def entries_after(self, index: int) -> list[Entry]:
+        """The entries past `index`, copied in one step (safe from any thread)."""
+        entries = self._entries
+        if not entries:
+            return []
+        return entries[max(index + 1 - entries[0][1], 0) :]
+
     def _destroy(self) -> None:
         self.sync_if_dirty()
         if self._commit_index != self._saved_commit_index:

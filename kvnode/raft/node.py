@@ -20,6 +20,11 @@ What PySyncObj does not give and how it is supplied here (see pysyncobj-facts):
   still reports success to the leader. kvnode instead stops the process
   (fail-stop) when its disk state cannot be trusted or written; it recovers
   from disk on restart.
+- *Membership*: PySyncObj's single-server changes (`dynamicMembershipChange`): a
+  change is in effect on a node as soon as its entry is in that node's log. PySyncObj
+  does not itself refuse a second change while one is uncommitted (its guard is never
+  armed), so `membership_change_pending` reads the log. The voters are saved to
+  `raft.members` whenever they change (voters.py), for the next start.
 - *Elections*: a timer that runs out starts a pre-vote round first (prevote.py);
   a leader that has not heard from a majority for one election timeout steps
   down (PySyncObj's leaderFallbackTimeout): check-quorum.
@@ -46,6 +51,7 @@ from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.prevote import PreVote
 from kvnode.raft.pysyncobj_adapter import (
+    MEMBERSHIP_ENTRY,
     SyncObjBase,
     SyncObjConf,
     install,
@@ -54,6 +60,7 @@ from kvnode.raft.pysyncobj_adapter import (
     replicated_method,
 )
 from kvnode.raft.transport import SyncedTransport
+from kvnode.raft.voters import load_voters, save_voters
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome
 from kvnode.storage.errors import StorageError
@@ -74,6 +81,7 @@ STALL_WINDOW_SECONDS = 10
 STALL_WINDOWS = 60
 TRAILING_FRACTION = 4  # keep a quarter of snapshot_entries in the log after a snapshot
 HEAD_BYTES = 64  # enough of a snapshot file for its header and index
+MEMBERSHIP_MARK = bytes([MEMBERSHIP_ENTRY])
 
 
 LogEntry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
@@ -127,6 +135,7 @@ class RaftNode(SyncObjBase):
         self.stall_windows: collections.deque[list[float]] = collections.deque(maxlen=STALL_WINDOWS)
         # Before the journal exists: whether this start is a fresh, empty replacement.
         self.catch_up = CatchUp(Path(config.data_dir), config.initial_state)
+        self._saved_voters = load_voters(Path(config.data_dir))
         self.journal = DurableJournal(
             Path(config.data_dir),
             durable=config.durable,
@@ -154,7 +163,7 @@ class RaftNode(SyncObjBase):
             logCompactionMinTime=config.snapshot_seconds,
             logCompactionSplit=False,  # True confines compaction to per-node time slots
             commandsWaitLeader=False,
-            dynamicMembershipChange=False,
+            dynamicMembershipChange=True,
             onStateChanged=self._log_role_change,
         )
         super().__init__(
@@ -190,6 +199,11 @@ class RaftNode(SyncObjBase):
     def propose(self, command: bytes, callback: Any) -> None:
         """Queue a command (any thread) and wake the tick loop to process it now."""
         self.apply_command(command, callback=callback)
+        self.wakeup.notify()
+
+    def change_membership(self, change: str, address: str, callback: Any) -> None:
+        """Queue a membership change (on the leader) and wake the tick loop."""
+        self.propose_membership(change, address, callback)
         self.wakeup.notify()
 
     def _checkCommandsToApply(self) -> None:
@@ -251,10 +265,28 @@ class RaftNode(SyncObjBase):
             log.info("leader is now %s (term %d)", leader or "unknown", self.raftCurrentTerm)
             self._known_leader = leader
             self._leaderless_since = time.monotonic() if leader is None else None
+        self._save_voters_if_changed()
         if self._isLeader() and self.raftCommitIndex > self._announced_commit:
             self._announced_commit = self.raftCommitIndex
             self._send_append_entries_now()
         self._sync_machine()
+
+    def _save_voters_if_changed(self) -> None:
+        voters = self.members()
+        if voters == self._saved_voters:
+            return
+        try:
+            save_voters(Path(self.kv_config.data_dir), voters, durable=self.kv_config.durable)
+        except OSError as exc:
+            fail_stop(f"cannot save the cluster's voters: {exc}")
+        if self._saved_voters is not None:
+            log.info("voters are now %s", ", ".join(voters))
+        self._saved_voters = voters
+
+    def membership_change_pending(self) -> bool:
+        """A membership entry is in the log but not yet committed (one change at a time)."""
+        uncommitted = self.journal.entries_after(self.raftCommitIndex)
+        return any(command[:1] == MEMBERSHIP_MARK for command, _index, _term in uncommitted)
 
     # -- applying (tick thread) ------------------------------------------------------
 
@@ -344,13 +376,13 @@ class RaftNode(SyncObjBase):
         return 0.0 if since is None else time.monotonic() - since
 
     def members(self) -> list[str]:
-        return sorted([self.kv_config.raft_addr, *self.kv_config.peers])
+        return sorted([self.kv_config.raft_addr, *self.voter_addresses()])
 
     def status(self) -> dict[str, Any]:
         """Raft's view for /status (the service adds the state machine's)."""
         raw = self.getStatus()
         peers = {}
-        for peer in self.kv_config.peers:
+        for peer in self.voter_addresses():
             peers[peer] = {
                 "connected": raw.get(f"partner_node_status_server_{peer}") == 2,
                 "match_index": raw.get(f"match_idx_server_{peer}"),

@@ -11,6 +11,8 @@ answered as Indeterminate, never guessed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from kvnode import commands
 from kvnode.consensus import Indeterminate, Unavailable
@@ -26,31 +28,39 @@ class Proposer:
 
     async def propose(self, command: bytes) -> Outcome:
         """Replicate `command`; return its outcome once this node has applied it."""
+        result = await self.submit(lambda callback: self._node.propose(command, callback))
+        if result is None:
+            raise Indeterminate("the write was committed without an outcome")
+        assert isinstance(result, Outcome)
+        return result
+
+    async def submit(self, start: Callable[[Any], None]) -> Any:
+        """Run `start(callback)` for a PySyncObj request and await its callback: the
+        result on success, `Unavailable` when it certainly was not applied, otherwise
+        `Indeterminate`."""
         if self._node.leader_address() is None:
             raise Unavailable("no_leader", "no leader is known; the cluster may be electing one")
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[Outcome | None, int]] = loop.create_future()
+        answer: asyncio.Future[tuple[Any, int]] = loop.create_future()
 
-        def on_result(result: Outcome | None, error: int) -> None:  # tick thread
+        def on_result(result: Any, error: int) -> None:  # tick thread
             loop.call_soon_threadsafe(_settle, answer, result, error)
 
-        self._node.propose(command, on_result)
+        start(on_result)
         try:
             result, error = await asyncio.wait_for(answer, self._timeout)
         except TimeoutError:
             raise Indeterminate(
                 f"no outcome within {self._timeout:g} s; the write may still be applied"
             ) from None
-        if error == SUCCESS and result is not None:
+        if error == SUCCESS:
             return result
         if error in DEFINITE_FAILURES:
             raise Unavailable(DEFINITE_FAILURES[error], "the write was not applied; retry")
         raise Indeterminate("leadership changed while the write was in flight")
 
 
-def _settle(
-    answer: asyncio.Future[tuple[Outcome | None, int]], result: Outcome | None, error: int
-) -> None:
+def _settle(answer: asyncio.Future[tuple[Any, int]], result: Any, error: int) -> None:
     if not answer.done():
         answer.set_result((result, error))
 

@@ -10,6 +10,10 @@ Patches, installed by `install()` when a node starts (never at import):
 - `syncobj.getEncryptor`: `PeerCipher` (AES-GCM) instead of Fernet.
 - `tcp_connection.zlib`: small messages sent stored, inflation bounded (wire.py).
 - `tcp_connection.pickle`: a plain-data unpickler, never code (peer_pickle.py).
+- `syncobj.pickle`: the same for log entries. PySyncObj unpickles every entry's command
+  when it applies it, membership entries when they arrive, and a large entry sent in
+  pieces; all of that came from a peer. kvnode's entries are plain data, and its
+  membership entries are `[change, address]` (PySyncObj's own pickle a node object).
 - `tcp_server.TcpConnection`, `transport.TcpConnection`: `BoundedTcpConnection`.
 
 Private names read or written (name-mangled state of PySyncObj's classes):
@@ -17,7 +21,8 @@ Private names read or written (name-mangled state of PySyncObj's classes):
 - `SyncObj`: `__commandsLocalCounter`, `__newAppendEntriesTime`, `__sendAppendEntries`,
   `__raftState`, `__otherNodes`, `__raftElectionDeadline`, `__connectedToAnyone`,
   `__generateRaftTimeout`, `__raftLeader`, `__onLeaderChanged`, `__transport`,
-  `__raftNextIndex`, `__serializer`.
+  `__raftNextIndex`, `__serializer`, `__otherNodes`, `__connectedNodes`,
+  `__lastResponseTime`, `__raftMatchIndex`; and `_applyCommand` with `_COMMAND_TYPE`.
 - `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
@@ -40,6 +45,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.config import FAIL_REASON
 from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.syncobj import _COMMAND_TYPE
 from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION
@@ -66,6 +72,8 @@ DEFINITE_FAILURES = {
     FAIL_REASON.REQUEST_DENIED: "denied",
 }
 SUCCESS = FAIL_REASON.SUCCESS
+MEMBERSHIP_ENTRY = _COMMAND_TYPE.MEMBERSHIP  # the first byte of a membership log entry
+MEMBERSHIP_CHANGES = ("add", "rem")
 
 __all__ = [
     "DEFINITE_FAILURES",
@@ -107,6 +115,7 @@ def install(max_value_bytes: int) -> None:
     frame_limit.configure(max_value_bytes)
     tcp_connection_module.zlib = wire.PeerZlib
     tcp_connection_module.pickle = peer_pickle
+    syncobj_module.pickle = peer_pickle
     tcp_server_module.TcpConnection = BoundedTcpConnection
     transport_module.TcpConnection = BoundedTcpConnection
 
@@ -168,6 +177,35 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
         (it turns forking off when the serializer is a custom one): the tick thread
         then only forks, and heartbeats go on while a large state is written."""
         self._SyncObj__serializer._Serializer__useFork = True
+
+    def propose_membership(self, change: str, address: str, callback: Any) -> None:
+        """Add ("add") or remove ("rem") one voter: PySyncObj's single-server change, in
+        effect on every node as soon as the entry is in its log. Encoded as plain data."""
+        assert change in MEMBERSHIP_CHANGES
+        self._applyCommand(peer_pickle.dumps([change, address]), callback, MEMBERSHIP_ENTRY)
+
+    def voter_addresses(self) -> list[str]:
+        """The Raft addresses of the other voters, as this node's log has them now. (Any
+        thread: `list()` copies PySyncObj's set in one step, before the tick changes it.)"""
+        return sorted(node_address(node) for node in list(self._SyncObj__otherNodes))
+
+    def connected_addresses(self) -> set[str]:
+        return {node_address(node) for node in list(self._SyncObj__connectedNodes)}
+
+    def responded_within(self, seconds: float) -> set[str]:
+        """On the leader: the followers that answered it in the last `seconds`."""
+        deadline = time.monotonic() - seconds
+        last = self._SyncObj__lastResponseTime
+        voters = list(self._SyncObj__otherNodes)
+        return {node_address(n) for n in voters if last.get(n, 0) > deadline}
+
+    def match_indexes(self) -> dict[str, int]:
+        """On the leader: the highest index known to be stored on each follower."""
+        return {node_address(n): i for n, i in list(self._SyncObj__raftMatchIndex.items())}
+
+    def hand_over_leadership(self, callback: Any) -> None:
+        """Ask the most caught-up connected follower to stand now (Raft's TimeoutNow)."""
+        self.transferLeadership(None, callback)
 
     def next_index_map(self) -> dict[Any, int]:
         """The leader's nextIndex per follower (a live dict)."""

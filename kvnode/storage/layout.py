@@ -5,6 +5,7 @@
       raft.meta       term, vote and commit index
       raft.snapshot   the last Raft snapshot: a kvnode snapshot image
       raft.catching-up  present while a replacement node may not vote (raft/catch_up.py)
+      raft.members    the voters this node last knew, to start with (raft/voters.py)
       sm/             the state machine (storage/machine.py):
         wal.log       commands applied since the checkpoint (storage/wal.py)
         wal.prev      the WAL before it, while a background checkpoint is written
@@ -28,6 +29,7 @@ RAFT_JOURNAL = "raft.journal"
 RAFT_META = "raft.meta"
 RAFT_SNAPSHOT = "raft.snapshot"
 CATCHING_UP = "raft.catching-up"
+RAFT_MEMBERS = "raft.members"
 STATE_MACHINE_DIR = "sm"
 WRITE_PROBE = ".write-probe"  # briefly, while a starting node checks the disk takes writes
 WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
@@ -37,7 +39,15 @@ STATE_FILE = "state.data"
 METADATA_FILE = "metadata.bin"
 SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
 NODE_ENTRIES = frozenset(
-    {RAFT_JOURNAL, RAFT_META, RAFT_SNAPSHOT, CATCHING_UP, STATE_MACHINE_DIR, WRITE_PROBE}
+    {
+        RAFT_JOURNAL,
+        RAFT_META,
+        RAFT_SNAPSHOT,
+        CATCHING_UP,
+        RAFT_MEMBERS,
+        STATE_MACHINE_DIR,
+        WRITE_PROBE,
+    }
 )
 STATE_MACHINE_ENTRIES = frozenset({WAL_FILE, PREVIOUS_WAL_FILE, STATE_FILE, METADATA_FILE})
 

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from kvnode.config import NodeConfig
-from kvnode.consensus import Indeterminate, Unavailable
+from kvnode.consensus import Indeterminate, Unavailable, Voter
 from kvnode.storage import Entry, Outcome, StateMachine
 
 LEADER = "127.0.0.1:1"
@@ -46,8 +46,17 @@ class LocalConsensus:
     def ready(self) -> bool:
         return not self.refuse
 
-    def members(self) -> list[str]:
-        return [LEADER]
+    def voters(self) -> list[Voter]:
+        return [Voter(LEADER, True, True, None)]
+
+    def membership_change_pending(self) -> bool:
+        return False
+
+    async def change_membership(self, change: str, raft_addr: str) -> None:
+        raise Unavailable("denied", "a one-node log in this process has no peers to change")
+
+    async def hand_over_leadership(self) -> None:
+        raise Unavailable("denied", "a one-node log in this process has no peers to change")
 
     def status(self) -> dict[str, Any]:
         with self._lock:
