@@ -130,7 +130,7 @@ class ForegroundCluster:
             )
         self.echo(
             "Press Ctrl-C to stop. From another terminal: kvnode cluster"
-            " ps|kill|stop|start|restart|pause|resume NODE" + self._data_flag
+            " ps|add|kill|stop|start|restart|pause|resume NODE" + self._data_flag
         )
 
     # -- exits and restarts --------------------------------------------------------------
@@ -181,6 +181,9 @@ class ForegroundCluster:
         op = request.get("op")
         if op == "ps":
             return {"ok": True, "nodes": await self.rows()}
+        if op == "add":
+            async with self._lock:
+                return {"ok": True, "message": await self._add()}
         actions = {
             "kill": lambda index: self._kill(index, str(request.get("signal", "KILL"))),
             "stop": self._stop,
@@ -270,6 +273,20 @@ class ForegroundCluster:
                 await asyncio.sleep(MONITOR_SECONDS / 4)
         raise ControlError(
             f"{node.node_id} started but does not answer on {node.url} yet", EXIT_RUNTIME
+        )
+
+    async def _add(self) -> str:
+        """A new node that joins the cluster through a running member (`--join`)."""
+        running = [node for node in self.local.nodes if node.running and not node.paused]
+        if not running:
+            raise ControlError("no node is running to join through", EXIT_RUNTIME)
+        index = self.local.add_node(running[0].url)
+        node = self.local.nodes[index]
+        self._start(index)
+        await self._wait_serving(node)
+        return (
+            f"added {node.node_id} (pid {node.process.pid}, {node.url}); it joined through"  # type: ignore[union-attr]
+            f" {running[0].node_id} and catches up from the leader"
         )
 
     async def _restart(self, index: int) -> str:

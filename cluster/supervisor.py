@@ -110,7 +110,9 @@ class ClusterView:
             for index, status in statuses.items():
                 if status["role"] != "leader":
                     continue
-                followers = sum(1 for s in statuses.values() if s["leader"] == status["raft_addr"])
+                followers = sum(
+                    1 for s in statuses.values() if s["leader_raft_addr"] == status["raft_addr"]
+                )
                 if followers > self.size // 2:
                     return index
             await asyncio.sleep(0.05)
@@ -164,12 +166,35 @@ class LocalCluster(ClusterView):
         for node in self.nodes:
             self._write_config(node)
 
-    def _write_config(self, node: LocalNode) -> None:
+    def add_node(self, join_url: str, host: str = LOCAL_HOST) -> int:
+        """A new node (ports picked free) configured to join the cluster at `join_url`;
+        written, not started. Returns its index."""
+        http, raft = free_ports(2, host)
+        number = len(self.nodes) + 1
+        node = LocalNode(
+            node_id=f"node{number}",
+            raft_addr=f"{host}:{raft}",
+            http_addr=f"{host}:{http}",
+            data_dir=self.base_dir / f"node{number}",
+            config_path=self.base_dir / f"node{number}.toml",
+            log_path=self.base_dir / f"node{number}.log",
+        )
+        self.nodes.append(node)
+        self.size = len(self.nodes)
+        self._write_config(node, join=join_url)
+        return self.size - 1
+
+    def _write_config(self, node: LocalNode, join: str = "") -> None:
+        membership = (
+            {"join": join}
+            if join
+            else {"peers": [n.raft_addr for n in self.nodes if n is not node]}
+        )
         values: dict[str, Any] = {
             "node_id": node.node_id,
             "raft_addr": node.raft_addr,
             "http_addr": node.http_addr,
-            "peers": [n.raft_addr for n in self.nodes if n is not node],
+            **membership,
             "data_dir": str(node.data_dir),
             "cluster_secret": self.secret,
             **self.settings,

@@ -40,6 +40,7 @@ from kvnode.http_request import (
     write_failure,
 )
 from kvnode.lease_http import add_lease_routes, lease_not_found
+from kvnode.membership_http import add_membership_routes
 from kvnode.service import KeyRecord, Outcome, Service, Status
 from kvnode.txn_http import post_txn
 from kvnode.watch.http import WATCH_PARAMS, watch
@@ -495,6 +496,7 @@ def create_app(service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS) 
     app.router.add_route("DELETE", "/kv/{key:[\\s\\S]*}", delete_key)
     app.router.add_post("/txn", txn)
     add_lease_routes(app.router, SERVICE)
+    add_membership_routes(app.router, SERVICE)
     app.router.add_get("/snapshot", snapshot)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health)

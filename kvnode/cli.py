@@ -57,6 +57,14 @@ def main() -> None:
 @click.option("--raft-addr", help="host:port for Raft peer traffic.")
 @click.option("--peers", help="Comma-separated raft_addr of the other nodes.")
 @click.option("--http-addr", help="host:port of the HTTP API.")
+@click.option(
+    "--advertise-url",
+    help="The URL others reach this node's HTTP API at (default: from --http-addr).",
+)
+@click.option(
+    "--join",
+    help="URL of a running cluster: ask it to add this (empty) node, then catch up from it.",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where this node keeps data.")
 @click.option(
     "--fsync",
@@ -92,6 +100,7 @@ def serve(config_path: Path | None, **flags: Any) -> None:
       kvnode serve --config configs/node1.toml
       KVNODE_HTTP_ADDR=127.0.0.1:9001 kvnode serve --config configs/local.toml
       kvnode serve --node-id solo --data-dir /tmp/solo   # a single-node cluster
+      kvnode serve --config node4.toml --join http://127.0.0.1:8001   # grow a cluster
     """
     import uvloop
 
@@ -242,6 +251,16 @@ def node_command(name: str, summary: str) -> Any:
 
     command.__doc__ = f"{summary}\n\n{NODE_HELP}"
     return cluster.command(name)(command)
+
+
+@cluster.command("add")
+@cluster_data_option
+def cluster_add(data_dir: str) -> None:
+    """Grow the running `cluster up` by one node: it gets the next free ports, joins
+    through a running member (`kvnode serve --join`), and catches up from the leader.
+
+    Remove a node with `kvnode member remove NODE`, then stop it."""
+    click.echo(ask_cluster(data_dir, {"op": "add"})["message"])
 
 
 node_command("stop", "Stop NODE gracefully (SIGTERM, then wait for it to exit).")
@@ -806,6 +825,6 @@ def chaos(
     sys.exit(0 if report["valid"] else 1)
 
 
-# The coordination (txn, lease, lock, elect) and operations (backup, restore, export,
-# import) commands register themselves on `main`.
-from kvnode import cli_coordination, cli_operations  # noqa: E402, F401
+# The coordination (txn, lease, lock, elect), membership (member) and operations (backup,
+# restore, export, import) commands register themselves on `main`.
+from kvnode import cli_coordination, cli_membership, cli_operations  # noqa: E402, F401

@@ -43,6 +43,7 @@ JsonObjects = list[dict[str, Any]]
 # is paused or cut off, so the watch resumes on another.
 WATCH_SILENCE_SECONDS = 15.0
 RETRY_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8)
+MAX_LEADER_REDIRECTS = 3
 
 
 class KvError(Exception):
@@ -316,6 +317,7 @@ class Client:
                     data=data,
                     headers={**self._headers, **(headers or {})},
                     trace_request_ctx=attempt,
+                    allow_redirects=False,  # a 307 to the leader is followed by the caller
                 ) as response:
                     body = await response.read()
                     status, response_headers = response.status, dict(response.headers)
@@ -628,6 +630,55 @@ class Client:
         from kvnode.coordination import LOCKS_PREFIX, Lock
 
         return Lock(self, f"{LOCKS_PREFIX}{name}/", ttl)
+
+    async def members(self) -> JsonObjects:
+        """`GET /cluster/members`: every voter as the answering node sees it."""
+        _status, body, _headers = await self.request("GET", "/cluster/members", idempotent=True)
+        members: JsonObjects = orjson.loads(body)
+        return members
+
+    async def member_add(self, raft_addr: str, http_url: str, node_id: str = "") -> dict[str, Any]:
+        """Add a voter (start it with `--join`); `{"member", "members"}`."""
+        body = {"raft_addr": raft_addr, "http_url": http_url}
+        if node_id:
+            body["id"] = node_id
+        return await self._change_members("POST", "/cluster/members", orjson.dumps(body))
+
+    async def member_remove(self, member: str) -> dict[str, Any]:
+        """Remove a voter by id or raft_addr; `{"removed", "members"}`."""
+        return await self._change_members("DELETE", f"/cluster/members/{quote(member, safe='')}")
+
+    async def _change_members(
+        self, method: str, path: str, data: bytes | None = None
+    ) -> dict[str, Any]:
+        """A membership change, made by the leader: follows a follower's 307 there, and
+        retries while no leader is known (503) until the write deadline."""
+        endpoint: str | None = None
+        retries = RetryBudget(self._write_deadline)
+        redirects = 0
+        while True:
+            try:
+                status, body, _headers = await self._request_once(
+                    method,
+                    path,
+                    params=None,
+                    data=data,
+                    headers=None,
+                    endpoint=endpoint,
+                    idempotent=False,
+                )
+            except Unavailable:
+                if not await retries.wait():
+                    raise
+                endpoint = None
+                continue
+            reply: dict[str, Any] = orjson.loads(body)
+            if status == 307 and redirects < MAX_LEADER_REDIRECTS:
+                endpoint, redirects = reply["leader"], redirects + 1
+                continue
+            if status == 307:
+                raise KvError(status, "not_leader", reply.get("message", ""), reply)
+            return reply
 
     @contextlib.asynccontextmanager
     async def stream(

@@ -111,3 +111,19 @@ def write_failure(outcome: Outcome, key: str) -> ApiError:
             headers,
         )
     return ApiError(400, "invalid_command", "the command could not be applied", headers)
+
+
+async def read_json(request: web.Request, limit: int, *, what: str, too_large: str) -> Any:
+    """The request body as JSON: 413 `too_large` past `limit` bytes, 400 if not JSON."""
+    refusal = ApiError(413, too_large, f"the {what} is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise refusal
+    data = bytearray()
+    async for chunk in request.content.iter_any():
+        data += chunk
+        if len(data) > limit:
+            raise refusal
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None

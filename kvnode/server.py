@@ -20,7 +20,9 @@ from aiohttp import web
 from kvnode.api import create_app
 from kvnode.config import ConfigError, NodeConfig, split_address
 from kvnode.http_guard import GuardedAppRunner
+from kvnode.join import join_cluster
 from kvnode.raft.consensus import RaftConsensus
+from kvnode.raft.voters import with_known_voters
 from kvnode.service import KvService
 from kvnode.tls import server_context
 
@@ -66,6 +68,9 @@ def ensure_port_free(address: str, key: str) -> None:
 async def serve(config: NodeConfig) -> None:
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
+    config = with_known_voters(config)
+    if config.join:
+        config = await join_cluster(config)
     max_connections = http_connection_limit(config.max_http_connections)
     tls = server_context(config)
     service = KvService(config, RaftConsensus)
@@ -86,6 +91,7 @@ async def serve(config: NodeConfig) -> None:
         handle_signals=False,
     )
     sweeper: asyncio.Task[None] | None = None
+    publisher: asyncio.Task[None] | None = None
     try:
         await runner.setup()
         host, port = config.http_host_port
@@ -102,6 +108,7 @@ async def serve(config: NodeConfig) -> None:
             config.fsync,
         )
         sweeper = asyncio.create_task(service.expire_keys_forever())
+        publisher = asyncio.create_task(service.membership.publish_forever())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -109,10 +116,11 @@ async def serve(config: NodeConfig) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        for task in (sweeper, publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await runner.cleanup()
         service.close()
         log.info("stopped cleanly")

@@ -25,6 +25,7 @@ from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
+from kvnode.membership import Membership
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import encode_parts
@@ -43,6 +44,7 @@ class Service(Protocol):
 
     config: NodeConfig
     watches: WatchHub
+    membership: Membership
 
     async def write(self, command: bytes) -> Outcome: ...
     async def read_barrier(self) -> None: ...
@@ -78,6 +80,13 @@ class KvService:
         self.watches = WatchHub(self.history, max_pending=config.watch_history)
         self.lock = threading.Lock()
         self.consensus = consensus(config, self.machine, self.lock)
+        self.membership = Membership(
+            config,
+            self.consensus,
+            self.write,
+            directory=lambda: self.machine.members,
+            applied_index=lambda: self.machine.last_applied,
+        )
 
     async def write(self, command: bytes) -> Outcome:
         return await self.consensus.propose(command)
@@ -119,7 +128,8 @@ class KvService:
         return data, image.index
 
     def leader(self) -> str | None:
-        return self.consensus.leader()
+        """The leader's HTTP URL (None while no leader, or its URL, is known)."""
+        return self.membership.leader_url()
 
     def leaderless_seconds(self) -> float:
         return self.consensus.leaderless_seconds()
@@ -130,11 +140,15 @@ class KvService:
         with self.lock:
             machine = self.machine.stats()
             digest = self.machine.digest() if with_digest else None
+        raft = self.consensus.status()
         return {
             "node_id": self.config.node_id,
             "pid": os.getpid(),  # lets tools outside kvnode signal the node they see here
             "raft_addr": self.config.raft_addr,
-            **self.consensus.status(),
+            "http_url": self.config.client_url,
+            **raft,
+            "leader": self.membership.url_of(raft["leader"]),
+            "leader_raft_addr": raft["leader"],
             "applied_index": machine["last_applied"],
             "wal_bytes": machine["wal_bytes"],
             "checkpoint_bytes": machine["checkpoint_bytes"],

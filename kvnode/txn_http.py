@@ -12,7 +12,6 @@ import base64
 import math
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from kvnode import commands
@@ -20,7 +19,14 @@ from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Compare, KeyState, Txn, TxnOp, TxnReply
 from kvnode.config import MAX_KEY_BYTES
 from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, value_fields
-from kvnode.http_request import MAX_REVISION, ApiError, index_header, json_response, write_failure
+from kvnode.http_request import (
+    MAX_REVISION,
+    ApiError,
+    index_header,
+    json_response,
+    read_json,
+    write_failure,
+)
 from kvnode.service import Outcome, Service, Status
 
 TARGETS = {
@@ -224,24 +230,11 @@ def reply_json(txn: Txn, outcome: Outcome) -> dict[str, Any]:
     return {"succeeded": reply.succeeded, "revision": outcome.revision, "responses": responses}
 
 
-async def read_json(request: web.Request, limit: int) -> Any:
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "txn_too_large", f"the transaction is larger than {limit} bytes")
-    data = bytearray()
-    async for chunk in request.content.iter_any():
-        data += chunk
-        if len(data) > limit:
-            raise ApiError(413, "txn_too_large", f"the transaction is larger than {limit} bytes")
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
-
-
 async def post_txn(request: web.Request, service: Service, request_id: str) -> web.Response:
     limit = service.config.max_value_bytes + BODY_OVERHEAD_BYTES
     issued = wall_clock_ms()
-    txn = parse_txn(await read_json(request, limit), service.config.max_txn_ops, issued)
+    body = await read_json(request, limit, what="transaction", too_large="txn_too_large")
+    txn = parse_txn(body, service.config.max_txn_ops, issued)
     outcome = await service.write(commands.txn(txn, issued_at_ms=issued, request_id=request_id))
     headers = index_header(outcome.log_index)
     if outcome.status is Status.NOT_FOUND:

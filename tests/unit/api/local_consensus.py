@@ -3,6 +3,7 @@ network, so the HTTP API can be tested in milliseconds. Faults are switched on b
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ from kvnode.config import NodeConfig
 from kvnode.consensus import Indeterminate, Unavailable, Voter
 from kvnode.storage import Entry, Outcome, StateMachine
 
-LEADER = "127.0.0.1:1"
+LEADER = "http://127.0.0.1:8001"  # the default config's URL: this node leads
 
 
 class LocalConsensus:
@@ -18,6 +19,11 @@ class LocalConsensus:
         self._machine, self._lock = machine, lock
         self.refuse: str | None = None  # a reason: every proposal is Unavailable
         self.lose_outcomes = False  # every proposal is Indeterminate (applied or not)
+        self.own_address = config.raft_addr
+        self.leader_address: str | None = config.raft_addr  # another: this node follows
+        self.voter_list = [Voter(config.raft_addr, True, True, None)]
+        self.pending = False  # a membership entry is in the log, uncommitted
+        self.change_gate: asyncio.Event | None = None  # changes wait for it when set
 
     async def propose(self, command: bytes) -> Outcome:
         if self.refuse:
@@ -35,10 +41,10 @@ class LocalConsensus:
             raise Unavailable(self.refuse, "no leader is known (switched off by the test)")
 
     def leader(self) -> str | None:
-        return None if self.refuse else LEADER
+        return None if self.refuse else self.leader_address
 
     def is_leader(self) -> bool:
-        return not self.refuse
+        return not self.refuse and self.leader_address == self.own_address
 
     def leaderless_seconds(self) -> float:
         return float("inf") if self.refuse else 0.0
@@ -47,13 +53,18 @@ class LocalConsensus:
         return not self.refuse
 
     def voters(self) -> list[Voter]:
-        return [Voter(LEADER, True, True, None)]
+        return sorted(self.voter_list, key=lambda v: v.raft_addr)
 
     def membership_change_pending(self) -> bool:
-        return False
+        return self.pending
 
     async def change_membership(self, change: str, raft_addr: str) -> None:
-        raise Unavailable("denied", "a one-node log in this process has no peers to change")
+        if self.change_gate is not None:
+            await self.change_gate.wait()
+        if change == "add":
+            self.voter_list.append(Voter(raft_addr, False, False, None))
+        else:
+            self.voter_list = [v for v in self.voter_list if v.raft_addr != raft_addr]
 
     async def hand_over_leadership(self) -> None:
         raise Unavailable("denied", "a one-node log in this process has no peers to change")
