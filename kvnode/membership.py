@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PUBLISH_CHECK_SECONDS = 1.0
 HANDOVER_POLL_SECONDS = 0.05
+HANDOVER_TRIES = 3  # election timeouts a leader waits for another member to take over
 
 
 class MembershipRefused(Exception):
@@ -231,23 +232,26 @@ class Membership:
 
     async def _hand_over(self) -> None:
         """The leader cannot remove itself: another member takes over, and the caller is
-        sent there (`NotLeader`)."""
-        try:
-            await self._consensus.hand_over_leadership()
-        except Unavailable as exc:
-            raise MembershipRefused(
-                409,
-                "leader_transfer_failed",
-                "this node leads and no follower is caught up enough to take over; retry",
-            ) from exc
-        deadline = asyncio.get_running_loop().time() + 2 * self._config.election_timeout_max
-        while asyncio.get_running_loop().time() < deadline:
-            leader = self._consensus.leader()
-            if leader is not None and leader != self._config.raft_addr:
-                raise NotLeader(self.url_of(leader))
-            await asyncio.sleep(HANDOVER_POLL_SECONDS)
+        sent there (`NotLeader`). A follower must hold the whole log to take over, which
+        under writes may take a few tries."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDOVER_TRIES * self._config.election_timeout_max
+        while loop.time() < deadline:
+            try:
+                await self._consensus.hand_over_leadership()
+            except Unavailable:  # no follower holds the whole log yet
+                await asyncio.sleep(HANDOVER_POLL_SECONDS)
+                continue
+            settled = loop.time() + self._config.election_timeout_max
+            while loop.time() < settled:
+                leader = self._consensus.leader()
+                if leader is not None and leader != self._config.raft_addr:
+                    raise NotLeader(self.url_of(leader))
+                await asyncio.sleep(HANDOVER_POLL_SECONDS)
         raise MembershipRefused(
-            409, "leader_transfer_failed", "no other member took over in time; retry"
+            409,
+            "leader_transfer_failed",
+            "this node leads and no other member took over in time; retry",
         )
 
     # -- the directory entry of this node ------------------------------------------------

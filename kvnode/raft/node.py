@@ -82,6 +82,7 @@ STALL_WINDOWS = 60
 TRAILING_FRACTION = 4  # keep a quarter of snapshot_entries in the log after a snapshot
 HEAD_BYTES = 64  # enough of a snapshot file for its header and index
 MEMBERSHIP_MARK = bytes([MEMBERSHIP_ENTRY])
+CONNECTION_RETRY_SECONDS = 1.0
 
 
 LogEntry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
@@ -158,6 +159,10 @@ class RaftNode(SyncObjBase):
             raftMinTimeout=config.election_timeout_min,
             raftMaxTimeout=config.election_timeout_max,
             connectionTimeout=max(3.5, config.election_timeout_max),
+            # PySyncObj hangs up on a peer it does not know yet, and the peer only tries
+            # again after this long: a member that connects just before it learns of a
+            # membership change must not stay unreachable for PySyncObj's default 5 s.
+            connectionRetryTime=min(CONNECTION_RETRY_SECONDS, config.election_timeout_min),
             leaderFallbackTimeout=LEADER_FALLBACK_FACTOR * config.election_timeout_max,
             logCompactionMinEntries=config.snapshot_entries,
             logCompactionMinTime=config.snapshot_seconds,

@@ -54,6 +54,11 @@ class PreVote:
     def heard_from_leader(self) -> None:
         self._last_leader_contact = time.monotonic()
 
+    def leader_hands_over(self) -> None:
+        """The leader asked this node to stand now (Raft's TimeoutNow, when it steps aside):
+        no pre-vote round, which the others would refuse while they hear from it."""
+        self._permitted, self._asking_for = self._view.raft_term() + 1, None
+
     def before_tick(self) -> None:
         """Hold PySyncObj's election back until a pre-vote round for it has been won."""
         view, now = self._view, time.monotonic()

@@ -27,7 +27,7 @@ from typing import Any
 
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
-from kvnode.raft.pysyncobj_adapter import TransportBase
+from kvnode.raft.pysyncobj_adapter import TransportBase, node_address
 from kvnode.raft.snapshot_gate import SnapshotGate
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,12 @@ class SyncedTransport(TransportBase):
             return
         if kind == "append_entries" and message.get("term", -1) >= self.node.raftCurrentTerm:
             prevote.heard_from_leader()
+        if (
+            kind == "timeout_now"
+            and message.get("term", -1) >= self.node.raftCurrentTerm
+            and self.node.leader_address() == node_address(node)
+        ):
+            prevote.leader_hands_over()
         if (
             isinstance(message, dict)
             and message.get("type") == "append_entries"
