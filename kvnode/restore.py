@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvnode.config import ConfigError, NodeConfig
 from kvnode.raft.node import encode_raft_data
+from kvnode.raft.pysyncobj_adapter import make_node
 from kvnode.storage import StateMachine
 from kvnode.storage.image import StateImage
 from kvnode.storage.layout import RAFT_SNAPSHOT, STATE_MACHINE_DIR, prepare_node_dir
@@ -37,7 +38,9 @@ def restore_node(config: NodeConfig, backup: Path) -> StateImage:
         if image.index > 0:
             last = (b"", image.index, image.term)
             previous = (b"", image.index - 1, image.term)
-            extra = encode_raft_data((last, previous, set()))
+            # The new cluster's voters (PySyncObj takes them from the snapshot it loads).
+            voters = {make_node(address) for address in (config.raft_addr, *config.peers)}
+            extra = encode_raft_data((last, previous, voters))
             machine.snapshot(data_dir / RAFT_SNAPSHOT, extra=extra)
     finally:
         machine.close(checkpoint=False)

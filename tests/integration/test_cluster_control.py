@@ -212,3 +212,28 @@ def test_bad_control_requests_are_one_line_and_exit_code_2(tmp_path: Path) -> No
         refused(second, "already running")
         rows = ps_rows(up)
         assert [row["state"] for row in rows] == ["running", "running", "exited with code 0"]
+
+
+def test_cluster_add_grows_the_running_cluster_by_a_node_that_joins(tmp_path: Path) -> None:
+    with ClusterUp(tmp_path) as up:
+        acked = asyncio.run(write_load(up.urls, 100, prefix="before")).acked
+        added = up.ctl("add")
+        assert added.returncode == 0, added.stderr
+        match = re.match(rb"added node4 \(pid \d+, (http://[0-9.:]+)\)", added.stdout)
+        assert match, added.stdout
+        url = match.group(1).decode()
+        up.track_children()
+        urls = [*up.urls, url]
+        asyncio.run(all_converged(urls))
+        asyncio.run(read_back([url], acked))
+
+        async def four_members() -> bool:
+            async with Client(urls, timeout=2) as client:
+                members = await client.members()
+            return sorted(m["id"] for m in members) == ["node1", "node2", "node3", "node4"]
+
+        asyncio.run(wait_until(four_members, CATCH_UP, "node4 to be a listed member"))
+        rows = {row["node"]: row for row in ps_rows(up)}
+        assert rows["node4"]["state"] == "running" and rows["node4"]["url"] == url
+        assert up.interrupt() == 0, up.diagnostics()
+        assert not [pid for pid in up.node_pids if alive(pid)]

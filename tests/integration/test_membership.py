@@ -16,7 +16,7 @@ from kvnode.cluster.workload import Workload
 
 from kvnode.client import Client, KvError
 from tests.integration.cli_processes import kvnode_against
-from tests.integration.conftest import assert_clean_logs, converged, make_cluster
+from tests.integration.conftest import assert_clean_logs, converged, make_cluster, write_load
 from tests.waiting import wait_until
 
 JOIN_TIMEOUT = 60.0
@@ -71,7 +71,9 @@ async def published(client: Client, ids: list[str]) -> bool:
 
 @pytest.fixture
 def growing(tmp_path: Path) -> Any:
-    local = make_cluster(tmp_path / "cluster")
+    # Snapshots every 50 entries: a joining node catches up from a snapshot, as it would
+    # from a cluster with any history.
+    local = make_cluster(tmp_path / "cluster", snapshot_entries=50)
     yield local
     local.stop_all()
     assert_clean_logs(local)
@@ -81,12 +83,16 @@ def test_grow_to_five_and_shrink_to_three_under_load_loses_nothing(growing: Loca
     local = growing
 
     async def scenario() -> dict[str, Any]:
+        # History enough that the leader has compacted its log past a new node's start.
+        assert len((await write_load(local.urls, 120, prefix="history/")).acked) == 120
         workload = Workload(list(local.urls), clients=6, rate=15.0, seed=7)
         load = asyncio.create_task(workload.run(LOAD_SECONDS))
         async with Client(local.urls, timeout=10, write_deadline=30) as client:
             for _ in range(2):  # 3 -> 4 -> 5, one at a time
                 index = await join_one(local, client)
                 workload.endpoints.append(local.nodes[index].url)
+                joined = await client.status(endpoint=local.nodes[index].url, digest=False)
+                assert joined["snapshots_installed"] >= 1, joined
             async with Client([n.url for n in local.nodes], timeout=10) as every:
                 await wait_until(
                     lambda: published(every, [f"node{n}" for n in range(1, 6)]),
