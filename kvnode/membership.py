@@ -34,7 +34,8 @@ from kvnode.storage.record import Member
 
 log = logging.getLogger(__name__)
 
-PUBLISH_CHECK_SECONDS = 1.0
+PUBLISH_CHECK_SECONDS = 1.0  # once published; until then every PUBLISH_RETRY_SECONDS
+PUBLISH_RETRY_SECONDS = 0.1
 HANDOVER_POLL_SECONDS = 0.05
 HANDOVER_TRIES = 3  # election timeouts a leader waits for another member to take over
 
@@ -50,9 +51,9 @@ class MembershipRefused(Exception):
 class NotLeader(Exception):
     """Membership changes are made by the leader; `leader_url` is where to ask (or None)."""
 
-    def __init__(self, leader_url: str | None) -> None:
-        super().__init__(f"the leader is {leader_url or 'not known'}")
-        self.leader_url = leader_url
+    def __init__(self, leader: str | None, leader_url: str | None) -> None:
+        super().__init__(f"the leader is {leader_url or leader or 'not known'}")
+        self.leader, self.leader_url = leader, leader_url
 
 
 def quorum(voters: int) -> int:
@@ -153,7 +154,6 @@ class Membership:
     async def add(self, raft_addr: str, http_url: str, node_id: str) -> dict[str, Any]:
         """Make `raft_addr` a voter (it starts with `--join` or `initial_state = "existing"`
         and catches up from the leader). Returns the new member as listed."""
-        self._check_leader()
         for listed in self.members():
             clash = [
                 name
@@ -199,8 +199,8 @@ class Membership:
 
     async def remove(self, member: str) -> dict[str, Any]:
         """Stop `member` (an id or raft_addr) from voting; returns it as it was listed."""
+        removed = self._find(member)
         async with self._one_change():
-            removed = self._find(member)
             refusal = removal_refusal(self._consensus.voters(), removed["raft_addr"])
             if refusal:
                 raise MembershipRefused(409, "would_lose_quorum", refusal)
@@ -214,13 +214,10 @@ class Membership:
             log.info("removed member %s (%s)", removed["id"], removed["raft_addr"])
             return removed
 
-    def _check_leader(self) -> None:
-        if not self._consensus.is_leader():
-            raise NotLeader(self.leader_url())
-
     @contextlib.asynccontextmanager
     async def _one_change(self) -> Any:
-        self._check_leader()
+        if not self._consensus.is_leader():
+            raise NotLeader(self._consensus.leader(), self.leader_url())
         if self._changing.locked() or self._consensus.membership_change_pending():
             raise MembershipRefused(
                 409,
@@ -246,7 +243,7 @@ class Membership:
             while loop.time() < settled:
                 leader = self._consensus.leader()
                 if leader is not None and leader != self._config.raft_addr:
-                    raise NotLeader(self.url_of(leader))
+                    raise NotLeader(leader, self.url_of(leader))
                 await asyncio.sleep(HANDOVER_POLL_SECONDS)
         raise MembershipRefused(
             409,
@@ -261,8 +258,9 @@ class Membership:
         own = Member(self._config.node_id, self._config.client_url)
         address = self._config.raft_addr
         while True:
-            await asyncio.sleep(PUBLISH_CHECK_SECONDS)
-            if self._directory().get(address) == own or self._consensus.leader() is None:
+            current = self._directory().get(address) == own
+            await asyncio.sleep(PUBLISH_CHECK_SECONDS if current else PUBLISH_RETRY_SECONDS)
+            if current or self._consensus.leader() is None:
                 continue
             with contextlib.suppress(Unavailable, Indeterminate):
                 await self._write(

@@ -55,10 +55,15 @@ def refused(exc: MembershipRefused) -> ApiError:
 
 def to_leader(request: web.Request, exc: NotLeader) -> ApiError:
     if exc.leader_url is None:
+        known = (
+            f"the leader ({exc.leader}) has not published its URL yet"
+            if exc.leader
+            else "none is known"
+        )
         return ApiError(
             503,
             "no_leader",
-            "membership changes are made by the leader, and none is known; retry",
+            f"membership changes are made by the leader, and {known}; retry",
             {"Retry-After": "1"},
         )
     location = exc.leader_url + request.path_qs

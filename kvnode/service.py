@@ -157,9 +157,9 @@ class KvService:
         }
 
     def ready(self) -> bool:
-        """Able to serve: a leader is known (and, on the leader, a majority is reachable), and
-        everything committed that this node knows of is applied."""
-        return self.consensus.ready()
+        """Able to serve: a leader is known, with its URL (and, on the leader, a majority is
+        reachable), and everything committed that this node knows of is applied."""
+        return self.consensus.ready() and self.leader() is not None
 
     async def expire_keys_forever(self) -> None:
         """On the leader: propose Expire{now} whenever a key's or a lease's deadline has
