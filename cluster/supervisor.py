@@ -152,33 +152,26 @@ class LocalCluster(ClusterView):
         http = self.http_ports or ports[: self.size]
         raft = self.raft_ports or ports[self.size :]
         hosts = self.hosts or [LOCAL_HOST] * self.size
-        self.nodes = [
-            LocalNode(
-                node_id=f"node{i + 1}",
-                raft_addr=f"{hosts[i]}:{raft[i]}",
-                http_addr=f"{hosts[i]}:{http[i]}",
-                data_dir=self.base_dir / f"node{i + 1}",
-                config_path=self.base_dir / f"node{i + 1}.toml",
-                log_path=self.base_dir / f"node{i + 1}.log",
-            )
-            for i in range(self.size)
-        ]
+        self.nodes = [self._new_node(i + 1, hosts[i], http[i], raft[i]) for i in range(self.size)]
         for node in self.nodes:
             self._write_config(node)
+
+    def _new_node(self, number: int, host: str, http_port: int, raft_port: int) -> LocalNode:
+        name = f"node{number}"
+        return LocalNode(
+            node_id=name,
+            raft_addr=f"{host}:{raft_port}",
+            http_addr=f"{host}:{http_port}",
+            data_dir=self.base_dir / name,
+            config_path=self.base_dir / f"{name}.toml",
+            log_path=self.base_dir / f"{name}.log",
+        )
 
     def add_node(self, join_url: str, host: str = LOCAL_HOST) -> int:
         """A new node (ports picked free) configured to join the cluster at `join_url`;
         written, not started. Returns its index."""
         http, raft = free_ports(2, host)
-        number = len(self.nodes) + 1
-        node = LocalNode(
-            node_id=f"node{number}",
-            raft_addr=f"{host}:{raft}",
-            http_addr=f"{host}:{http}",
-            data_dir=self.base_dir / f"node{number}",
-            config_path=self.base_dir / f"node{number}.toml",
-            log_path=self.base_dir / f"node{number}.log",
-        )
+        node = self._new_node(len(self.nodes) + 1, host, http, raft)
         self.nodes.append(node)
         self.size = len(self.nodes)
         self._write_config(node, join=join_url)
