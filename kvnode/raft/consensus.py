@@ -16,7 +16,7 @@ class RaftConsensus:
     def __init__(self, config: NodeConfig, machine: StateMachine, lock: threading.Lock) -> None:
         self.node = RaftNode(config, machine, lock)
         self._proposer = Proposer(self.node, config.request_timeout)
-        self._barrier = ReadBarrier(self._proposer)
+        self._barrier = ReadBarrier(self.node, config.request_timeout)
         self._heard_within = config.election_timeout_max
 
     async def propose(self, command: bytes) -> Outcome:

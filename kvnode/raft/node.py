@@ -59,6 +59,7 @@ from kvnode.raft.pysyncobj_adapter import (
     node_address,
     replicated_method,
 )
+from kvnode.raft.read_index import ReadCallback, ReadIndex
 from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.voters import load_voters, save_voters
 from kvnode.raft.wakeup import Wakeup
@@ -148,6 +149,7 @@ class RaftNode(SyncObjBase):
         if snapshot_index:
             self.journal.start_at_snapshot(snapshot_index)
         self.prevote = PreVote(self, config.election_timeout_min)
+        self.read_index = ReadIndex(self, timeout=config.election_timeout_max)
         conf = SyncObjConf(
             journalFile=self.journal,
             fullDumpFile=str(self.dump_path),
@@ -206,6 +208,11 @@ class RaftNode(SyncObjBase):
         self.apply_command(command, callback=callback)
         self.wakeup.notify()
 
+    def request_read(self, callback: ReadCallback) -> None:
+        """Ask for a linearizable read (any thread); see read_index.py."""
+        self.read_index.request(callback)
+        self.wakeup.notify()
+
     def change_membership(self, change: str, address: str, callback: Any) -> None:
         """Queue a membership change (on the leader) and wake the tick loop."""
         self.propose_membership(change, address, callback)
@@ -247,6 +254,24 @@ class RaftNode(SyncObjBase):
         _command, index, term = self.journal[-1]
         return index, term
 
+    # -- ReadIndex (read_index.py): the ReadView ------------------------------------------
+
+    def leader_node(self) -> Any | None:
+        return self._getLeader()
+
+    def commit_index(self) -> int:
+        return int(self.raftCommitIndex)
+
+    def committed_in_current_term(self) -> bool:
+        """An entry of this leader's term is committed (its first no-op, at least)."""
+        position = self.raftCommitIndex - self.journal[0][1]
+        if not 0 <= position < len(self.journal):
+            return False
+        return bool(self.journal[position][2] == self.raftCurrentTerm)
+
+    def applied_index(self) -> int:
+        return int(self.raftLastApplied)
+
     def start_election_now(self) -> None:
         self.make_election_due()
         self.wakeup.notify()
@@ -271,6 +296,7 @@ class RaftNode(SyncObjBase):
             self._known_leader = leader
             self._leaderless_since = time.monotonic() if leader is None else None
         self._save_voters_if_changed()
+        self.read_index.tick()
         if self._isLeader() and self.raftCommitIndex > self._announced_commit:
             self._announced_commit = self.raftCommitIndex
             self._send_append_entries_now()

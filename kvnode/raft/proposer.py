@@ -1,5 +1,5 @@
 """Asyncio front of the Raft node: propose a command and await a definite or indeterminate
-answer; share read barriers among concurrent linearizable reads.
+answer; wait for a linearizable read barrier.
 
 PySyncObj's callbacks fire in its tick thread, may report LEADER_CHANGED for
 commands that were in fact applied, and may never fire at all for a forwarded
@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from kvnode import commands
 from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.raft.node import RaftNode
 from kvnode.raft.pysyncobj_adapter import DEFINITE_FAILURES, SUCCESS
@@ -66,42 +65,32 @@ def _settle(answer: asyncio.Future[tuple[Any, int]], result: Any, error: int) ->
 
 
 class ReadBarrier:
-    """Linearizable reads through the log: a no-op entry, shared by concurrent readers.
+    """Linearizable reads by ReadIndex (read_index.py): returns once this node has applied
+    everything committed before the call, confirmed by a majority in the leader's term.
+    Nothing is written; reads that arrive together share one confirmation round."""
 
-    A read may only use a barrier proposed *after* the read began (otherwise a
-    write acknowledged in between could be missed). Readers that arrive while
-    a barrier is in flight wait for the next one, which is launched as soon as
-    the current one settles, so any number of concurrent reads costs at most
-    two barriers of latency and one log entry per round.
-    """
-
-    def __init__(self, proposer: Proposer) -> None:
-        self._proposer = proposer
-        self._next: asyncio.Future[None] | None = None
-        self._in_flight = False
+    def __init__(self, node: RaftNode, timeout: float) -> None:
+        self._node = node
+        self._timeout = timeout
 
     async def wait(self) -> None:
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        waiter = self._next
-        if not self._in_flight:
-            self._launch()
-        await asyncio.shield(waiter)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str | None] = loop.create_future()
 
-    def _launch(self) -> None:
-        waiter, self._next = self._next, None
-        assert waiter is not None
-        self._in_flight = True
-        asyncio.get_running_loop().create_task(self._run(waiter))
+        def on_ready(error: str | None) -> None:  # tick thread
+            loop.call_soon_threadsafe(_settle_read, done, error)
 
-    async def _run(self, waiter: asyncio.Future[None]) -> None:
+        self._node.request_read(on_ready)
         try:
-            await self._proposer.propose(commands.noop())
-        except (Unavailable, Indeterminate) as exc:
-            waiter.set_exception(exc)
-        else:
-            waiter.set_result(None)
-        finally:
-            self._in_flight = False
-            if self._next is not None:
-                self._launch()
+            error = await asyncio.wait_for(done, self._timeout)
+        except TimeoutError:
+            raise Unavailable(
+                "timeout", f"the read could not be confirmed within {self._timeout:g} s; retry"
+            ) from None
+        if error is not None:
+            raise Unavailable(error, "the read could not be confirmed by a majority; retry")
+
+
+def _settle_read(done: asyncio.Future[str | None], error: str | None) -> None:
+    if not done.done():
+        done.set_result(error)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kvnode.raft import read_index
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
 from kvnode.raft.pysyncobj_adapter import TransportBase, node_address
@@ -34,7 +35,10 @@ log = logging.getLogger(__name__)
 
 # Messages that acknowledge nothing this node stored: the leader's replication
 # (followers do not count it as durable anywhere) and command forwarding.
-UNSYNCED_MESSAGES = frozenset({"append_entries", "apply_command", "apply_command_response"})
+# ReadIndex's messages confirm leadership, never storage.
+UNSYNCED_MESSAGES = frozenset(
+    {"append_entries", "apply_command", "apply_command_response", *read_index.MESSAGES}
+)
 
 
 class SyncedTransport(TransportBase):
@@ -73,6 +77,9 @@ class SyncedTransport(TransportBase):
             return
         if kind == PRE_VOTE_REPLY:
             prevote.on_reply(message)
+            return
+        if kind in read_index.MESSAGES:
+            self.node.read_index.on_message(node, message)
             return
         if kind == "append_entries" and message.get("term", -1) >= self.node.raftCurrentTerm:
             prevote.heard_from_leader()
