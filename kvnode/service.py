@@ -95,37 +95,38 @@ class KvService:
         await self.consensus.read_barrier()
 
     def get(self, key: str) -> tuple[KeyRecord | None, int]:
-        """The live record of `key` (or None) and the applied index it was read at."""
+        """The live record of `key` (or None) and the store revision it was read at."""
         with self.lock:
-            return self.machine.get(key, wall_clock_ms()), self.machine.last_applied
+            return self.machine.get(key, wall_clock_ms()), self.machine.revision
 
     def scan(
         self, prefix: str, limit: int, start_after: str = ""
     ) -> tuple[list[tuple[str, KeyRecord]], int]:
         """Up to `limit` live keys under `prefix` after `start_after`, in key order, and the
-        applied index they were read at."""
+        store revision they were read at."""
         with self.lock:
             found = itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
-            return list(found), self.machine.last_applied
+            return list(found), self.machine.revision
 
     def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]:
-        """A lease (None if there is none), its keys, and the applied index read at."""
+        """A lease (None if there is none), its keys, and the store revision read at."""
         with self.lock:
             leases = self.machine.leases
-            return leases.get(lease_id), leases.keys(lease_id), self.machine.last_applied
+            return leases.get(lease_id), leases.keys(lease_id), self.machine.revision
 
     def leases(self) -> tuple[list[tuple[int, Lease]], int]:
         with self.lock:
-            return list(self.machine.leases.items()), self.machine.last_applied
+            return list(self.machine.leases.items()), self.machine.revision
 
     async def backup(self) -> tuple[bytes, int]:
-        """A verified snapshot file of the whole state (and its index), for `GET /snapshot`.
+        """A verified snapshot file of the whole state (and its store revision), for
+        `GET /snapshot`.
         Only the capture holds the lock (it copies references); the encoding, the
         expensive part, runs in a thread while writes go on."""
         with self.lock:
             image, count = self.machine.capture()
         data, _crc = await asyncio.to_thread(encode_parts, KIND_SNAPSHOT, image, count)
-        return data, image.index
+        return data, image.revision
 
     def leader(self) -> str | None:
         """The leader's HTTP URL (None while no leader, or its URL, is known)."""
@@ -150,6 +151,7 @@ class KvService:
             "leader": self.membership.url_of(raft["leader"]),
             "leader_raft_addr": raft["leader"],
             "applied_index": machine["last_applied"],
+            "revision": machine["revision"],
             "wal_bytes": machine["wal_bytes"],
             "checkpoint_bytes": machine["checkpoint_bytes"],
             "keys": machine["keys"],

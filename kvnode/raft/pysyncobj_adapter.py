@@ -23,6 +23,7 @@ Private names read or written (name-mangled state of PySyncObj's classes):
   `__generateRaftTimeout`, `__raftLeader`, `__onLeaderChanged`, `__transport`,
   `__raftNextIndex`, `__serializer`, `__otherNodes`, `__connectedNodes`,
   `__lastResponseTime`, `__raftMatchIndex`; and `_applyCommand` with `_COMMAND_TYPE`.
+- `TCPTransport._onNodeDisconnected` (overridden in raft/transport.py).
 - `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
@@ -206,6 +207,17 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
     def hand_over_leadership(self, callback: Any) -> None:
         """Ask the most caught-up connected follower to stand now (Raft's TimeoutNow)."""
         self.transferLeadership(None, callback)
+
+    def match_index_map(self) -> dict[Any, int]:
+        """The leader's matchIndex per follower (a live dict)."""
+        match_index: dict[Any, int] = self._SyncObj__raftMatchIndex
+        return match_index
+
+    def forget_match_index(self, node: Any) -> None:
+        """What a disconnected follower holds is known again only from its next reply."""
+        match_index = self._SyncObj__raftMatchIndex
+        if node in match_index:
+            match_index[node] = 0
 
     def next_index_map(self) -> dict[Any, int]:
         """The leader's nextIndex per follower (a live dict)."""

@@ -17,7 +17,12 @@ truncates everything after prevLogIdx whenever it has more, cuts and re-appends
 entries it had acknowledged (the "truncating already-applied log entries"
 CRITICAL log). For that moment a committed entry may have one copy fewer than
 its majority. A success reply can only ever move nextIndex forward, so that is
-what `_onMessageReceived` enforces; failure replies (reset) still move it back.
+what `_onMessageReceived` enforces. A failure reply (reset) still moves it back,
+but never to or below the follower's matchIndex: a reset that old was overtaken
+by the follower's own later acknowledgements (seen when a joining node installs
+a snapshot and takes entries at once). A follower holds what it acknowledged in
+this term for as long as its connection lasts, so its matchIndex is forgotten
+when the connection drops (a restarted or wiped node starts over).
 """
 
 from __future__ import annotations
@@ -96,6 +101,13 @@ class SyncedTransport(TransportBase):
             and self._refuse_stale_snapshot(node, message["serialized"])
         ):
             return
+        if kind == "next_node_idx" and message.get("reset") and self.node.is_leader():
+            matched = self.node.match_index_map().get(node, 0)
+            if (
+                isinstance(message.get("next_node_idx"), int)
+                and message["next_node_idx"] <= matched
+            ):
+                message = {**message, "next_node_idx": matched + 1}
         if not (
             isinstance(message, dict)
             and message.get("type") == "next_node_idx"
@@ -109,6 +121,10 @@ class SyncedTransport(TransportBase):
         super()._onMessageReceived(node, message)
         if sent_up_to is not None and next_index.get(node, sent_up_to) < sent_up_to:
             next_index[node] = sent_up_to
+
+    def _onNodeDisconnected(self, node: Any) -> None:
+        super()._onNodeDisconnected(node)
+        self.node.forget_match_index(node)
 
     def _refuse_stale_snapshot(self, node: Any, chunk: Any) -> bool:
         """Drop a snapshot older than this node's commit index (snapshot_gate.py)."""

@@ -31,12 +31,12 @@ class ChangeSink(Protocol):
     def changed(self, change: Change) -> None:
         """One key changed; changes arrive in revision order."""
 
-    def applied(self, index: int) -> None:
-        """Every command up to `index` is applied (the revision moved, changes or not)."""
+    def applied(self, revision: int) -> None:
+        """Every command up to `revision` is applied (the revision moved, changes or not)."""
 
-    def reset(self, index: int) -> None:
-        """The state was replaced by an image at `index` (recovery or a snapshot): the
-        changes at or before `index` are not known and none will be reported."""
+    def reset(self, revision: int) -> None:
+        """The state was replaced by an image at `revision` (recovery or a snapshot): the
+        changes at or before it are not known and none will be reported."""
 
 
 class IgnoreChanges:
@@ -45,10 +45,10 @@ class IgnoreChanges:
     def changed(self, change: Change) -> None:
         pass
 
-    def applied(self, index: int) -> None:
+    def applied(self, revision: int) -> None:
         pass
 
-    def reset(self, index: int) -> None:
+    def reset(self, revision: int) -> None:
         pass
 
 

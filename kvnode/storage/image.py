@@ -4,7 +4,7 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=5        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=6        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
@@ -20,6 +20,7 @@ self-contained snapshot handed to other nodes. All integers little-endian:
     lease*      id u64 | ttl_ms u64 | expire_at_ms u64
     member_count u64  (version >= 5) number of member directory entries that follow
     member*     addr_len u16 | id_len u16 | url_len u16 | raft_addr | node_id | http_url
+    revision    u64   (version >= 6) the store revision; before, revisions were the index
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -48,11 +49,12 @@ from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
 
-IMAGE_VERSION = 5
+IMAGE_VERSION = 6
 FIRST_VERSION_WITH_REQUESTS = 2
 FIRST_VERSION_WITH_FINGERPRINTS = 3
 FIRST_VERSION_WITH_LEASES = 4
 FIRST_VERSION_WITH_MEMBERS = 5
+FIRST_VERSION_WITH_REVISION = 6
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM_V3 = struct.Struct("<IIQQQ")
 ITEM = struct.Struct("<IIQQQQ")
@@ -61,6 +63,7 @@ LEASE_COUNT = struct.Struct("<Q")
 LEASE = struct.Struct("<QQQ")
 MEMBER_COUNT = struct.Struct("<Q")
 MEMBER = struct.Struct("<HHH")
+REVISION = struct.Struct("<Q")
 REQUEST_COUNT = struct.Struct("<Q")
 REQUEST = struct.Struct("<HQQBQBQ")
 FINGERPRINT_LEN = struct.Struct("<B")
@@ -82,9 +85,12 @@ class StateImage:
     extra: bytes
     crc: int = 0
     members: Iterable[tuple[str, Member]] = ()
+    revision: int = 0
 
     def keyspace(self) -> Keyspace:
-        return Keyspace(self.items, self.log_clock_ms, self.requests, self.leases, self.members)
+        return Keyspace(
+            self.items, self.log_clock_ms, self.requests, self.leases, self.members, self.revision
+        )
 
 
 def encode_image(
@@ -102,6 +108,7 @@ def encode_image(
             keys.leases.items(),
             extra,
             members=keys.members.items(),
+            revision=keys.revision,
         ),
         len(keys),
     )
@@ -158,6 +165,7 @@ def encode_parts(kind: bytes, image: StateImage, count: int) -> tuple[bytes, int
     for fields in members:
         parts.append(MEMBER.pack(*(len(field) for field in fields)))
         parts.extend(fields)
+    parts.append(REVISION.pack(image.revision))
     parts.append(EXTRA_LEN.pack(len(image.extra)))
     parts.append(image.extra)
     data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
@@ -240,6 +248,10 @@ def decode_image(
                     offset += length
                 addr, node_id, http_url = fields
                 members.append((addr, Member(node_id, http_url)))
+        revision = index  # written before revisions were counted apart from the log
+        if version >= FIRST_VERSION_WITH_REVISION:
+            (revision,) = REVISION.unpack_from(data, offset)
+            offset += REVISION.size
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]
@@ -249,7 +261,7 @@ def decode_image(
     if offset != len(data) - CRC.size:
         raise error(path, "record count does not match the file length", offset)
     return StateImage(
-        index, term, log_clock_ms, items, requests, leases, extra, stored_crc, members
+        index, term, log_clock_ms, items, requests, leases, extra, stored_crc, members, revision
     )
 
 

@@ -31,6 +31,8 @@ from kvnode.storage.record import KeyRecord, Lease, Member
 from kvnode.storage.txn import holds, key_state
 
 _DIGEST_ITEM = struct.Struct("<IIQQQQ")
+# Commands that change no key and no lease's life: they take no revision of their own.
+REVISIONLESS = frozenset({"noop", "member_publish", "member_forget", "lease_renew_all"})
 _DIGEST_LEASE = struct.Struct("<QQQ")
 
 
@@ -42,6 +44,7 @@ class Keyspace:
         requests: Iterable[RequestRecord] = (),
         leases: Iterable[tuple[int, Lease]] = (),
         members: Iterable[tuple[str, Member]] = (),
+        revision: int = 0,
     ) -> None:
         self._data: SortedDict[str, KeyRecord] = SortedDict(items)
         self.leases = LeaseTable(leases)
@@ -55,6 +58,10 @@ class Keyspace:
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
         self.log_clock_ms = log_clock_ms
+        # The store revision: one more for every command applied, but for the ones that
+        # change no key or lease (see REVISIONLESS). Independent of Raft indexes, so that
+        # one log entry can carry several commands (a batch), each at its own revision.
+        self.revision = revision
         # Told of every change execute makes (see kvnode.storage.changes).
         self.on_change: Callable[[Change], None] = _ignore
 
@@ -117,8 +124,9 @@ class Keyspace:
 
     # -- applying commands -------------------------------------------------
 
-    def execute(self, index: int, command: Command) -> Outcome:
-        """Apply one decoded command at Raft `index` and return its outcome. Never raises."""
+    def execute(self, command: Command) -> Outcome:
+        """Apply one decoded command at the next revision and return its outcome (with
+        `log_index`: the store revision once it is applied). Never raises."""
         self.log_clock_ms = max(self.log_clock_ms, command.issued_at_ms)
         request_id = command.request_id
         if request_id:
@@ -126,15 +134,27 @@ class Keyspace:
             if earlier is not None:
                 given = command.request_fingerprint
                 if earlier.fingerprint and given and given != earlier.fingerprint:
-                    return Outcome(Status.REQUEST_ID_REUSED, 0)  # another request: refused
-                return earlier.outcome  # a retry of a write that was already applied
-            outcome = self._execute(index, command)
+                    refused = Outcome(Status.REQUEST_ID_REUSED, 0)  # another request
+                    return refused._replace(log_index=self.revision)
+                # A retry of a write that was already applied: its first outcome.
+                return earlier.outcome._replace(log_index=self.revision)
+            outcome = self._execute_next(command)
             record = RequestRecord(
-                request_id, index, command.issued_at_ms, outcome, command.request_fingerprint
+                request_id,
+                self.revision,
+                command.issued_at_ms,
+                outcome,
+                command.request_fingerprint,
             )
             self.requests.record(record, self.log_clock_ms)
-            return outcome
-        return self._execute(index, command)
+            return outcome._replace(log_index=self.revision)
+        return self._execute_next(command)._replace(log_index=self.revision)
+
+    def _execute_next(self, command: Command) -> Outcome:
+        if command.WhichOneof("op") in REVISIONLESS:
+            return self._execute(self.revision, command)
+        self.revision += 1
+        return self._execute(self.revision, command)
 
     def _execute(self, index: int, command: Command) -> Outcome:
         op = command.WhichOneof("op")

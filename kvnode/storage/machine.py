@@ -136,7 +136,7 @@ class StateMachine:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare_directory()
         image = load_checkpoint(self.directory, durable=fsync)
-        self._keys = self._watched(image.keyspace(), image.index)
+        self._keys = self._watched(image.keyspace())
         self._last_applied = image.index
         self._last_term = image.term
         self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
@@ -150,10 +150,10 @@ class StateMachine:
             if record.index <= self._last_applied:
                 continue  # covered by the checkpoint; the WAL truncation had not happened yet
             command = self._decode_logged(record.payload, record.opcode, record.offset)
-            self._keys.execute(record.index, command)
+            self._keys.execute(command)
             self._last_applied, self._last_term = record.index, record.term
             replayed += 1
-        self._changes.applied(self._last_applied)
+        self._changes.applied(self._keys.revision)
         self._entries_since_checkpoint = replayed
         self._last_checkpoint_at = monotonic()
         if (self.directory / PREVIOUS_WAL_FILE).exists():
@@ -212,9 +212,9 @@ class StateMachine:
         write_checkpoint(self.directory, 0, 0, Keyspace(), durable=self._durable)
         log.info("%s: initialised an empty state machine", self.directory)
 
-    def _watched(self, keys: Keyspace, index: int) -> Keyspace:
-        """`keys`, loaded from an image at `index`, reporting its changes from now on."""
-        self._changes.reset(index)
+    def _watched(self, keys: Keyspace) -> Keyspace:
+        """`keys`, loaded from an image, reporting its changes from now on."""
+        self._changes.reset(keys.revision)
         keys.on_change = self._changes.changed
         return keys
 
@@ -239,6 +239,11 @@ class StateMachine:
         return self._last_applied
 
     @property
+    def revision(self) -> int:
+        """The store revision (not a Raft index: see Keyspace.revision)."""
+        return self._keys.revision
+
+    @property
     def last_applied_term(self) -> int:
         return self._last_term
 
@@ -261,13 +266,14 @@ class StateMachine:
                 continue
             command = self._decode_proposed(entry.command)
             if command is _EMPTY_COMMAND:
-                outcome, opcode, payload = _INVALID, Opcode.NOOP, b""
+                outcome = _INVALID._replace(log_index=self._keys.revision)
+                opcode, payload = Opcode.NOOP, b""
             else:
-                outcome = self._keys.execute(entry.index, command)
+                outcome = self._keys.execute(command)
                 opcode, payload = OPCODE_BY_OP[command.WhichOneof("op")], entry.command
             records.append(encode_record(entry.index, entry.term, opcode, payload))
             self._last_applied, self._last_term = entry.index, entry.term
-            outcomes.append(outcome._replace(log_index=entry.index))
+            outcomes.append(outcome)
         if records:
             try:
                 self._wal.append(b"".join(records))
@@ -276,7 +282,7 @@ class StateMachine:
                 raise
             self._unsynced = True
             self._entries_since_checkpoint += len(records)
-            self._changes.applied(self._last_applied)
+            self._changes.applied(self._keys.revision)
         return outcomes
 
     def _decode_proposed(self, data: bytes) -> Command:
@@ -420,6 +426,7 @@ class StateMachine:
         return {
             "last_applied": self._last_applied,
             "last_applied_term": self._last_term,
+            "revision": self._keys.revision,
             "keys": len(self._keys),
             "request_ids": len(self._keys.requests),
             "wal_bytes": self._wal.size,
@@ -460,6 +467,7 @@ class StateMachine:
             list(keys.leases.items()),
             b"",
             members=list(keys.members.items()),
+            revision=keys.revision,
         )
         return image, len(items)
 
@@ -479,7 +487,7 @@ class StateMachine:
     def install(self, image: StateImage) -> None:
         """Make a verified snapshot image the state (see `restore`)."""
         self._check_healthy()
-        self._keys = self._watched(image.keyspace(), image.index)
+        self._keys = self._watched(image.keyspace())
         self._last_applied, self._last_term = image.index, image.term
         self._unsynced = False
         self.checkpoint()

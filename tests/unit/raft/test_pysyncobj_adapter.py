@@ -48,10 +48,20 @@ class FakeNode:
 
     def __init__(self) -> None:
         self.next_index: dict[str, int] = {}
+        self.match_index: dict[str, int] = {}
         self.prevote = PreVote(None, 0.4)  # type: ignore[arg-type]  (not consulted here)
 
     def next_index_map(self) -> dict[str, int]:
         return self.next_index
+
+    def match_index_map(self) -> dict[str, int]:
+        return self.match_index
+
+    def is_leader(self) -> bool:
+        return True
+
+    def forget_match_index(self, node: str) -> None:
+        self.match_index[node] = 0
 
 
 def transport_for(node: FakeNode) -> Any:
@@ -88,6 +98,21 @@ def test_a_success_reply_never_moves_next_index_back() -> None:
     assert node.next_index["b"] == 12
     transport._onMessageReceived("b", reply(5, success=False, reset=True))  # a real conflict
     assert node.next_index["b"] == 5
+
+
+def test_a_reset_never_moves_next_index_to_what_the_follower_acknowledged() -> None:
+    """Seen when a joining node installed a snapshot at 180 and took entries up to 193 at
+    once: its reset "send from 181", overtaken by its acknowledgement of 193, made the
+    leader resend 181 on, and the follower cut entries it had applied (CRITICAL log)."""
+    node = FakeNode()
+    node.next_index["b"], node.match_index["b"] = 194, 193
+    transport = transport_for(node)
+    transport._onMessageReceived("b", reply(181, success=False, reset=True))
+    assert node.next_index["b"] == 194
+    transport._onNodeDisconnectedCallback = None
+    transport._onNodeDisconnected("b")  # a restarted (maybe wiped) follower starts over
+    transport._onMessageReceived("b", reply(1, success=False, reset=True))
+    assert node.next_index["b"] == 1
 
 
 def test_replicated_methods_are_registered_in_their_class() -> None:

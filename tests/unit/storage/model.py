@@ -24,6 +24,7 @@ class ModelRecord:
 class Model:
     data: dict[str, ModelRecord] = field(default_factory=dict)
     clock: int = 0
+    revision: int = 0  # one per applied write command, whatever its log index
 
     def _visible(self, key: str, now: int) -> ModelRecord | None:
         record = self.data.get(key)
@@ -34,9 +35,11 @@ class Model:
     def get(self, key: str, now: int) -> ModelRecord | None:
         return self._visible(key, now)
 
-    def apply(self, index: int, op: tuple) -> None:
+    def apply(self, op: tuple) -> None:
         kind = op[0]
         issued = op[-1]
+        self.revision += 1
+        index = self.revision
         self.clock = max(self.clock, issued)
         if kind == "expire":
             self.data = {

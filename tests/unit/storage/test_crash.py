@@ -59,8 +59,8 @@ class ModelAtIndex:
 
     def advance_to(self, index: int) -> Model:
         while self._pending[0] <= index:
-            entry_index, _term, op = self._pending
-            self.model.apply(entry_index, op)
+            _index, _term, op = self._pending
+            self.model.apply(op)
             self._pending = next(self._stream)
         return self.model
 

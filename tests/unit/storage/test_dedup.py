@@ -15,7 +15,7 @@ def put(key: str, value: bytes, request_id: str, at: int = 1000, **kw: object) -
 
 
 def decided(outcome: Outcome | None) -> Outcome:
-    """What a command decided, without the index of the entry that carried it."""
+    """What a command decided, without the store revision it was answered at."""
     assert outcome is not None
     return outcome._replace(log_index=0)
 
@@ -25,10 +25,11 @@ def test_a_retried_put_returns_the_first_outcome_and_changes_nothing(tmp_path: P
     (first,) = machine.apply([Entry(3, 1, put("k", b"v1", "req-1"))])
     machine.apply([Entry(4, 1, put("k", b"v2", "req-2"))])
     (retry,) = machine.apply([Entry(5, 1, put("k", b"v1", "req-1"))])
-    assert decided(retry) == decided(first) and retry is not None and retry.revision == 3
-    assert retry.log_index == 5  # the store revision the reply reflects is the retry's entry
+    assert decided(retry) == decided(first) and retry is not None and retry.revision == 1
+    assert retry.log_index == 2  # the store revision when the retry was answered
+    assert machine.revision == 2  # an answered retry takes no revision
     record = machine.get("k")
-    assert record is not None and (record.value, record.mod_revision) == (b"v2", 4)
+    assert record is not None and (record.value, record.mod_revision) == (b"v2", 2)
 
 
 def test_a_retried_cas_reports_its_success_not_a_compare_failure(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_an_id_reused_for_another_request_is_refused_and_applies_nothing(
     (retry,) = machine.apply(
         [Entry(9, 1, put("alpha", b"a", "client-42", at=2000, expire_at_ms=62_000))]
     )
-    assert retry is not None and retry.status is Status.OK and retry.revision == 3
+    assert retry is not None and retry.status is Status.OK and retry.revision == 1
 
 
 def test_the_table_stays_bounded_by_count_and_by_time(tmp_path: Path) -> None:

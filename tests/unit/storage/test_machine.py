@@ -20,13 +20,17 @@ def put(key: str, value: bytes, at: int = 1000, **kw: object) -> bytes:
     return commands.put(key, value, issued_at_ms=at, **kw)  # type: ignore[arg-type]
 
 
-def test_put_sets_create_and_mod_revision_to_the_entry_index(machine: StateMachine) -> None:
-    first, second = machine.apply([Entry(3, 1, put("k", b"a")), Entry(7, 1, put("k", b"b"))])
-    assert first is not None and first.created and first.revision == 3
-    assert second is not None and not second.created and second.revision == 7
+def test_revisions_count_write_commands_not_log_entries(machine: StateMachine) -> None:
+    first, noop, second = machine.apply(
+        [Entry(3, 1, put("k", b"a")), Entry(5, 1, commands.noop()), Entry(7, 1, put("k", b"b"))]
+    )
+    assert first is not None and first.created and first.revision == 1
+    assert noop is not None and noop.log_index == 1  # a no-op takes no revision
+    assert second is not None and not second.created and second.revision == 2
     record = machine.get("k")
     assert record is not None
-    assert (record.value, record.create_revision, record.mod_revision) == (b"b", 3, 7)
+    assert (record.value, record.create_revision, record.mod_revision) == (b"b", 1, 2)
+    assert (machine.revision, machine.last_applied) == (2, 7)
 
 
 @pytest.mark.parametrize(
@@ -34,8 +38,8 @@ def test_put_sets_create_and_mod_revision_to_the_entry_index(machine: StateMachi
     [
         (condition(prev_value=b"old"), True),
         (condition(prev_value=b"other"), False),
-        (condition(prev_revision=3), True),
-        (condition(prev_revision=4), False),
+        (condition(prev_revision=1), True),
+        (condition(prev_revision=2), False),
         (condition(prev_exist=True), True),
         (condition(prev_exist=False), False),
     ],
@@ -45,10 +49,10 @@ def test_cas_compares_at_apply_time(machine: StateMachine, when: object, succeed
     (outcome,) = machine.apply([Entry(4, 1, put("k", b"new", when=when))])
     assert outcome is not None
     if succeeds:
-        assert outcome.status is Status.OK and outcome.revision == 4
+        assert outcome.status is Status.OK and outcome.revision == 2
         assert machine.get("k").value == b"new"  # type: ignore[union-attr]
     else:
-        assert outcome.status is Status.COMPARE_FAILED and outcome.revision == 3
+        assert outcome.status is Status.COMPARE_FAILED and outcome.revision == 1
         assert machine.get("k").value == b"old"  # type: ignore[union-attr]
     assert machine.last_applied == 4, "a failed CAS still advances last_applied"
 
@@ -72,7 +76,7 @@ def test_failed_cas_is_still_failed_after_recovery_and_replay(tmp_path: Path) ->
     machine.close(checkpoint=False)
     recovered = StateMachine(directory)  # replays all three records from the WAL
     assert recovered.get("k").value == b"v2"  # type: ignore[union-attr]
-    assert recovered.get("k").mod_revision == 5  # type: ignore[union-attr]
+    assert recovered.get("k").mod_revision == 3  # type: ignore[union-attr]
     assert recovered.digest() == digest
 
 
@@ -91,12 +95,12 @@ def test_delete_reports_not_found_and_conditions(machine: StateMachine) -> None:
         [
             Entry(4, 1, commands.delete("nope", issued_at_ms=1)),
             Entry(5, 1, commands.delete("k", issued_at_ms=1, when=condition(prev_revision=9))),
-            Entry(6, 1, commands.delete("k", issued_at_ms=1, when=condition(prev_revision=3))),
+            Entry(6, 1, commands.delete("k", issued_at_ms=1, when=condition(prev_revision=1))),
         ]
     )
     assert missing is not None and missing.status is Status.NOT_FOUND
-    assert failed is not None and failed.status is Status.COMPARE_FAILED and failed.revision == 3
-    assert deleted is not None and deleted.status is Status.OK and deleted.revision == 6
+    assert failed is not None and failed.status is Status.COMPARE_FAILED and failed.revision == 1
+    assert deleted is not None and deleted.status is Status.OK and deleted.revision == 4
 
 
 def test_ttl_deadline_hides_the_key_and_only_expire_removes_it(machine: StateMachine) -> None:
@@ -120,7 +124,7 @@ def test_cas_treats_a_key_past_its_deadline_in_the_log_clock_as_absent(
     assert outcome is not None and outcome.status is Status.COMPARE_FAILED
     (recreated,) = machine.apply([Entry(5, 1, put("k", b"x", at=2500))])
     assert recreated is not None and recreated.created
-    assert machine.get("k", now_ms=2500).create_revision == 5  # type: ignore[union-attr]
+    assert machine.get("k", now_ms=2500).create_revision == 3  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("payload", [b"", b"\xff\xfe garbage", commands.noop()[:0]])

@@ -76,7 +76,7 @@ def test_state_machine_matches_dict_model(steps: list, checkpoint_entries: int) 
                     op = resolve(unresolved, model, clock)
                     clock = op[-1]
                     index += 1
-                    model.apply(index, op)
+                    model.apply(op)
                     entries.append(Entry(index, 1, encode(op)))
                 machine.apply(entries)
             elif kind == "checkpoint":
