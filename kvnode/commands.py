@@ -152,3 +152,10 @@ def member_forget(raft_addr: str, *, issued_at_ms: int) -> bytes:
     command = Command(issued_at_ms=issued_at_ms)
     command.member_forget.raft_addr = raft_addr
     return command.SerializeToString()
+
+
+def batch(encoded: list[bytes]) -> bytes:
+    """Several encoded commands as one log entry (see commands.proto: Batch)."""
+    command = Command()
+    command.batch.commands.extend(encoded)
+    return command.SerializeToString()

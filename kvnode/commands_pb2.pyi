@@ -217,8 +217,14 @@ class MemberForget(_message.Message):
     raft_addr: str
     def __init__(self, raft_addr: _Optional[str] = ...) -> None: ...
 
+class Batch(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, commands: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class Command(_message.Message):
-    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget")
+    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget", "batch")
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +240,7 @@ class Command(_message.Message):
     LEASE_RENEW_ALL_FIELD_NUMBER: _ClassVar[int]
     MEMBER_PUBLISH_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FORGET_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     issued_at_ms: int
     request_id: str
     request_fingerprint: bytes
@@ -249,4 +256,5 @@ class Command(_message.Message):
     lease_renew_all: LeaseRenewAll
     member_publish: MemberPublish
     member_forget: MemberForget
-    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ...) -> None: ...
+    batch: Batch
+    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...

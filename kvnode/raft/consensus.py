@@ -7,6 +7,7 @@ from typing import Any
 
 from kvnode.config import NodeConfig
 from kvnode.consensus import StateMachine, Voter
+from kvnode.raft.batcher import WriteBatcher
 from kvnode.raft.node import RaftNode
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.storage import Outcome
@@ -16,11 +17,12 @@ class RaftConsensus:
     def __init__(self, config: NodeConfig, machine: StateMachine, lock: threading.Lock) -> None:
         self.node = RaftNode(config, machine, lock)
         self._proposer = Proposer(self.node, config.request_timeout)
+        self._batcher = WriteBatcher(self._proposer.propose, config.max_value_bytes)
         self._barrier = ReadBarrier(self.node, config.request_timeout)
         self._heard_within = config.election_timeout_max
 
     async def propose(self, command: bytes) -> Outcome:
-        return await self._proposer.propose(command)
+        return await self._batcher.propose(command)
 
     async def read_barrier(self) -> None:
         await self._barrier.wait()

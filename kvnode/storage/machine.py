@@ -78,6 +78,7 @@ OPCODE_BY_OP = {
     "lease_renew_all": Opcode.LEASE_RENEW_ALL,
     "member_publish": Opcode.MEMBER_PUBLISH,
     "member_forget": Opcode.MEMBER_FORGET,
+    "batch": Opcode.BATCH,
 }
 _INVALID = Outcome(Status.INVALID, 0)
 _EMPTY_COMMAND = Command()
@@ -150,7 +151,7 @@ class StateMachine:
             if record.index <= self._last_applied:
                 continue  # covered by the checkpoint; the WAL truncation had not happened yet
             command = self._decode_logged(record.payload, record.opcode, record.offset)
-            self._keys.execute(command)
+            self._execute(command)
             self._last_applied, self._last_term = record.index, record.term
             replayed += 1
         self._changes.applied(self._keys.revision)
@@ -269,7 +270,7 @@ class StateMachine:
                 outcome = _INVALID._replace(log_index=self._keys.revision)
                 opcode, payload = Opcode.NOOP, b""
             else:
-                outcome = self._keys.execute(command)
+                outcome = self._execute(command)
                 opcode, payload = OPCODE_BY_OP[command.WhichOneof("op")], entry.command
             records.append(encode_record(entry.index, entry.term, opcode, payload))
             self._last_applied, self._last_term = entry.index, entry.term
@@ -284,6 +285,21 @@ class StateMachine:
             self._entries_since_checkpoint += len(records)
             self._changes.applied(self._keys.revision)
         return outcomes
+
+    def _execute(self, command: Command) -> Outcome:
+        """One command, or each command of a batch at its own revision (a part that cannot
+        be decoded, or is itself a batch, is INVALID and takes no revision)."""
+        if command.WhichOneof("op") != "batch":
+            return self._keys.execute(command)
+        parts = []
+        for encoded in command.batch.commands:
+            part = self._decode_proposed(encoded)
+            if part is _EMPTY_COMMAND or part.WhichOneof("op") == "batch":
+                parts.append(_INVALID._replace(log_index=self._keys.revision))
+            else:
+                parts.append(self._keys.execute(part))
+        revision = self._keys.revision
+        return Outcome(Status.OK, revision, log_index=revision, parts=tuple(parts))
 
     def _decode_proposed(self, data: bytes) -> Command:
         """Decode a command from the Raft log; anything unusable becomes the empty command."""

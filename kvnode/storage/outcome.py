@@ -23,6 +23,7 @@ class Outcome(NamedTuple):
     `log_index` is the log index of the entry this reply was decided at: the store
     revision it reflects (for a retried request, the retry's entry).
     `detail` is the encoded `TxnReply` of a transaction (empty for other commands).
+    `parts` are the outcomes of a batch's commands, in order (empty for one command).
     """
 
     status: Status
@@ -31,3 +32,4 @@ class Outcome(NamedTuple):
     expire_at_ms: int = 0
     log_index: int = 0
     detail: bytes = b""
+    parts: tuple[Outcome, ...] = ()

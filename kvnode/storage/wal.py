@@ -73,6 +73,7 @@ class Opcode(IntEnum):
     LEASE_RENEW_ALL = 10
     MEMBER_PUBLISH = 11
     MEMBER_FORGET = 12
+    BATCH = 13
 
 
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
