@@ -92,6 +92,20 @@ class Metrics:
         ]
         self._is_leader = Gauge("kvnode_is_leader", "1 on the leader", registry=self.registry)
         self._service = service
+        # The labelled series, looked up once: `labels()` takes a lock and builds a key on
+        # every call, a cost paid by every request.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def record(self, method: str, status: int, seconds: float) -> None:
+        counted = self._counted.get((method, status))
+        if counted is None:
+            counted = self._counted[method, status] = self.requests.labels(method, str(status))
+        timed = self._timed.get(method)
+        if timed is None:
+            timed = self._timed[method] = self.latency.labels(method)
+        counted.inc()
+        timed.observe(seconds)
 
     def render(self) -> bytes:
         status = self._service.status(with_digest=False)  # scraped often; digest is O(keys)
@@ -136,8 +150,7 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     response.headers["X-KV-Node"] = service.config.node_id
     response.headers["X-KV-Leader"] = service.leader() or ""
     metrics = request.app[METRICS]
-    metrics.requests.labels(request.method, str(response.status)).inc()
-    metrics.latency.labels(request.method).observe(time.perf_counter() - started)
+    metrics.record(request.method, response.status, time.perf_counter() - started)
     return response
 
 
