@@ -60,6 +60,7 @@ class LocalNode:
     log_path: Path
     process: subprocess.Popen | None = None
     paused: bool = False
+    join: str = ""  # a running member's URL: started with `--join` (it has no peers)
 
     @property
     def url(self) -> str:
@@ -168,26 +169,22 @@ class LocalCluster(ClusterView):
         )
 
     def add_node(self, join_url: str, host: str = LOCAL_HOST) -> int:
-        """A new node (ports picked free) configured to join the cluster at `join_url`;
-        written, not started. Returns its index."""
+        """A new node (ports picked free) that starts with `--join join_url` and no peers;
+        its config is written, it is not started. Returns its index."""
         http, raft = free_ports(2, host)
         node = self._new_node(len(self.nodes) + 1, host, http, raft)
+        node.join = join_url
         self.nodes.append(node)
         self.size = len(self.nodes)
-        self._write_config(node, join=join_url)
+        self._write_config(node)
         return self.size - 1
 
-    def _write_config(self, node: LocalNode, join: str = "") -> None:
-        membership = (
-            {"join": join}
-            if join
-            else {"peers": [n.raft_addr for n in self.nodes if n is not node]}
-        )
+    def _write_config(self, node: LocalNode) -> None:
         values: dict[str, Any] = {
             "node_id": node.node_id,
             "raft_addr": node.raft_addr,
             "http_addr": node.http_addr,
-            **membership,
+            "peers": [] if node.join else [n.raft_addr for n in self.nodes if n is not node],
             "data_dir": str(node.data_dir),
             "cluster_secret": self.secret,
             **self.settings,
@@ -215,6 +212,7 @@ class LocalCluster(ClusterView):
                     "serve",
                     "--config",
                     str(node.config_path),
+                    *(["--join", node.join] if node.join else []),
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,

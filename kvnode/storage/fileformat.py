@@ -37,6 +37,7 @@ KIND_METADATA = b"META"
 KIND_SNAPSHOT = b"SNAP"
 
 TMP_SUFFIX = ".tmp"
+SYNC_CHUNK_BYTES = 4 * 1024 * 1024
 
 FaultHook = Callable[[str], None]
 """Called with a step name at each point of a crash-sensitive sequence (tests crash there)."""
@@ -95,9 +96,17 @@ def atomic_write(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
+        unsynced = 0
         while view:
-            written = os.write(fd, view)
+            written = os.write(fd, view[:SYNC_CHUNK_BYTES])
             view = view[written:]
+            unsynced += written
+            if durable and unsynced >= SYNC_CHUNK_BYTES and view:
+                # A large file (a checkpoint of millions of keys) goes to disk a chunk at a
+                # time: one final flush of hundreds of MB would queue every other fsync on
+                # the disk behind it, the Raft journal's included (a stalled heartbeat).
+                os.fdatasync(fd)
+                unsynced = 0
         fault_hook(f"{path.name}:tmp-written")
         if durable:
             os.fsync(fd)

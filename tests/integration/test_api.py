@@ -63,7 +63,9 @@ def test_put_creates_then_replaces_with_revisions_and_node_headers(http: Http) -
     created = orjson.loads(body)
     assert created["key"] == "api/a" and created["created"] is True and created["expire_at"] is None
     assert headers["X-KV-Revision"] == str(created["revision"])
-    assert headers["X-KV-Node"] == "node1" and headers["X-KV-Leader"]
+    assert headers["X-KV-Node"] == "node1"
+    leader = headers["X-KV-Leader"]  # the leader's HTTP URL, which a client can use
+    assert leader in [node.url for node in http.local.nodes], leader
     status, replaced = http.json("PUT", "/kv/api/a", data=b"two")
     assert status == 200 and replaced["created"] is False
     assert replaced["revision"] > created["revision"]
@@ -188,7 +190,8 @@ def test_status_health_ready_and_metrics(http: Http) -> None:
     status, body = http.json("GET", "/status", node=1)
     assert status == 200
     assert body["node_id"] == "node2" and body["role"] in ("leader", "follower")
-    assert body["leader"] and body["applied_index"] > 0 and len(body["peers"]) == 2
+    assert body["leader"].startswith("http://") and body["leader_raft_addr"]
+    assert body["applied_index"] > 0 and len(body["peers"]) == 2
     assert {"journal_bytes", "wal_bytes", "digest", "snapshots_installed"} <= set(body)
     assert http.json("GET", "/health")[0] == 200
     assert http.json("GET", "/ready")[0] == 200
