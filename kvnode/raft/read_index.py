@@ -80,7 +80,9 @@ class ReadIndex:
         self._waiting: list[_Reader] = []  # for the next round (and a current-term commit)
         self._waiting_since = 0.0
         self._rounds: dict[int, _Round] = {}
-        self._applied_waiters: list[tuple[int, ReadCallback]] = []
+        # (read index, deadline, reader): released once applied that far, failed if not
+        # by the deadline (a follower cut off after it got its index).
+        self._applied_waiters: list[tuple[int, float, ReadCallback]] = []
         self._asked: dict[int, tuple[float, ReadCallback]] = {}  # follower: id -> reader
         # Ids no earlier process of this node can have used (late replies are ignored).
         self._ids = itertools.count(time.time_ns())
@@ -147,7 +149,7 @@ class ReadIndex:
     def _confirmed(self, round_: _Round) -> None:
         for reader in round_.readers:
             if reader.callback is not None:
-                self._applied_waiters.append((round_.index, reader.callback))
+                self._wait_for_apply(round_.index, reader.callback)
             else:
                 self._reply(reader, index=round_.index)
 
@@ -173,16 +175,21 @@ class ReadIndex:
             _deadline, reader = self._asked.pop(read_id)
             reader("no_leader")
 
+    def _wait_for_apply(self, index: int, reader: ReadCallback) -> None:
+        self._applied_waiters.append((index, time.monotonic() + self._timeout, reader))
+
     def _release_applied(self) -> None:
         if not self._applied_waiters:
             return
-        applied = self._view.applied_index()
+        applied, now = self._view.applied_index(), time.monotonic()
         still = []
-        for index, reader in self._applied_waiters:
+        for index, deadline, reader in self._applied_waiters:
             if applied >= index:
                 reader(None)
+            elif deadline < now:
+                reader("no_leader")  # nothing new applied in time: cut off from the leader
             else:
-                still.append((index, reader))
+                still.append((index, deadline, reader))
         self._applied_waiters = still
 
     # -- messages (tick thread) ------------------------------------------------------------
@@ -221,6 +228,6 @@ class ReadIndex:
             _deadline, callback = asked
             index = message.get("index")
             if isinstance(index, int):
-                self._applied_waiters.append((index, callback))
+                self._wait_for_apply(index, callback)
             else:
                 callback(str(message.get("error", "no_leader")))

@@ -165,3 +165,18 @@ def test_a_follower_without_a_leader_fails_at_once() -> None:
     reads.request(reader(results))
     reads.tick()
     assert results == ["no_leader"]
+
+
+def test_a_reader_waiting_for_an_apply_that_never_comes_fails_at_its_deadline() -> None:
+    follower = FakeRaft(leading=False, leader="a", applied=5)
+    reads = ReadIndex(follower, timeout=60.0)
+    results: list[str | None] = []
+    reads.request(reader(results))
+    reads.tick()
+    ((_to, ask),) = follower.sent
+    reads.on_message("a", {"type": READ_INDEX_REPLY, "id": ask["id"], "index": 9})
+    reads.tick()
+    assert results == []  # waiting for index 9 to be applied
+    reads._applied_waiters = [(i, 0.0, r) for i, _deadline, r in reads._applied_waiters]
+    reads.tick()  # its deadline has passed and 9 is still not applied
+    assert results == ["no_leader"]
