@@ -11,9 +11,9 @@ import pytest
 from kvnode.client import Client
 from tests.chaos.partitions import needs_partitions, partitionable_cluster
 from tests.integration.conftest import converged, write_load
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, needs_partitions]
-PARTITION_SECONDS = 5.0  # over three maximum election timeouts (1.4 s)
 
 
 def test_healing_an_isolated_follower_keeps_the_leader_and_term(tmp_path: Path) -> None:
@@ -27,7 +27,13 @@ def test_healing_an_isolated_follower_keeps_the_leader_and_term(tmp_path: Path) 
                 follower = (leader + 1) % 3
                 others = [i for i in range(3) if i != follower]
                 topology.partition([[follower], others])
-                await asyncio.sleep(PARTITION_SECONDS)  # the fault's duration
+
+                async def gave_up_on_the_leader() -> bool:
+                    # Its election timer ran out: it forgot the leader and asks for votes.
+                    status = await client.status(cluster.urls[follower], digest=False)
+                    return status["leader_raft_addr"] is None
+
+                await wait_until(gave_up_on_the_leader, 20, "the cut-off follower to stand")
                 topology.heal()
                 load = await write_load([cluster.urls[i] for i in others], 50)
                 assert len(load.acked) == 50, load.errors[:3]

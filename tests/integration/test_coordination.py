@@ -19,7 +19,7 @@ import orjson
 from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError, WatchEvent
-from kvnode.coordination import election, observe
+from kvnode.coordination import LOCKS_PREFIX, election, observe
 from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import converged, leader_of
 from tests.waiting import wait_until
@@ -28,7 +28,6 @@ ACCOUNTS = [f"bank/{name}" for name in "abcd"]
 OPENING_BALANCE = 100
 SECONDS = 60.0  # every loop below ends by itself within this
 KEEPALIVE_SECONDS = 1.0  # how often the test's lease owner renews (ttl 3 s)
-HOLD_SECONDS = 0.1  # how long each lock holder works, so that contenders overlap
 
 
 async def transfer(client: Client, rng: random.Random) -> bool:
@@ -163,6 +162,7 @@ def test_locks_exclude_each_other_and_fence_in_order(shared_cluster: LocalCluste
     async def scenario() -> list[tuple[str, int]]:
         log: list[tuple[str, int]] = []
         holding = [0]
+        contenders = 5
 
         async def contender(name: str) -> None:
             async with (
@@ -172,10 +172,19 @@ def test_locks_exclude_each_other_and_fence_in_order(shared_cluster: LocalCluste
                 holding[0] += 1
                 assert holding[0] == 1, "two holders at once"
                 log.append((name, lock.fencing_token))
-                await asyncio.sleep(HOLD_SECONDS)  # the work done under the lock
+                # Hold the lock until every contender still to come is queued behind it,
+                # so that each handover really is contended.
+                waiting = contenders - len(log) + 1  # this holder's key included
+
+                async def all_queued() -> bool:
+                    return len(await client.list(f"{LOCKS_PREFIX}mutex/")) >= waiting
+
+                await wait_until(all_queued, SECONDS, "the other contenders to queue")
                 holding[0] -= 1
 
-        await asyncio.wait_for(asyncio.gather(*(contender(f"c{i}") for i in range(5))), SECONDS)
+        await asyncio.wait_for(
+            asyncio.gather(*(contender(f"c{i}") for i in range(contenders))), SECONDS
+        )
         return log
 
     log = asyncio.run(scenario())

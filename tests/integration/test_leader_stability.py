@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from kvnode.cluster.supervisor import LocalCluster
 
+from kvnode.client import Client
 from tests.integration.conftest import converged, leader_of, statuses, write_load
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-PAUSE_SECONDS = 3.0  # over twice the maximum election timeout (1.4 s)
 
 
 def leader_view(found: dict[int, dict[str, Any]]) -> set[tuple[int, int]]:
@@ -46,7 +46,16 @@ def test_a_follower_cut_off_and_back_leaves_the_leader_alone(cluster: LocalClust
         before = leader_view(await statuses(cluster))
         follower = (leader + 2) % 3
         cluster.pause(follower)  # it hears nothing; its election timer runs out meanwhile
-        await asyncio.sleep(PAUSE_SECONDS)  # the fault's duration, not a synchronisation
+
+        async def leader_lost_it() -> bool:
+            # Silent for over an election timeout (the leader's view): resumed, its timer
+            # has run out and it stands at once.
+            async with Client([cluster.urls[leader]], timeout=2) as client:
+                members = await client.members()
+            return any(m["raft_addr"] == paused and not m["reachable"] for m in members)
+
+        paused = cluster.nodes[follower].raft_addr
+        await wait_until(leader_lost_it, 20, "the leader to lose the paused follower")
         cluster.resume(follower)
         load = await write_load(cluster.urls, 100)
         assert len(load.acked) == 100, load.errors[:3]

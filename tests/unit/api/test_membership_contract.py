@@ -16,6 +16,7 @@ from kvnode.membership import addition_refusal, removal_refusal
 from kvnode.storage.record import Member
 from tests.unit.api.local_consensus import LEADER
 from tests.unit.api.served_api import Api, error, make_api
+from tests.waiting import wait_until
 
 OWN = "127.0.0.1:4321"
 NEW = {"raft_addr": "127.0.0.1:4324", "http_url": "http://127.0.0.1:8004", "id": "node4"}
@@ -133,8 +134,11 @@ def test_one_change_at_a_time(api: Api) -> None:
     async def two_at_once() -> list[Any]:
         gate = api.consensus.change_gate = asyncio.Event()
         first = asyncio.ensure_future(api.client.post("/cluster/members", json=NEW))
-        while not api.service.membership._changing.locked():  # the first holds the change
-            await asyncio.sleep(0.001)
+
+        async def first_holds_the_change() -> bool:
+            return api.service.membership._changing.locked()
+
+        await wait_until(first_holds_the_change, 5, "the first change to start")
         second = await api.client.post(
             "/cluster/members",
             json={"raft_addr": "127.0.0.1:4325", "http_url": "http://127.0.0.1:8005"},
