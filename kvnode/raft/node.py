@@ -138,6 +138,7 @@ class RaftNode(SyncObjBase):
         # Before the journal exists: whether this start is a fresh, empty replacement.
         self.catch_up = CatchUp(Path(config.data_dir), config.initial_state)
         self._saved_voters = load_voters(Path(config.data_dir))
+        self._voters_version: tuple[int, int] | None = None  # of the voters last compared
         self.journal = DurableJournal(
             Path(config.data_dir),
             durable=config.durable,
@@ -303,6 +304,10 @@ class RaftNode(SyncObjBase):
         self._sync_machine()
 
     def _save_voters_if_changed(self) -> None:
+        version = self.voters_version()
+        if version == self._voters_version:
+            return
+        self._voters_version = version
         voters = self.members()
         if voters == self._saved_voters:
             return

@@ -190,6 +190,13 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
         thread: `list()` copies PySyncObj's set in one step, before the tick changes it.)"""
         return sorted(node_address(node) for node in list(self._SyncObj__otherNodes))
 
+    def voters_version(self) -> tuple[int, int]:
+        """Changes whenever the voters do (PySyncObj adds or discards nodes in place, and
+        replaces the set when it loads a snapshot), without building anything: it is
+        compared on every tick. Tick thread only (the one that changes the set)."""
+        voters = self._SyncObj__otherNodes
+        return id(voters), sum(map(hash, voters))
+
     def connected_addresses(self) -> set[str]:
         return {node_address(node) for node in list(self._SyncObj__connectedNodes)}
 

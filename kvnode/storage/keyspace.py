@@ -151,13 +151,12 @@ class Keyspace:
         return self._execute_next(command)._replace(log_index=self.revision)
 
     def _execute_next(self, command: Command) -> Outcome:
-        if command.WhichOneof("op") in REVISIONLESS:
-            return self._execute(self.revision, command)
-        self.revision += 1
-        return self._execute(self.revision, command)
-
-    def _execute(self, index: int, command: Command) -> Outcome:
         op = command.WhichOneof("op")
+        if op not in REVISIONLESS:
+            self.revision += 1
+        return self._execute(self.revision, op, command)
+
+    def _execute(self, index: int, op: str | None, command: Command) -> Outcome:
         if op == "put":
             put = command.put
             return self._write(index, put.key, put.value, put.expire_at_ms, None, put.lease)
