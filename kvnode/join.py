@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import orjson
-
+from kvnode.client import Client, Indeterminate, KvError, Unavailable
 from kvnode.config import ConfigError, NodeConfig
 from kvnode.raft.voters import save_voters
 from kvnode.storage.layout import prepare_node_dir
@@ -33,7 +31,6 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 15.0
 RETRY_SECONDS = 1.0
-MAX_REDIRECTS = 3
 
 
 class JoinRefused(ConfigError):
@@ -43,18 +40,16 @@ class JoinRefused(ConfigError):
 async def join_cluster(config: NodeConfig) -> NodeConfig:
     """Become a voter of the cluster at `config.join`; `config` as this node now runs."""
     prepare_node_dir(Path(config.data_dir))
-    body = orjson.dumps(
-        {"raft_addr": config.raft_addr, "http_url": config.client_url, "id": config.node_id}
-    )
-    headers = {"Content-Type": "application/json"}
-    if config.auth_token:
-        headers["Authorization"] = f"Bearer {config.auth_token}"
     deadline = time.monotonic() + JOIN_TIMEOUT_SECONDS
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with Client(
+        [config.join],
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        token=config.auth_token or None,
+        tls=_tls(config),
+    ) as client:
         while True:
             try:
-                members = await _ask(session, config, body, headers)
+                members = await _ask(client, config)
                 break
             except _TryAgain as exc:
                 if time.monotonic() > deadline:
@@ -75,48 +70,31 @@ class _TryAgain(Exception):
     """No answer yet that settles it (unreachable, no leader, a change in progress)."""
 
 
-async def _ask(
-    session: aiohttp.ClientSession, config: NodeConfig, body: bytes, headers: dict[str, str]
-) -> list[dict[str, Any]]:
-    url = config.join.rstrip("/") + "/cluster/members"
-    for _ in range(MAX_REDIRECTS + 1):
-        try:
-            async with session.post(
-                url, data=body, headers=headers, allow_redirects=False, ssl=_tls(config, url)
-            ) as response:
-                status, answer = response.status, await response.read()
-                location = response.headers.get("Location", "")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _TryAgain(f"{url}: {exc!r}") from None
-        try:
-            reply = orjson.loads(answer)
-        except orjson.JSONDecodeError:
-            raise _TryAgain(f"{url} answered {status} without JSON") from None
-        if status == 307 and location:
-            url = location
-            continue
-        if status == 201:
-            return list(reply["members"])
-        if status == 409 and reply.get("error") == "member_exists":
-            member = reply.get("member", {})
-            if member.get("raft_addr") == config.raft_addr and member.get("http_url") in (
-                None,
-                config.client_url,
-            ):
-                return list(reply["members"])  # added by an earlier attempt
-        if status in (503, 504) or (status == 409 and "in_progress" in reply.get("error", "")):
-            raise _TryAgain(f"{status} {reply.get('error')}: {reply.get('message')}")
-        raise JoinRefused(
-            f"join: {url} refused: {status} {reply.get('error')}: {reply.get('message')}"
-        )
-    raise _TryAgain(f"more than {MAX_REDIRECTS} redirects")
+async def _ask(client: Client, config: NodeConfig) -> list[dict[str, Any]]:
+    """One `POST /cluster/members` (the client follows a follower's 307 to the leader)."""
+    try:
+        reply = await client.member_add(config.raft_addr, config.client_url, config.node_id)
+    except (Unavailable, Indeterminate) as exc:
+        raise _TryAgain(str(exc)) from None
+    except KvError as exc:
+        member = exc.body.get("member", {})
+        if (
+            exc.code == "member_exists"
+            and member.get("raft_addr") == config.raft_addr
+            and member.get("http_url") in (None, config.client_url)
+        ):
+            return list(exc.body["members"])  # added by an earlier attempt
+        if exc.code == "membership_change_in_progress":
+            raise _TryAgain(str(exc)) from None
+        raise JoinRefused(f"join: {config.join} refused: {exc}") from None
+    return list(reply["members"])
 
 
-def _tls(config: NodeConfig, url: str) -> ssl.SSLContext | bool:
+def _tls(config: NodeConfig) -> ssl.SSLContext | None:
     """For an https cluster: trust the CA this node trusts its own clients with (else the
     system's), and present this node's certificate."""
-    if not url.startswith("https://"):
-        return True
+    if not config.join.startswith("https://"):
+        return None
     return client_context(
         config.tls_client_ca_file or None, config.tls_cert_file or None, config.tls_key_file or None
     )
