@@ -61,6 +61,7 @@ GET_PARAMS = frozenset({"consistency"})
 DELETE_PARAMS = frozenset({"prev_value", "prev_value_base64", "prev_revision"})
 LIST_PARAMS = frozenset({"prefix", "limit", "values", "consistency", "start_after"})
 NO_PARAMS: frozenset[str] = frozenset()
+HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"})
 
 
 class Metrics:
@@ -98,6 +99,8 @@ class Metrics:
         self._timed: dict[str, Any] = {}
 
     def record(self, method: str, status: int, seconds: float) -> None:
+        if method not in HTTP_METHODS:
+            method = "other"  # a client's made-up method must not grow the series forever
         counted = self._counted.get((method, status))
         if counted is None:
             counted = self._counted[method, status] = self.requests.labels(method, str(status))

@@ -106,7 +106,8 @@ class Consensus(Protocol):
         """On the leader: ask the most caught-up follower to take over now."""
 
     def status(self) -> dict[str, Any]:
-        """Role, term, commit and applied index, peers, log sizes: for /status."""
+        """Role, term, `leader_raft_addr`, commit and applied index, peers, log sizes: for
+        /status (the service adds the leader's URL)."""
 
     def close(self) -> None:
         """Stop replicating; the state machine is closed by its owner afterwards."""

@@ -426,7 +426,7 @@ class RaftNode(SyncObjBase):
             }
         return {
             "role": ROLES.get(raw["state"], "unknown"),
-            "leader": raw["leader"].address if raw["leader"] is not None else None,
+            "leader_raft_addr": raw["leader"].address if raw["leader"] is not None else None,
             "term": raw["raft_term"],
             "commit_index": raw["commit_idx"],
             "raft_applied_index": raw["last_applied"],

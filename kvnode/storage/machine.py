@@ -267,7 +267,7 @@ class StateMachine:
                 continue
             command = self._decode_proposed(entry.command)
             if command is _EMPTY_COMMAND:
-                outcome = _INVALID._replace(log_index=self._keys.revision)
+                outcome = self._invalid()
                 opcode, payload = Opcode.NOOP, b""
             else:
                 outcome = self._execute(command)
@@ -286,6 +286,10 @@ class StateMachine:
             self._changes.applied(self._keys.revision)
         return outcomes
 
+    def _invalid(self) -> Outcome:
+        """The outcome of an unusable command: nothing applied, no revision taken."""
+        return _INVALID._replace(log_index=self._keys.revision)
+
     def _execute(self, command: Command) -> Outcome:
         """One command, or each command of a batch at its own revision (a part that cannot
         be decoded, or is itself a batch, is INVALID and takes no revision)."""
@@ -295,7 +299,7 @@ class StateMachine:
         for encoded in command.batch.commands:
             part = self._decode_proposed(encoded)
             if part is _EMPTY_COMMAND or part.WhichOneof("op") == "batch":
-                parts.append(_INVALID._replace(log_index=self._keys.revision))
+                parts.append(self._invalid())
             else:
                 parts.append(self._keys.execute(part))
         revision = self._keys.revision

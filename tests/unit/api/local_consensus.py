@@ -74,7 +74,7 @@ class LocalConsensus:
             applied = self._machine.last_applied
         return {
             "role": "leader" if not self.refuse else "follower",
-            "leader": self.leader(),
+            "leader_raft_addr": self.leader(),
             "term": 1,
             "commit_index": applied,
             "raft_applied_index": applied,

@@ -202,5 +202,11 @@ def test_status_health_ready_and_metrics(api: Api) -> None:
     assert len(status["digest"]) == 64
     assert api("GET", "/health").json == {"status": "ok"}
     assert api("GET", "/ready").json == {"ready": True}
+    assert status["leader"] == LEADER and status["leader_raft_addr"] == "127.0.0.1:4321"
+    for unusual in ("PROPFIND", "PURGE"):  # methods HTTP knows, kvnode does not serve
+        assert api(unusual, "/kv/k").status == 405
     metrics = api("GET", "/metrics")
     assert metrics.status == 200 and b"kvnode_keys 1.0" in metrics.body
+    # Methods kvnode does not serve share one series instead of adding one each.
+    assert b'method="other",status="405"} 2.0' in metrics.body
+    assert b"PROPFIND" not in metrics.body
