@@ -134,8 +134,8 @@ class Keyspace:
             if earlier is not None:
                 given = command.request_fingerprint
                 if earlier.fingerprint and given and given != earlier.fingerprint:
-                    refused = Outcome(Status.REQUEST_ID_REUSED, 0)  # another request
-                    return refused._replace(log_index=self.revision)
+                    # Another request under this id: refused.
+                    return Outcome(Status.REQUEST_ID_REUSED, 0, log_index=self.revision)
                 # A retry of a write that was already applied: its first outcome.
                 return earlier.outcome._replace(log_index=self.revision)
             outcome = self._execute_next(command)

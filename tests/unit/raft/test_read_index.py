@@ -50,6 +50,15 @@ def reader(results: list[str | None]) -> Any:
     return results.append
 
 
+def one_read(raft: FakeRaft, timeout: float) -> tuple[ReadIndex, list[str | None]]:
+    """A ReadIndex over `raft` with one read requested and one tick done; its results."""
+    reads = ReadIndex(raft, timeout=timeout)
+    results: list[str | None] = []
+    reads.request(reader(results))
+    reads.tick()
+    return reads, results
+
+
 def probes(raft: FakeRaft) -> list[dict[str, Any]]:
     return [m for _peer, m in raft.sent if m["type"] == READ_PROBE]
 
@@ -75,10 +84,7 @@ def test_a_leader_releases_a_read_after_a_majority_acks_and_the_apply() -> None:
 
 def test_acks_from_another_term_or_round_do_not_count() -> None:
     raft = FakeRaft()
-    reads = ReadIndex(raft, timeout=1.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    reads, results = one_read(raft, timeout=1.0)
     probe = probes(raft)[0]
     reads.on_message("b", {"type": READ_ACK, "term": 2, "round": probe["round"]})
     reads.on_message("b", {"type": READ_ACK, "term": 3, "round": probe["round"] + 1})
@@ -88,10 +94,7 @@ def test_acks_from_another_term_or_round_do_not_count() -> None:
 
 def test_a_new_leader_waits_for_a_commit_of_its_own_term() -> None:
     raft = FakeRaft(current_term_committed=False)
-    reads = ReadIndex(raft, timeout=1.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    reads, _results = one_read(raft, timeout=1.0)
     assert probes(raft) == []
     raft.current_term_committed = True
     reads.tick()
@@ -100,10 +103,7 @@ def test_a_new_leader_waits_for_a_commit_of_its_own_term() -> None:
 
 def test_a_lone_leader_needs_no_round_and_a_lost_round_fails_the_read() -> None:
     alone = FakeRaft(voters=[])
-    reads = ReadIndex(alone, timeout=1.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    reads, results = one_read(alone, timeout=1.0)
     assert results == [None] and alone.sent == []
     raft = FakeRaft()
     reads = ReadIndex(raft, timeout=0.0)
@@ -115,10 +115,7 @@ def test_a_lone_leader_needs_no_round_and_a_lost_round_fails_the_read() -> None:
 
 def test_a_leader_that_steps_down_fails_its_rounds() -> None:
     raft = FakeRaft()
-    reads = ReadIndex(raft, timeout=1.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    reads, results = one_read(raft, timeout=1.0)
     raft.leading = False
     reads.tick()
     assert results == ["not_leader"]
@@ -126,10 +123,7 @@ def test_a_leader_that_steps_down_fails_its_rounds() -> None:
 
 def test_a_follower_asks_the_leader_and_waits_for_its_own_apply() -> None:
     follower = FakeRaft(leading=False, leader="a", applied=5)
-    reads = ReadIndex(follower, timeout=1.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    reads, results = one_read(follower, timeout=1.0)
     ((to, ask),) = follower.sent
     assert to == "a" and ask["type"] == READ_INDEX
     # The leader's side: it answers with the index of a confirmed round.
@@ -160,19 +154,13 @@ def test_a_follower_acks_probes_of_its_term_only() -> None:
 
 def test_a_follower_without_a_leader_fails_at_once() -> None:
     follower = FakeRaft(leading=False, leader=None)
-    reads = ReadIndex(follower, timeout=1.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    _reads, results = one_read(follower, timeout=1.0)
     assert results == ["no_leader"]
 
 
 def test_a_reader_waiting_for_an_apply_that_never_comes_fails_at_its_deadline() -> None:
     follower = FakeRaft(leading=False, leader="a", applied=5)
-    reads = ReadIndex(follower, timeout=60.0)
-    results: list[str | None] = []
-    reads.request(reader(results))
-    reads.tick()
+    reads, results = one_read(follower, timeout=60.0)
     ((_to, ask),) = follower.sent
     reads.on_message("a", {"type": READ_INDEX_REPLY, "id": ask["id"], "index": 9})
     reads.tick()
