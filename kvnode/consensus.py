@@ -64,8 +64,9 @@ class StateMachine(Protocol):
     def append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
         """Apply committed entries in order (None for one already applied), unsynced."""
 
-    def sync(self) -> None:
-        """Make everything applied so far durable."""
+    def sync_later(self) -> Callable[[], None] | None:
+        """Make everything applied so far durable: the bookkeeping now, under the caller's
+        lock; the fsync by the function returned, in any thread (None: nothing to sync)."""
 
     def snapshot(self, path: Path | None = None, extra: bytes = b"") -> Path:
         """Write the whole state, with the consensus' own `extra` bytes, to one file."""

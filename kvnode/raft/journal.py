@@ -6,10 +6,13 @@ keeps PySyncObj's Journal interface but:
 
 - appends CRC-framed entries (framing.py) to `raft.journal`; a torn tail is
   truncated on start, damage in the middle refuses to start;
-- `sync_if_dirty()` fsyncs everything appended or truncated since the last
-  sync in one call; `SyncedTransport` calls it before every outgoing message,
-  so a node never acknowledges or replicates an entry it has not persisted
-  (Raft's "persist before you reply"), and concurrent appends share one fsync;
+- every append or truncation bumps a *generation*; `sync_now()` makes
+  everything up to the current generation durable with one fdatasync, and
+  records how far that reached (`synced_generation`, `synced_index`). The
+  tick thread does not call it: `JournalSyncer` (journal_sync.py) runs it in
+  its own thread, and `SyncedTransport` holds back every acknowledgement or
+  vote until the generation it depends on is synced (Raft's "persist before
+  you reply"); entries appended meanwhile share the next fsync;
 - term and vote go to `raft.meta` with tmp + fsync + rename + fsync(dir)
   *before* PySyncObj sends the vote that depends on them; an unreadable meta
   file refuses to start instead of forgetting a vote;
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from pathlib import Path
 from typing import overload
 
@@ -42,7 +46,7 @@ from kvnode.storage.fileformat import (
     encode_small_file,
     fsync_dir,
 )
-from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames
+from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames, sync_descriptor
 from kvnode.storage.layout import RAFT_JOURNAL, RAFT_META
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,14 @@ class DurableJournal:
         self.meta_path = directory / RAFT_META
         self._durable = durable
         self._dump_dir = dump_file.parent
-        self._dirty = False
+        # Appends and truncations done (the generation) and how far the last fdatasync
+        # reached. `_sync_lock` orders a sync's start and end against truncations and file
+        # swaps; appends need no lock (an entry is listed only after its bytes are written).
+        self._generation = 0
+        self._synced_generation = 0
+        self._synced_index = 0
+        self._truncations = 0
+        self._sync_lock = threading.Lock()
         self.compactions = 0
         # Entries kept before a snapshot's index when compacting (hashicorp/raft's
         # TrailingLogs): a follower a little behind catches up from the log instead of
@@ -79,6 +90,7 @@ class DurableJournal:
         if not self.path.exists():
             atomic_write(self.path, encode_header(KIND_JOURNAL, JOURNAL_VERSION), durable=durable)
         self._file = self._recover()
+        self._synced_index = self._entries[-1][1] if self._entries else 0
         self._term, self._commit_index, self._voted_for = self._load_meta()
         self._saved_commit_index = self._commit_index
 
@@ -150,13 +162,47 @@ class DurableJournal:
 
     # -- durability ------------------------------------------------------------------
 
+    @property
+    def generation(self) -> int:
+        """Changes (appends and truncations) made so far."""
+        return self._generation
+
+    @property
+    def synced_generation(self) -> int:
+        """Changes known to be on disk (all of them when the node runs without fsync)."""
+        return self._synced_generation if self._durable else self._generation
+
+    @property
+    def unsynced(self) -> bool:
+        return self.synced_generation != self._generation
+
+    @property
+    def synced_index(self) -> int:
+        """The last entry index known to be on disk: the leader's own copy counts towards a
+        commit only up to here."""
+        if not self._durable:
+            return self._entries[-1][1] if self._entries else 0
+        return self._synced_index
+
     @on_storage_error("sync the Raft journal")
-    def sync_if_dirty(self) -> None:
-        """One fsync for everything changed since the last call (group commit)."""
-        if self._dirty:
-            if self._durable:
-                self._file.sync()
-            self._dirty = False
+    def sync_now(self) -> None:
+        """One fdatasync for everything changed so far (any thread; group commit).
+
+        The file descriptor is duplicated so that a compaction may swap the file
+        while the sync runs: the old file's sync is then merely wasted, and the new
+        file was written durably. A truncation during the sync leaves the synced
+        index where it was (the entries it covered may be gone)."""
+        if not self.unsynced:
+            return
+        with self._sync_lock:
+            generation, truncations = self._generation, self._truncations
+            last_index = self._entries[-1][1] if self._entries else 0
+            fd = self._file.duplicate()
+        sync_descriptor(fd, self.path)
+        with self._sync_lock:
+            self._synced_generation = max(self._synced_generation, generation)
+            if truncations == self._truncations:
+                self._synced_index = max(self._synced_index, last_index)
 
     @property
     def size_bytes(self) -> int:
@@ -169,23 +215,29 @@ class DurableJournal:
         self._offsets.append(self._file.size)
         self._file.append(encode_frame(ENTRY_HEAD.pack(idx, term) + command))
         self._entries.append((command, idx, term))
-        self._dirty = True
+        self._generation += 1
 
     @on_storage_error("clear the Raft journal")
     def clear(self) -> None:
-        self._entries, self._offsets = [], []
-        self._file.truncate(HEADER_SIZE, durable=False)
-        self._dirty = True
+        self._truncate_at(0)
 
     @on_storage_error("truncate the Raft journal")
     def deleteEntriesFrom(self, entryFrom: int) -> None:
         """Drop the entries from list position `entryFrom` on (a conflicting suffix)."""
-        if entryFrom >= len(self._entries):
-            return
-        self._file.truncate(self._offsets[entryFrom], durable=False)
-        del self._entries[entryFrom:]
-        del self._offsets[entryFrom:]
-        self._dirty = True
+        if entryFrom < len(self._entries):
+            self._truncate_at(entryFrom)
+
+    def _truncate_at(self, position: int) -> None:
+        with self._sync_lock:
+            self._file.truncate(
+                self._offsets[position] if self._offsets else HEADER_SIZE, durable=False
+            )
+            del self._entries[position:]
+            del self._offsets[position:]
+            self._generation += 1
+            self._truncations += 1
+            last_index = self._entries[-1][1] if self._entries else 0
+            self._synced_index = min(self._synced_index, last_index)
 
     @on_storage_error("compact the Raft journal")
     def deleteEntriesTo(self, entryTo: int) -> None:
@@ -220,11 +272,15 @@ class DurableJournal:
             offsets.append(offset)
             offset += len(frame)
             parts.append(frame)
-        self._file.close()
         atomic_write(self.path, b"".join(parts), durable=self._durable)
-        self._file = AppendOnlyFile(self.path, offset)
-        self._entries, self._offsets = kept, offsets
-        self._dirty = False
+        with self._sync_lock:
+            self._file.close()
+            self._file = AppendOnlyFile(self.path, offset)
+            self._entries, self._offsets = kept, offsets
+            # Written durably as a whole, so everything in it is synced.
+            self._generation += 1
+            self._synced_generation = self._generation
+            self._synced_index = kept[-1][1] if kept else 0
 
     @overload
     def __getitem__(self, item: int) -> Entry: ...
@@ -244,13 +300,13 @@ class DurableJournal:
         return entries[max(index + 1 - entries[0][1], 0) :]
 
     def _destroy(self) -> None:
-        self.sync_if_dirty()
+        self.sync_now()
         if self._commit_index != self._saved_commit_index:
             self._store_meta()
         self._file.close()
 
     def flush(self) -> None:
-        self.sync_if_dirty()
+        self.sync_now()
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         self._commit_index = raftCommitIndex

@@ -7,10 +7,13 @@ What PySyncObj does not give and how it is supplied here (see pysyncobj-facts):
   after the method returns); the term is read from the journal at that index.
 - *Re-delivery after restart*: PySyncObj re-applies from its last dump. The
   StateMachine skips every index at or below its own `last_applied`.
-- *Durability*: the journal is `DurableJournal`, synced by `SyncedTransport`
-  before any message leaves the node, and by `apply_command` itself before a
-  single-node cluster acknowledges. The state machine's WAL is synced once per
-  tick (an on-tick callback), off the per-entry path.
+- *Durability*: the journal is `DurableJournal`, fsynced by its own thread
+  (journal_sync.py) so that a slow disk never holds heartbeats up. An
+  acknowledgement or vote waits in the transport's outbox until what it vouches
+  for is synced; the leader counts its own copy towards a commit only up to its
+  synced index (leader_match.py); a single-node cluster syncs in `apply_command`
+  before it acknowledges. The state machine's WAL is synced at most every 100 ms
+  (an on-tick callback), off the per-entry path.
 - *Snapshots*: a custom serializer writes kvnode's own checksummed snapshot
   (with PySyncObj's bookkeeping in its `extra` blob) as the one dump file that
   PySyncObj streams to lagging followers; the deserializer verifies it, makes it
@@ -49,6 +52,8 @@ from kvnode.consensus import StateMachine
 from kvnode.raft.catch_up import CatchUp
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
+from kvnode.raft.journal_sync import JournalSyncer
+from kvnode.raft.leader_match import LeaderMatch
 from kvnode.raft.prevote import PreVote
 from kvnode.raft.pysyncobj_adapter import (
     MEMBERSHIP_ENTRY,
@@ -149,6 +154,9 @@ class RaftNode(SyncObjBase):
         snapshot_index = self._snapshot_index()
         if snapshot_index:
             self.journal.start_at_snapshot(snapshot_index)
+        self.journal_syncer = JournalSyncer(self.journal, on_synced=self.wakeup.notify)
+        self.journal_syncer.start()
+        self.leader_match = LeaderMatch()
         self.prevote = PreVote(self, config.election_timeout_min)
         self.read_index = ReadIndex(self, timeout=config.election_timeout_max)
         conf = SyncObjConf(
@@ -178,7 +186,7 @@ class RaftNode(SyncObjBase):
             config.raft_addr,
             list(config.peers),
             conf,
-            transportClass=SyncedTransport.bind_journal(self.journal),
+            transportClass=SyncedTransport.bind_journal(self.journal, self.journal_syncer),
         )
         # PySyncObj numbers forwarded commands from 0 in every process, so after a restart a
         # late reply from the leader about a *previous* life's command N could be matched to
@@ -242,11 +250,41 @@ class RaftNode(SyncObjBase):
                 else:
                     self.stall_windows.append([window, gap])
         self._last_tick_at = now
+        self._release_synced()
         if self.catch_up.active:
             self.postpone_election(time.monotonic())  # no candidacy while catching up
         else:
             self.prevote.before_tick()
         super()._onTick(timeToWait)
+
+    def _release_synced(self) -> None:
+        """What the journal syncs since the last tick: held acknowledgements go out, and
+        the leader's own copy counts up to its synced index in this tick's commit."""
+        self.transport().release_synced()
+        if self._isLeader():
+            self.leader_match.after_sync(
+                self.match_index_map(), self.raftCurrentTerm, self.journal.synced_index
+            )
+
+    def note_follower_match(self, node: Any) -> None:
+        """A follower's success reply was just recorded (transport.py): see leader_match.py."""
+        self.leader_match.after_reply(
+            node, self.match_index_map(), self.raftCurrentTerm, self.journal.synced_index
+        )
+
+    def follower_reported(self, node: Any) -> int:
+        """The highest index `node` acknowledged to this leader, uncapped."""
+        return max(self.match_index_map().get(node, 0), self.leader_match.reported(node))
+
+    def forget_follower(self, node: Any) -> None:
+        """A disconnected follower's holdings are known again only from its next reply (a
+        restarted or wiped node starts over)."""
+        self.forget_match_index(node)
+        self.leader_match.forget(node)
+
+    def _doDestroy(self) -> None:
+        self.journal_syncer.stop()  # before PySyncObj closes the journal
+        super()._doDestroy()
 
     def raft_term(self) -> int:
         return int(self.raftCurrentTerm)
@@ -285,9 +323,10 @@ class RaftNode(SyncObjBase):
         log.info("role %s -> %s in term %d", ROLES.get(old), ROLES.get(new), self.raftCurrentTerm)
 
     def _after_tick(self) -> None:
-        # Entries the leader appended and sent this tick become durable here, before the
-        # next tick's commit calculation counts the leader's own copy.
-        self.journal.sync_if_dirty()
+        # Entries the leader appended and sent this tick: synced in the background while
+        # they travel (the leader counts its own copy once they are: leader_match.py).
+        if self.journal.unsynced:
+            self.journal_syncer.request()
         self.wakeup.subscribe(self._poller)
         leader = self.leader_address()
         if self.catch_up.active:
@@ -331,8 +370,9 @@ class RaftNode(SyncObjBase):
         """Apply one committed kvnode command; returns its outcome (None if already applied)."""
         index = self.raftLastApplied + 1
         term = self.journal[index - self.journal[0][1]][2]
-        # A lone node commits without sending anything: persist before the callback acks.
-        self.journal.sync_if_dirty()
+        # A lone voter commits without waiting for anyone: persist before the callback acks.
+        if not self.has_peers():
+            self.journal.sync_now()
         try:
             with self.machine_lock:
                 (outcome,) = self.machine.append([Entry(index, term, command)])
@@ -341,12 +381,13 @@ class RaftNode(SyncObjBase):
         return outcome
 
     def _sync_machine(self) -> None:
-        """One WAL fsync for everything applied since the last, at most every 100 ms.
+        """One WAL fsync for everything applied since the last, at most every 100 ms, run
+        by the journal's sync thread (the checkpoint bookkeeping stays here).
 
         Durability of acknowledged writes comes from the Raft journal (synced
-        before every send) and the fsynced snapshot; this sync only bounds how
-        much the state machine re-applies after a crash. With the event-driven
-        loop a tick can be microseconds long, hence the interval.
+        before any acknowledgement leaves) and the fsynced snapshot; this sync only
+        bounds how much the state machine re-applies after a crash. With the
+        event-driven loop a tick can be microseconds long, hence the interval.
         """
         now = time.monotonic()
         if now - self._last_machine_sync < MACHINE_SYNC_INTERVAL:
@@ -354,9 +395,11 @@ class RaftNode(SyncObjBase):
         self._last_machine_sync = now
         try:
             with self.machine_lock:
-                self.machine.sync()
+                pending = self.machine.sync_later()
         except (StorageError, OSError) as exc:
             fail_stop(f"cannot sync the state machine: {exc}")
+        if pending is not None:
+            self.journal_syncer.sync_also(pending, "sync the state machine's WAL")
 
     # -- snapshots (tick thread) ------------------------------------------------------
 

@@ -27,9 +27,9 @@ Private names read or written (name-mangled state of PySyncObj's classes):
 - `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
-Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick` and
-`SyncObj._checkCommandsToApply` (raft/node.py), `TCPTransport._onMessageReceived`
-and `TCPTransport._createServer` (raft/transport.py).
+Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick`,
+`SyncObj._checkCommandsToApply` and `SyncObj._doDestroy` (raft/node.py),
+`TCPTransport._onMessageReceived` and `TCPTransport._createServer` (raft/transport.py).
 """
 
 from __future__ import annotations
@@ -153,6 +153,12 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
 
     def peers(self) -> list[Any]:
         return list(self._SyncObj__otherNodes)
+
+    def has_peers(self) -> bool:
+        return bool(self._SyncObj__otherNodes)
+
+    def transport(self) -> Any:
+        return self._SyncObj__transport
 
     def election_due(self, now: float) -> bool:
         return bool(

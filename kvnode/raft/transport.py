@@ -1,14 +1,16 @@
 """The peer transport: a persistence barrier on sends, a fix to the leader's nextIndex, a
 gate against stale snapshots, and no peer port for a lone node without a secret.
 
-Every Raft message PySyncObj sends goes through `send`. Before any message
-other than the leader's own append-entries leaves, the journal is synced:
-that is Raft's "persist before you reply" (a follower's acknowledgement, a
-vote) in one place, and all entries appended since the previous message share
-one fsync. The leader's append-entries go out *before* its own fsync, so its
-disk write overlaps the network round trip and the followers' fsyncs (Raft
-allows this); the leader syncs at the end of the same tick (RaftNode), before
-the next tick can count its own copy towards a commit majority.
+Every Raft message PySyncObj sends goes through `send`. A message other than
+the leader's own append-entries (a follower's acknowledgement, a vote) leaves
+only once the journal changes made before it are on disk: that is Raft's
+"persist before you reply" in one place. The fsync runs in the journal's own
+thread (journal_sync.py), so such a message is held in an `Outbox` with the
+journal generation it depends on, and released by the tick that follows the
+sync; all entries appended meanwhile share that fsync. The leader's
+append-entries go out at once, before its own fsync, so its disk write overlaps
+the network round trip and the followers' fsyncs (Raft allows this); the leader
+counts its own copy towards a commit only once it is synced (leader_match.py).
 
 PySyncObj's leader sets a follower's nextIndex to whatever a success reply
 says, even when it has already sent further (pipelining): an older reply moves
@@ -18,10 +20,10 @@ entries it had acknowledged (the "truncating already-applied log entries"
 CRITICAL log). For that moment a committed entry may have one copy fewer than
 its majority. A success reply can only ever move nextIndex forward, so that is
 what `_onMessageReceived` enforces. A failure reply (reset) still moves it back,
-but never to or below the follower's matchIndex: a reset that old was overtaken
+but never to or below what the follower acknowledged: a reset that old was overtaken
 by the follower's own later acknowledgements (seen when a joining node installs
 a snapshot and takes entries at once). A follower holds what it acknowledged in
-this term for as long as its connection lasts, so its matchIndex is forgotten
+this term for as long as its connection lasts, so what it acknowledged is forgotten
 when the connection drops (a restarted or wiped node starts over).
 """
 
@@ -32,6 +34,8 @@ from typing import Any
 
 from kvnode.raft import read_index
 from kvnode.raft.journal import DurableJournal
+from kvnode.raft.journal_sync import JournalSyncer
+from kvnode.raft.outbox import Outbox
 from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
 from kvnode.raft.pysyncobj_adapter import TransportBase, node_address
 from kvnode.raft.snapshot_gate import SnapshotGate
@@ -47,16 +51,19 @@ UNSYNCED_MESSAGES = frozenset(
 
 
 class SyncedTransport(TransportBase):
-    journal: DurableJournal  # set by `bind_journal` before PySyncObj creates the transport
+    # Set by `bind_journal` before PySyncObj creates the transport.
+    journal: DurableJournal
+    syncer: JournalSyncer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._gate = SnapshotGate()  # before TCPTransport starts receiving
+        self._outbox = Outbox()
         super().__init__(*args, **kwargs)
 
     @classmethod
-    def bind_journal(cls, journal: DurableJournal) -> type[SyncedTransport]:
+    def bind_journal(cls, journal: DurableJournal, syncer: JournalSyncer) -> type[SyncedTransport]:
         """A subclass bound to one node's journal (PySyncObj instantiates the class itself)."""
-        return type("BoundSyncedTransport", (cls,), {"journal": journal})
+        return type("BoundSyncedTransport", (cls,), {"journal": journal, "syncer": syncer})
 
     def _createServer(self) -> None:
         """A lone node without a cluster secret has no one to listen to: it opens no peer
@@ -68,9 +75,19 @@ class SyncedTransport(TransportBase):
         super()._createServer()
 
     def send(self, node: Any, message: Any) -> bool:
-        if message.get("type") not in UNSYNCED_MESSAGES:
-            self.journal.sync_if_dirty()
+        depends = message.get("type") not in UNSYNCED_MESSAGES and self.journal.unsynced
+        if depends or self._outbox.holds_for(node):
+            # PySyncObj does not look at the result; a message the connection cannot take
+            # when it is released is lost like any other on a broken connection.
+            self._outbox.hold(node, self.journal.generation if depends else 0, message)
+            self.syncer.request()
+            return True
         return bool(super().send(node, message))
+
+    def release_synced(self) -> None:
+        """Send the held messages whose journal changes are now on disk (tick thread)."""
+        if self._outbox:
+            self._outbox.release(self.journal.synced_generation, super().send)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -102,7 +119,7 @@ class SyncedTransport(TransportBase):
         ):
             return
         if kind == "next_node_idx" and message.get("reset") and self.node.is_leader():
-            matched = self.node.match_index_map().get(node, 0)
+            matched = self.node.follower_reported(node)
             if (
                 isinstance(message.get("next_node_idx"), int)
                 and message["next_node_idx"] <= matched
@@ -121,10 +138,13 @@ class SyncedTransport(TransportBase):
         super()._onMessageReceived(node, message)
         if sent_up_to is not None and next_index.get(node, sent_up_to) < sent_up_to:
             next_index[node] = sent_up_to
+        if self.node.is_leader():
+            self.node.note_follower_match(node)
 
     def _onNodeDisconnected(self, node: Any) -> None:
         super()._onNodeDisconnected(node)
-        self.node.forget_match_index(node)
+        self._outbox.drop(node)
+        self.node.forget_follower(node)
 
     def _refuse_stale_snapshot(self, node: Any, chunk: Any) -> bool:
         """Drop a snapshot older than this node's commit index (snapshot_gate.py)."""

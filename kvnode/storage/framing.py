@@ -109,6 +109,17 @@ def read_frames(
     return FrameScan(frames, offset, len(buf) - offset)
 
 
+def sync_descriptor(fd: int, path: Path) -> None:
+    """fdatasync a duplicated descriptor of `path`, then close it. The duplicate lets the
+    sync run in another thread while the owner appends to, or even closes, the file."""
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise StorageFailure(path, f"fsync failed: {exc}") from exc
+    finally:
+        os.close(fd)
+
+
 class AppendOnlyFile:
     """A log file opened for appending. Appends go straight to the kernel (they survive a
     process crash); `sync` makes them survive power loss."""
@@ -123,6 +134,10 @@ class AppendOnlyFile:
     @property
     def size(self) -> int:
         return self._size
+
+    def duplicate(self) -> int:
+        """A new descriptor of this file, for `sync_descriptor` in another thread."""
+        return os.dup(self._fd)
 
     def append(self, data: bytes) -> None:
         try:

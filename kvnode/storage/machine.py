@@ -21,6 +21,7 @@ Files live in one directory (normally `<data_dir>/sm/`): `state.data`,
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -38,6 +39,7 @@ from kvnode.storage.changes import IGNORE_CHANGES, ChangeSink
 from kvnode.storage.checkpoint import load_checkpoint, write_checkpoint
 from kvnode.storage.errors import CorruptFile, CorruptRecord, StorageFailure
 from kvnode.storage.fileformat import TMP_SUFFIX, FaultHook, fsync_dir, no_fault
+from kvnode.storage.framing import sync_descriptor
 from kvnode.storage.image import StateImage
 from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.layout import (
@@ -317,10 +319,25 @@ class StateMachine:
 
     def sync(self) -> None:
         """Make every appended record durable (one fsync), then checkpoint if one is due."""
+        pending = self.sync_later()
+        if pending is not None:
+            try:
+                pending()
+            except StorageFailure as exc:
+                self._failure = exc
+                raise
+
+    def sync_later(self) -> Callable[[], None] | None:
+        """`sync()` with the WAL's fdatasync left to the caller: a function that runs it (in
+        any thread, without the lock; it raises StorageFailure), or None when nothing needs
+        syncing. The Raft node's tick thread must not wait for a busy disk, and this sync
+        only bounds how much is re-applied after a crash (the Raft journal holds what was
+        acknowledged)."""
         self._check_healthy()
+        descriptor = None
         try:
             if self._unsynced and self._durable:
-                self._wal.sync()
+                descriptor = self._wal.duplicate()
             self._unsynced = False
             self._reap_checkpoint(block=False)
             if self._checkpoint_due() and not self._checkpointer.running:
@@ -328,7 +345,12 @@ class StateMachine:
                     self._start_background_checkpoint()
                 else:
                     self.checkpoint()
+            if descriptor is None:
+                return None
+            return functools.partial(sync_descriptor, descriptor, self._wal.path)
         except (StorageFailure, OSError) as exc:
+            if descriptor is not None:
+                os.close(descriptor)
             self._failure = (
                 exc if isinstance(exc, StorageFailure) else StorageFailure(self.directory, str(exc))
             )

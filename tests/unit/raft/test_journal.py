@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pysyncobj.transport import TCPTransport
 
 from kvnode.raft.journal import DurableJournal
-from kvnode.raft.transport import SyncedTransport
 from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile
 
 
@@ -84,42 +82,6 @@ def test_suffix_deletion_and_compaction_are_durable(tmp_path: Path) -> None:
     reopened = open_journal(tmp_path)
     assert [(e[1], e[2]) for e in reopened[:]] == [(4, 1), (5, 1), (6, 1), (7, 1), (8, 2), (9, 2)]
     assert reopened[-2][0] == b"new"
-
-
-def test_transport_syncs_the_journal_before_acknowledgements_and_votes_leave(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    journal = open_journal(tmp_path)
-    order: list[str] = []
-    real_sync = journal._file.sync
-
-    def recording_sync() -> None:
-        order.append("fsync")
-        real_sync()
-
-    def recording_send(_self: TCPTransport, _node: object, message: dict) -> bool:
-        order.append(f"send {message['type']}")
-        return True
-
-    monkeypatch.setattr(journal._file, "sync", recording_sync)
-    monkeypatch.setattr(TCPTransport, "send", recording_send)
-    bound = SyncedTransport.bind_journal(journal)
-    transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
-    journal.add(b"a", 1, 1)
-    journal.add(b"b", 2, 1)
-    transport.send(None, {"type": "next_node_idx"})  # a follower's acknowledgement
-    transport.send(None, {"type": "next_node_idx"})  # nothing new: no second fsync
-    journal.add(b"c", 3, 1)
-    transport.send(None, {"type": "append_entries"})  # the leader's own replication
-    transport.send(None, {"type": "request_vote"})
-    assert order == [
-        "fsync",
-        "send next_node_idx",
-        "send next_node_idx",
-        "send append_entries",
-        "fsync",
-        "send request_vote",
-    ]
 
 
 def test_compaction_keeps_trailing_entries_and_a_restart_starts_at_the_snapshot(

@@ -14,6 +14,7 @@ import pytest
 
 from kvnode.raft import peer_pickle, pysyncobj_adapter, wire
 from kvnode.raft.journal import DurableJournal
+from kvnode.raft.outbox import Outbox
 from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.peer_connection import frame_limit, max_frame_bytes_for
 from kvnode.raft.prevote import PreVote
@@ -60,7 +61,13 @@ class FakeNode:
     def is_leader(self) -> bool:
         return True
 
-    def forget_match_index(self, node: str) -> None:
+    def follower_reported(self, node: str) -> int:
+        return self.match_index.get(node, 0)
+
+    def note_follower_match(self, node: str) -> None:
+        pass  # the leader's own sync is not part of these tests (test_journal_sync.py)
+
+    def forget_follower(self, node: str) -> None:
         self.match_index[node] = 0
 
 
@@ -70,6 +77,7 @@ def transport_for(node: FakeNode) -> Any:
     transport: Any = object.__new__(SyncedTransport)
     transport._syncObj = node
     transport._gate = SnapshotGate()
+    transport._outbox = Outbox()
 
     def pysyncobj_handler(peer: str, message: dict[str, Any]) -> None:
         if message["success"] or message["reset"]:

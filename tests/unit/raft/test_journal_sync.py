@@ -1,0 +1,197 @@
+"""The journal's fsync off the tick thread: acknowledgements wait for it, the leader's own
+copy counts only once synced, and a truncation during a sync is never taken as synced."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pysyncobj.transport import TCPTransport
+
+from kvnode.raft.journal import DurableJournal
+from kvnode.raft.journal_sync import JournalSyncer
+from kvnode.raft.leader_match import LeaderMatch
+from kvnode.raft.outbox import Outbox
+from kvnode.raft.transport import SyncedTransport
+
+
+def open_journal(directory: Path) -> DurableJournal:
+    return DurableJournal(directory, durable=True, dump_file=directory / "raft.snapshot")
+
+
+class RecordingSyncer:
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def request(self) -> None:
+        self.requests += 1
+
+
+@pytest.fixture
+def order(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every fdatasync and every message that really leaves, in order."""
+    events: list[str] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        events.append("fsync")
+        real_fdatasync(fd)
+
+    def recording_send(_self: TCPTransport, node: object, message: dict[str, Any]) -> bool:
+        events.append(f"send {message['type']} to {node}")
+        return True
+
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    monkeypatch.setattr(TCPTransport, "send", recording_send)
+    return events
+
+
+def transport_for(journal: DurableJournal, syncer: Any) -> Any:
+    bound = SyncedTransport.bind_journal(journal, syncer)
+    transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
+    transport._outbox = Outbox()
+    return transport
+
+
+def test_acknowledgements_and_votes_wait_for_the_fsync_and_keep_their_order(
+    tmp_path: Path, order: list[str]
+) -> None:
+    journal, syncer = open_journal(tmp_path), RecordingSyncer()
+    transport = transport_for(journal, syncer)
+    journal.add(b"a", 1, 1)
+    journal.add(b"b", 2, 1)
+    transport.send("leader", {"type": "next_node_idx"})  # vouches for entries 1 and 2
+    transport.send("leader", {"type": "apply_command"})  # needs nothing, but comes after
+    transport.send("other", {"type": "append_entries"})  # another peer: not held back
+    transport.release_synced()  # nothing synced yet: nothing released
+    assert order == ["send append_entries to other"]
+    assert syncer.requests >= 1
+
+    journal.sync_now()
+    transport.release_synced()
+    assert order[1:] == [
+        "fsync",
+        "send next_node_idx to leader",
+        "send apply_command to leader",
+    ]
+    transport.send("leader", {"type": "next_node_idx"})  # nothing new: no fsync needed
+    assert order[-1] == "send next_node_idx to leader"
+
+    journal.add(b"c", 3, 1)
+    transport.send("other", {"type": "request_vote"})
+    assert order[-1] == "send next_node_idx to leader"
+    journal.sync_now()
+    transport.release_synced()
+    assert order[-2:] == ["fsync", "send request_vote to other"]
+    journal.sync_now()  # nothing changed since: no second fsync
+    assert order.count("fsync") == 2
+
+
+def test_a_disconnected_peer_loses_what_was_held_for_it(tmp_path: Path, order: list[str]) -> None:
+    journal = open_journal(tmp_path)
+    outbox = Outbox()
+    journal.add(b"a", 1, 1)
+    outbox.hold("gone", journal.generation, {"type": "next_node_idx"})
+    outbox.drop("gone")
+    journal.sync_now()
+    outbox.release(journal.synced_generation, lambda node, message: order.append("sent"))
+    assert "sent" not in order and not outbox
+
+
+def test_the_background_thread_syncs_and_wakes_the_tick_loop(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path)
+    woken = threading.Event()
+    syncer = JournalSyncer(journal, on_synced=woken.set)
+    syncer.start()
+    try:
+        journal.add(b"a", 1, 1)
+        journal.add(b"b", 2, 1)
+        assert journal.unsynced and journal.synced_index == 0
+        syncer.request()
+        assert woken.wait(10)
+        assert not journal.unsynced and journal.synced_index == 2
+    finally:
+        syncer.stop()
+
+
+def test_a_truncation_during_a_sync_is_not_counted_as_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower's sync of entries 1..3 runs while a new leader's entries replace 2..3:
+    the replacements were not part of that sync, so the synced index stays at 1."""
+    journal = open_journal(tmp_path)
+    journal.add(b"old", 1, 1)
+    journal.sync_now()
+    journal.add(b"old", 2, 1)
+    journal.add(b"old", 3, 1)
+    real_fdatasync = os.fdatasync
+
+    def truncating_fdatasync(fd: int) -> None:
+        journal.deleteEntriesFrom(1)  # the tick thread, while this sync is under way
+        journal.add(b"new", 2, 2)
+        journal.add(b"new", 3, 2)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", truncating_fdatasync)
+    journal.sync_now()
+    assert journal.synced_index == 1
+    assert journal.unsynced  # the replacement entries still need their own sync
+    monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+    journal.sync_now()
+    assert journal.synced_index == 3 and not journal.unsynced
+
+
+def test_compaction_during_a_sync_keeps_the_journal_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction swaps the journal file while a sync holds a descriptor of the old one:
+    the sync must not close or touch the new file, and the rewritten file counts as synced."""
+    journal = open_journal(tmp_path)
+    journal.setCurrentTerm(1, None)
+    for index in range(1, 11):
+        journal.add(f"cmd{index}".encode(), index, 1)
+    real_fdatasync = os.fdatasync
+
+    def compacting_fdatasync(fd: int) -> None:
+        journal.deleteEntriesTo(5)  # the tick thread, after a snapshot at 5
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", compacting_fdatasync)
+    journal.sync_now()
+    monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+    assert journal.synced_index == 10 and not journal.unsynced
+    journal.add(b"cmd11", 11, 1)
+    journal.sync_now()
+    journal._destroy()
+    reopened = open_journal(tmp_path)
+    assert [entry[1] for entry in reopened[:]] == [6, 7, 8, 9, 10, 11]
+
+
+def test_the_leader_counts_its_own_copy_only_up_to_its_synced_index() -> None:
+    leader = LeaderMatch()
+    match_index = {"b": 0, "c": 0}
+    match_index["b"] = 9  # PySyncObj recorded b's acknowledgement of 9
+    leader.after_reply("b", match_index, term=4, synced=6)
+    assert match_index["b"] == 6  # the leader has synced only up to 6
+    assert leader.reported("b") == 9
+    match_index["b"] = 7  # an older, overtaken acknowledgement: never lowers what b holds
+    leader.after_reply("b", match_index, term=4, synced=6)
+    assert leader.reported("b") == 9 and match_index["b"] == 6
+    leader.after_sync(match_index, term=4, synced=12)
+    assert match_index == {"b": 9, "c": 0}
+    leader.forget("b")  # disconnected
+    match_index["b"] = 0
+    leader.after_sync(match_index, term=4, synced=12)
+    assert match_index["b"] == 0
+
+
+def test_a_new_leadership_starts_from_what_pysyncobj_knows() -> None:
+    leader = LeaderMatch()
+    match_index = {"b": 9}
+    leader.after_reply("b", match_index, term=4, synced=20)
+    match_index["b"] = 0  # PySyncObj resets every matchIndex when a node becomes leader
+    leader.after_sync(match_index, term=6, synced=20)
+    assert match_index["b"] == 0 and leader.reported("b") == 0
