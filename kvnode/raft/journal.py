@@ -16,7 +16,13 @@ keeps PySyncObj's Journal interface but:
 - term and vote go to `raft.meta` with tmp + fsync + rename + fsync(dir)
   *before* PySyncObj sends the vote that depends on them; an unreadable meta
   file refuses to start instead of forgetting a vote;
-- compaction (`deleteEntriesTo`) rewrites the remaining tail atomically;
+- compaction (`deleteEntriesTo`) forgets the compacted entries at once and
+  leaves rewriting the file without them to the sync thread (`run_later`): a
+  new file with the live part, synced, swapped in under the lock, and the
+  directory synced before anything in it counts as synced;
+- the commit index, a hint for faster restarts, is written in the sync thread
+  too; term and vote are written at once (a vote must be durable before it
+  is sent);
 - a write that fails (disk full, I/O error, no descriptors) stops the node
   (`failstop.py`) rather than leaving PySyncObj to retry it every tick.
 
@@ -30,8 +36,10 @@ crc32 of all preceding bytes.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import overload
 
@@ -45,6 +53,7 @@ from kvnode.storage.fileformat import (
     encode_header,
     encode_small_file,
     fsync_dir,
+    write_temporary,
 )
 from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames, sync_descriptor
 from kvnode.storage.layout import RAFT_JOURNAL, RAFT_META
@@ -59,6 +68,11 @@ META_HEAD = struct.Struct("<QQH")
 MAX_ENTRY_BYTES = 256 * 1024 * 1024
 
 Entry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
+RunLater = Callable[[Callable[[], None], str], None]  # (task, what it does, for errors)
+
+
+def run_now(task: Callable[[], None], _what: str) -> None:
+    task()
 
 
 class DurableJournal:
@@ -73,13 +87,19 @@ class DurableJournal:
         self._durable = durable
         self._dump_dir = dump_file.parent
         # Appends and truncations done (the generation) and how far the last fdatasync
-        # reached. `_sync_lock` orders a sync's start and end against truncations and file
-        # swaps; appends need no lock (an entry is listed only after its bytes are written).
+        # reached. `_sync_lock` guards the file, the entry lists and these counters; it is
+        # never held during an fsync. `_swap_lock` keeps a sync from another thread from
+        # counting a swapped-in file before the directory holds it (_rewrite_live_part).
         self._generation = 0
         self._synced_generation = 0
         self._synced_index = 0
         self._truncations = 0
         self._sync_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self._meta_lock = threading.Lock()
+        self._commit_hint_queued = False
+        # Where slow, non-urgent disk work runs: the node's sync thread (JournalSyncer).
+        self.run_later: RunLater = run_now
         self.compactions = 0
         # Entries kept before a snapshot's index when compacting (hashicorp/raft's
         # TrailingLogs): a follower a little behind catches up from the log instead of
@@ -127,7 +147,9 @@ class DurableJournal:
                 scan.valid_end,
             )
         file = AppendOnlyFile(self.path, scan.valid_end)
-        if scan.torn_bytes and self._durable:
+        if self._durable:
+            # What a crashed process wrote may still be only in the page cache: it counts
+            # as synced from here on, so make it so (and the torn tail's truncation).
             file.sync()
         return file
 
@@ -154,11 +176,13 @@ class DurableJournal:
 
     @on_storage_error("write the Raft term, vote and commit index")
     def _store_meta(self) -> None:
-        voted = (self._voted_for or "").encode()
-        body = META_HEAD.pack(self._term, self._commit_index, len(voted)) + voted
-        data = encode_small_file(KIND_META, JOURNAL_VERSION, body)
-        atomic_write(self.meta_path, data, durable=self._durable)
-        self._saved_commit_index = self._commit_index
+        with self._meta_lock:  # the tick thread (a vote) and the sync thread (the hint)
+            commit_index = self._commit_index
+            voted = (self._voted_for or "").encode()
+            body = META_HEAD.pack(self._term, commit_index, len(voted)) + voted
+            data = encode_small_file(KIND_META, JOURNAL_VERSION, body)
+            atomic_write(self.meta_path, data, durable=self._durable)
+            self._saved_commit_index = commit_index
 
     # -- durability ------------------------------------------------------------------
 
@@ -194,15 +218,16 @@ class DurableJournal:
         index where it was (the entries it covered may be gone)."""
         if not self.unsynced:
             return
-        with self._sync_lock:
-            generation, truncations = self._generation, self._truncations
-            last_index = self._entries[-1][1] if self._entries else 0
-            fd = self._file.duplicate()
-        sync_descriptor(fd, self.path)
-        with self._sync_lock:
-            self._synced_generation = max(self._synced_generation, generation)
-            if truncations == self._truncations:
-                self._synced_index = max(self._synced_index, last_index)
+        with self._swap_lock:
+            with self._sync_lock:
+                generation, truncations = self._generation, self._truncations
+                last_index = self._entries[-1][1] if self._entries else 0
+                fd = self._file.duplicate()
+            sync_descriptor(fd, self.path)
+            with self._sync_lock:
+                self._synced_generation = max(self._synced_generation, generation)
+                if truncations == self._truncations:
+                    self._synced_index = max(self._synced_index, last_index)
 
     @property
     def size_bytes(self) -> int:
@@ -212,10 +237,12 @@ class DurableJournal:
 
     @on_storage_error("append to the Raft journal")
     def add(self, command: bytes, idx: int, term: int) -> None:
-        self._offsets.append(self._file.size)
-        self._file.append(encode_frame(ENTRY_HEAD.pack(idx, term) + command))
-        self._entries.append((command, idx, term))
-        self._generation += 1
+        frame = encode_frame(ENTRY_HEAD.pack(idx, term) + command)
+        with self._sync_lock:
+            self._offsets.append(self._file.size)
+            self._file.append(frame)
+            self._entries.append((command, idx, term))
+            self._generation += 1
 
     @on_storage_error("clear the Raft journal")
     def clear(self) -> None:
@@ -241,16 +268,62 @@ class DurableJournal:
 
     @on_storage_error("compact the Raft journal")
     def deleteEntriesTo(self, entryTo: int) -> None:
-        """Compaction: keep the entries from list position `entryTo` on, rewritten atomically.
-
-        The snapshot that covers the dropped entries was renamed into place by
-        PySyncObj without a directory fsync; make that rename durable first, or
-        a power loss could leave neither the entries nor the snapshot.
-        """
-        if self._durable:
-            fsync_dir(self._dump_dir)
+        """Compaction: forget the entries before list position `entryTo` (but the trailing
+        ones). The file loses them later, in the sync thread (`_rewrite_live_part`): the
+        rewrite and its fsyncs would hold the tick thread up for as long as the disk takes.
+        A restart before that finds them still in the file and trims to the snapshot
+        (`start_at_snapshot`)."""
         self.compactions += 1  # each follows a snapshot this node wrote
-        self._keep_from(max(0, entryTo - self._trailing))
+        self._forget_before(max(0, entryTo - self._trailing))
+        self.run_later(self._rewrite_live_part, "compact the Raft journal")
+
+    def _forget_before(self, position: int) -> None:
+        with self._sync_lock:
+            del self._entries[:position]
+            del self._offsets[:position]
+
+    def _rewrite_live_part(self) -> None:
+        """Drop the forgotten entries from the file: copy the live part to a new file and
+        sync it (no lock held), then under the lock add what was appended meanwhile and
+        swap the files; the directory is synced before anything counts as synced in the
+        new file. A truncation meanwhile abandons the rewrite (the next one retries)."""
+        if self._durable:
+            # PySyncObj renamed the snapshot covering the dropped entries into place without
+            # a directory fsync: make it durable first, or a power loss could leave neither.
+            fsync_dir(self._dump_dir)
+        with self._sync_lock:
+            if not self._offsets or self._offsets[0] == HEADER_SIZE:
+                return  # nothing forgotten (or everything: a clear() will truncate)
+            start, end, truncations = self._offsets[0], self._file.size, self._truncations
+            last_index = self._entries[-1][1]
+            source = os.open(self.path, os.O_RDONLY)  # the file in use (swapped only here)
+        try:
+            live = encode_header(KIND_JOURNAL, JOURNAL_VERSION) + os.pread(
+                source, end - start, start
+            )
+            tmp = write_temporary(self.path, live, durable=self._durable)
+            with self._swap_lock:
+                with self._sync_lock:
+                    if truncations != self._truncations:
+                        tmp.unlink()
+                        return
+                    size = self._file.size
+                    with open(tmp, "ab") as handle:
+                        handle.write(os.pread(source, size - end, end))  # appended meanwhile
+                    os.replace(tmp, self.path)
+                    shift = start - HEADER_SIZE
+                    self._file.close()
+                    self._file = AppendOnlyFile(self.path, size - shift)
+                    self._offsets = [offset - shift for offset in self._offsets]
+                    self._generation += 1  # the copied tail is not synced in the new file
+                    self._synced_index = min(self._synced_index, last_index)
+                if self._durable:
+                    fsync_dir(self.path.parent)
+                with self._sync_lock:
+                    if truncations == self._truncations:
+                        self._synced_index = max(self._synced_index, last_index)
+        finally:
+            os.close(source)
 
     @on_storage_error("trim the Raft journal to its snapshot")
     def start_at_snapshot(self, snapshot_index: int) -> None:
@@ -260,27 +333,8 @@ class DurableJournal:
         included)."""
         positions = [i for i, entry in enumerate(self._entries) if entry[1] == snapshot_index - 1]
         if positions and positions[0] > 0:
-            self._keep_from(positions[0])
-
-    def _keep_from(self, position: int) -> None:
-        """Keep the entries from list `position` on: the journal rewritten atomically."""
-        kept = self._entries[position:]
-        parts = [encode_header(KIND_JOURNAL, JOURNAL_VERSION)]
-        offsets, offset = [], HEADER_SIZE
-        for command, idx, term in kept:
-            frame = encode_frame(ENTRY_HEAD.pack(idx, term) + command)
-            offsets.append(offset)
-            offset += len(frame)
-            parts.append(frame)
-        atomic_write(self.path, b"".join(parts), durable=self._durable)
-        with self._sync_lock:
-            self._file.close()
-            self._file = AppendOnlyFile(self.path, offset)
-            self._entries, self._offsets = kept, offsets
-            # Written durably as a whole, so everything in it is synced.
-            self._generation += 1
-            self._synced_generation = self._generation
-            self._synced_index = kept[-1][1] if kept else 0
+            self._forget_before(positions[0])
+            self._rewrite_live_part()
 
     @overload
     def __getitem__(self, item: int) -> Entry: ...
@@ -329,6 +383,11 @@ class DurableJournal:
 
     def onOneSecondTimer(self) -> None:
         """The commit index is a hint for faster restarts, not a safety property: store it
-        at most once a second, like PySyncObj does."""
-        if self._commit_index != self._saved_commit_index:
-            self._store_meta()
+        at most once a second, like PySyncObj does, in the sync thread."""
+        if self._commit_index != self._saved_commit_index and not self._commit_hint_queued:
+            self._commit_hint_queued = True
+            self.run_later(self._store_commit_hint, "write the Raft commit index")
+
+    def _store_commit_hint(self) -> None:
+        self._commit_hint_queued = False
+        self._store_meta()

@@ -11,8 +11,10 @@ which releases the acknowledgements that waited for it (transport.py) and lets
 the leader count its own copy towards a commit (leader_match.py). Requests that
 arrive during a sync share the next one (group commit).
 
-The state machine's periodic WAL sync (`StateMachine.sync_later`) runs here too,
-after the journal's, for the same reason.
+Other slow disk work that must not hold the tick thread up runs here too, after
+the journal's sync (`run_later`): the state machine's periodic WAL sync
+(`StateMachine.sync_later`), the rewrite of the journal file after a compaction,
+and the commit-index hint.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ class JournalSyncer:
         if not self._wanted.is_set():
             self._wanted.set()
 
-    def sync_also(self, pending: Callable[[], None], what: str) -> None:
-        """Run another file's sync (`pending`) here too, after the journal's next one; a
-        failure stops the node ("cannot <what>")."""
+    def run_later(self, task: Callable[[], None], what: str) -> None:
+        """Run other slow disk work here too, after the journal's next sync: another file's
+        fsync, the journal's compaction; a failure stops the node ("cannot <what>")."""
         with self._others_lock:
-            self._others.append((pending, what))
+            self._others.append((task, what))
         self.request()
 
     def stop(self) -> None:
@@ -69,8 +71,8 @@ class JournalSyncer:
             self._on_synced()
             with self._others_lock:
                 others, self._others = self._others, []
-            for pending, what in others:
+            for task, what in others:
                 try:
-                    pending()
+                    task()
                 except (StorageError, OSError) as exc:
                     fail_stop(f"cannot {what}: {exc}")

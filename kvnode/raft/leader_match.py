@@ -47,6 +47,10 @@ class LeaderMatch:
     def forget(self, node: Any) -> None:
         self._reported.pop(node, None)
 
+    def forget_all(self) -> None:
+        """The voters changed: PySyncObj starts an added node from 0, and so must this."""
+        self._reported.clear()
+
     def _start_term(self, term: int) -> None:
         if term != self._term:
             self._term = term

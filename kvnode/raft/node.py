@@ -69,6 +69,7 @@ from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.voters import load_voters, save_voters
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome
+from kvnode.storage.background import yield_cpu
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import KIND_SNAPSHOT, fsync_dir
 from kvnode.storage.image import peek_index
@@ -155,6 +156,7 @@ class RaftNode(SyncObjBase):
         if snapshot_index:
             self.journal.start_at_snapshot(snapshot_index)
         self.journal_syncer = JournalSyncer(self.journal, on_synced=self.wakeup.notify)
+        self.journal.run_later = self.journal_syncer.run_later
         self.journal_syncer.start()
         self.leader_match = LeaderMatch()
         self.prevote = PreVote(self, config.election_timeout_min)
@@ -347,6 +349,8 @@ class RaftNode(SyncObjBase):
         if version == self._voters_version:
             return
         self._voters_version = version
+        # A voter removed and added again (perhaps wiped) starts from nothing.
+        self.leader_match.forget_all()
         voters = self.members()
         if voters == self._saved_voters:
             return
@@ -399,7 +403,7 @@ class RaftNode(SyncObjBase):
         except (StorageError, OSError) as exc:
             fail_stop(f"cannot sync the state machine: {exc}")
         if pending is not None:
-            self.journal_syncer.sync_also(pending, "sync the state machine's WAL")
+            self.journal_syncer.run_later(pending, "sync the state machine's WAL")
 
     # -- snapshots (tick thread) ------------------------------------------------------
 
@@ -408,7 +412,8 @@ class RaftNode(SyncObjBase):
         `serialize_in_child`): a frozen copy of this process with only the tick thread,
         which was not applying anything when it forked. So the child reads the state
         without the lock (another thread may have held it at fork time, and would never
-        release it here) and leaves through PySyncObj's `os._exit`."""
+        release it here), runs at the lowest CPU priority (background.py) and leaves
+        through PySyncObj's `os._exit`."""
         if os.getpid() == self._pid:  # not forked (fork unavailable): hold the lock
             try:
                 with self.machine_lock:
@@ -416,6 +421,7 @@ class RaftNode(SyncObjBase):
             except (StorageError, OSError) as exc:
                 fail_stop(f"cannot write a snapshot: {exc}")
             return
+        yield_cpu()
         self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
 
     def _deserialize(self, file_name: str) -> RaftData:

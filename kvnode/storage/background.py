@@ -7,6 +7,11 @@ The child writes its file and exits with `os._exit`, touching nothing the parent
 other threads might have locked at fork time (no logging, no locks): it encodes an
 immutable view and writes with plain system calls. Memory can grow up to twofold
 while it runs, as pages the parent changes are copied.
+
+The child runs at the lowest CPU priority (`yield_cpu`): encoding millions of
+keys keeps a core busy for seconds, and on a small machine (every node's child
+at once, on two cores) the parent's tick thread waited for a core behind them:
+heartbeats 50-200 ms late.
 """
 
 from __future__ import annotations
@@ -17,6 +22,12 @@ from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+LOWEST_PRIORITY = 19  # nice(2): the largest increment that matters
+
+
+def yield_cpu() -> None:
+    """In a forked child: let every normal-priority thread (the nodes') run first."""
+    os.nice(LOWEST_PRIORITY)
 
 
 class ForkedTask:
@@ -38,6 +49,7 @@ class ForkedTask:
             self.pid = pid
             return
         try:  # the child: write, then leave without running any of the parent's cleanup
+            yield_cpu()
             work()
         except BaseException:
             os.write(2, f"{self.name} failed in pid {os.getpid()}:\n".encode())

@@ -92,6 +92,19 @@ def atomic_write(
     With durable=False the fsyncs are skipped (fsync=never): still atomic against
     a process crash, not against power loss.
     """
+    tmp = write_temporary(path, data, durable=durable, fault_hook=fault_hook)
+    os.replace(tmp, path)
+    fault_hook(f"{path.name}:renamed")
+    if durable:
+        fsync_dir(path.parent)
+    fault_hook(f"{path.name}:dir-synced")
+
+
+def write_temporary(
+    path: Path, data: bytes, *, durable: bool, fault_hook: FaultHook = no_fault
+) -> Path:
+    """The first half of `atomic_write`: `data` in `path`'s temporary sibling, synced. The
+    caller renames it over `path`, then syncs the directory."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -113,11 +126,7 @@ def atomic_write(
     finally:
         os.close(fd)
     fault_hook(f"{path.name}:tmp-synced")
-    os.replace(tmp, path)
-    fault_hook(f"{path.name}:renamed")
-    if durable:
-        fsync_dir(path.parent)
-    fault_hook(f"{path.name}:dir-synced")
+    return tmp
 
 
 def check_crc(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pysyncobj.transport import TCPTransport
 
+from kvnode.raft import journal as journal_module
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.leader_match import LeaderMatch
@@ -60,6 +62,7 @@ def test_acknowledgements_and_votes_wait_for_the_fsync_and_keep_their_order(
     tmp_path: Path, order: list[str]
 ) -> None:
     journal, syncer = open_journal(tmp_path), RecordingSyncer()
+    order.clear()  # opening syncs what an earlier process may have left in the page cache
     transport = transport_for(journal, syncer)
     journal.add(b"a", 1, 1)
     journal.add(b"b", 2, 1)
@@ -144,30 +147,70 @@ def test_a_truncation_during_a_sync_is_not_counted_as_synced(
     assert journal.synced_index == 3 and not journal.unsynced
 
 
-def test_compaction_during_a_sync_keeps_the_journal_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Compaction swaps the journal file while a sync holds a descriptor of the old one:
-    the sync must not close or touch the new file, and the rewritten file counts as synced."""
-    journal = open_journal(tmp_path)
+def compacted_journal(directory: Path, tasks: list[Callable[[], None]]) -> DurableJournal:
+    """Entries 1..10, compacted to 6..10: the file rewrite is queued in `tasks`."""
+    journal = open_journal(directory)
+    journal.run_later = lambda task, _what: tasks.append(task)
     journal.setCurrentTerm(1, None)
     for index in range(1, 11):
         journal.add(f"cmd{index}".encode(), index, 1)
-    real_fdatasync = os.fdatasync
-
-    def compacting_fdatasync(fd: int) -> None:
-        journal.deleteEntriesTo(5)  # the tick thread, after a snapshot at 5
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fdatasync", compacting_fdatasync)
     journal.sync_now()
-    monkeypatch.setattr(os, "fdatasync", real_fdatasync)
-    assert journal.synced_index == 10 and not journal.unsynced
-    journal.add(b"cmd11", 11, 1)
+    journal.deleteEntriesTo(5)  # the tick thread, after a snapshot at 5: memory only
+    assert [entry[1] for entry in journal[:]] == [6, 7, 8, 9, 10] and len(tasks) == 1
+    return journal
+
+
+def test_compaction_rewrites_the_file_in_the_sync_thread_while_entries_are_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks: list[Callable[[], None]] = []
+    journal = compacted_journal(tmp_path, tasks)
+    real_write_temporary = journal_module.write_temporary
+
+    def appending_meanwhile(*args: Any, **kwargs: Any) -> Path:
+        journal.add(b"cmd11", 11, 1)  # the tick thread, while the live part is copied
+        journal.add(b"cmd12", 12, 1)
+        return real_write_temporary(*args, **kwargs)
+
+    monkeypatch.setattr(journal_module, "write_temporary", appending_meanwhile)
+    size_before = journal.size_bytes
+    tasks.pop()()
+    assert journal.size_bytes < size_before  # entries 1..5 left the file
+    assert journal.synced_index == 10 and journal.unsynced  # 11, 12: copied, not synced
     journal.sync_now()
+    assert journal.synced_index == 12
+    journal.add(b"cmd13", 13, 1)
     journal._destroy()
     reopened = open_journal(tmp_path)
-    assert [entry[1] for entry in reopened[:]] == [6, 7, 8, 9, 10, 11]
+    assert [(entry[0], entry[1]) for entry in reopened[:]] == [
+        (f"cmd{index}".encode(), index) for index in range(6, 14)
+    ]
+
+
+def test_a_truncation_during_the_rewrite_abandons_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks: list[Callable[[], None]] = []
+    journal = compacted_journal(tmp_path, tasks)
+    real_write_temporary = journal_module.write_temporary
+
+    def truncating_meanwhile(*args: Any, **kwargs: Any) -> Path:
+        journal.deleteEntriesFrom(3)  # a new leader's entries replace 9 and 10
+        journal.add(b"new9", 9, 2)
+        return real_write_temporary(*args, **kwargs)
+
+    monkeypatch.setattr(journal_module, "write_temporary", truncating_meanwhile)
+    tasks.pop()()
+    journal._destroy()
+    reopened = open_journal(tmp_path)  # the dead head is still there until a later rewrite
+    assert [(entry[1], entry[2]) for entry in reopened[:]][-5:] == [
+        (5, 1),
+        (6, 1),
+        (7, 1),
+        (8, 1),
+        (9, 2),
+    ]
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_the_leader_counts_its_own_copy_only_up_to_its_synced_index() -> None:
@@ -186,6 +229,14 @@ def test_the_leader_counts_its_own_copy_only_up_to_its_synced_index() -> None:
     match_index["b"] = 0
     leader.after_sync(match_index, term=4, synced=12)
     assert match_index["b"] == 0
+    leader.after_reply("c", match_index, term=4, synced=12)
+    assert leader.reported("c") == 0  # c acknowledged nothing yet
+    match_index["c"] = 8
+    leader.after_reply("c", match_index, term=4, synced=12)
+    leader.forget_all()  # c removed and added again: PySyncObj starts it from 0
+    match_index["c"] = 0
+    leader.after_sync(match_index, term=4, synced=12)
+    assert match_index["c"] == 0
 
 
 def test_a_new_leadership_starts_from_what_pysyncobj_knows() -> None:
