@@ -69,7 +69,7 @@ from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.voters import load_voters, save_voters
 from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome
-from kvnode.storage.background import yield_cpu
+from kvnode.storage.background import FORK_TIMES, yield_cpu
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import KIND_SNAPSHOT, fsync_dir
 from kvnode.storage.image import peek_index
@@ -90,6 +90,7 @@ TRAILING_FRACTION = 4  # keep a quarter of snapshot_entries in the log after a s
 HEAD_BYTES = 64  # enough of a snapshot file for its header and index
 MEMBERSHIP_MARK = bytes([MEMBERSHIP_ENTRY])
 CONNECTION_RETRY_SECONDS = 1.0
+DEFAULT_TICK_SECONDS = 0.05  # PySyncObj's autoTickPeriod
 
 
 LogEntry = tuple[bytes, int, int]  # PySyncObj's (command, index, term)
@@ -169,6 +170,9 @@ class RaftNode(SyncObjBase):
             password=config.cluster_secret or None,
             bindAddress=config.raft_addr,
             appendEntriesPeriod=config.append_entries_period,
+            # The loop sleeps up to this long when nothing happens; a leader must wake
+            # when a heartbeat is due, not up to PySyncObj's 50 ms later.
+            autoTickPeriod=min(DEFAULT_TICK_SECONDS, config.append_entries_period),
             raftMinTimeout=config.election_timeout_min,
             raftMaxTimeout=config.election_timeout_max,
             connectionTimeout=max(3.5, config.election_timeout_max),
@@ -488,6 +492,8 @@ class RaftNode(SyncObjBase):
             "snapshots_installed": self.snapshots_installed,
             "catching_up": self.catch_up.active,
             "longest_tick_gap_ms": round(self.longest_tick_gap * 1000, 1),
+            "latest_fork_ms": round(FORK_TIMES.latest * 1000, 1),
+            "longest_fork_ms": round(FORK_TIMES.longest * 1000, 1),
             "tick_gaps_over_50ms": self.tick_gaps_over_50ms,
             # [window start (unix s), longest gap in it (ms)] for recent 10 s windows.
             "stall_windows": [

@@ -17,12 +17,35 @@ heartbeats 50-200 ms late.
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 LOWEST_PRIORITY = 19  # nice(2): the largest increment that matters
+
+
+class ForkTimes:
+    """How long this process's forks held it up, like Redis' `latest_fork_usec`: a fork
+    copies the page tables of the whole state with the GIL held, so every thread,
+    heartbeats included, waits for it. Any fork counts (PySyncObj forks its own)."""
+
+    def __init__(self) -> None:
+        self.latest = 0.0
+        self.longest = 0.0
+        self._started = 0.0
+
+    def before(self) -> None:
+        self._started = time.perf_counter()
+
+    def after_in_parent(self) -> None:
+        self.latest = time.perf_counter() - self._started
+        self.longest = max(self.longest, self.latest)
+
+
+FORK_TIMES = ForkTimes()
+os.register_at_fork(before=FORK_TIMES.before, after_in_parent=FORK_TIMES.after_in_parent)
 
 
 def yield_cpu() -> None:

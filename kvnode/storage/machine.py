@@ -134,6 +134,7 @@ class StateMachine:
         self._monotonic = monotonic
         self._failure: StorageFailure | None = None
         self._unsynced = False
+        self._wal_retired = False  # a wal.prev set aside, for sync_later's caller to drop
         self._digest_cache: tuple[int, str] | None = None
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -345,9 +346,10 @@ class StateMachine:
                     self._start_background_checkpoint()
                 else:
                     self.checkpoint()
-            if descriptor is None:
+            drop_retired, self._wal_retired = self._wal_retired, False
+            if descriptor is None and not drop_retired:
                 return None
-            return functools.partial(sync_descriptor, descriptor, self._wal.path)
+            return functools.partial(self._sync_files, descriptor, drop_retired)
         except (StorageFailure, OSError) as exc:
             if descriptor is not None:
                 os.close(descriptor)
@@ -355,6 +357,13 @@ class StateMachine:
                 exc if isinstance(exc, StorageFailure) else StorageFailure(self.directory, str(exc))
             )
             raise self._failure from exc
+
+    def _sync_files(self, descriptor: int | None, drop_retired: bool) -> None:
+        """What `sync_later` leaves to its caller: the WAL's fdatasync, the retired WAL."""
+        if descriptor is not None:
+            sync_descriptor(descriptor, self._wal.path)
+        if drop_retired:
+            self._drop_retired_wal()
 
     def _checkpoint_due(self) -> bool:
         """Due after `checkpoint_entries` entries or `checkpoint_seconds`, once the WAL is
@@ -395,16 +404,31 @@ class StateMachine:
         self._last_checkpoint_at = self._monotonic()
 
     def _reap_checkpoint(self, *, block: bool) -> None:
-        """Finish a background checkpoint that has ended; its failure is a storage failure."""
+        """Finish a background checkpoint that has ended; its failure is a storage failure.
+        The `wal.prev` it covers is set aside at once as a leftover temporary file (a
+        restart deletes those); unless `block`, removing it is left to `sync_later`'s
+        caller: unlinking a large file and syncing the directory can take a busy disk's
+        time."""
         done = self._checkpointer.finished(block=block)
         if done is None:
             return
         if not done:
             raise StorageFailure(self.directory, "the background checkpoint failed (see stderr)")
-        (self.directory / PREVIOUS_WAL_FILE).unlink()
+        os.replace(self.directory / PREVIOUS_WAL_FILE, self._retired_wal)
+        if block:  # a caller that waits anyway (checkpoint, close)
+            self._drop_retired_wal()
+        else:
+            self._wal_retired = True
+        self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
+
+    @property
+    def _retired_wal(self) -> Path:
+        return self.directory / (PREVIOUS_WAL_FILE + TMP_SUFFIX)
+
+    def _drop_retired_wal(self) -> None:
+        self._retired_wal.unlink(missing_ok=True)  # a later one may have replaced it
         if self._durable:
             fsync_dir(self.directory)
-        self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
 
     def checkpoint(self) -> None:
         """Write the full state at last_applied, then drop the WAL it covers."""

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kvnode import commands
 from kvnode.storage import Entry, StateMachine
+from kvnode.storage.background import FORK_TIMES
 from kvnode.storage.errors import StorageFailure
 from kvnode.storage.layout import PREVIOUS_WAL_FILE, STATE_FILE, WAL_FILE
 
@@ -75,3 +78,46 @@ def test_a_crash_inside_the_rotation_loses_nothing(tmp_path: Path) -> None:
     assert reopened.last_applied == 60 and reopened.digest() == digest
     assert (tmp_path / WAL_FILE).exists() and (tmp_path / STATE_FILE).exists()
     reopened.close(checkpoint=False)
+
+
+def reap_without_running_the_result(sm: StateMachine, retired: Path) -> Callable[[], None]:
+    """Call sync_later until it has reaped the checkpoint child; return what that call left
+    to its caller (the WAL's fsync, the retired WAL's removal), undone."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert time.monotonic() < deadline, "the checkpoint child did not end"
+        pending = sm.sync_later()
+        if retired.exists():
+            assert pending is not None
+            return pending
+        time.sleep(0.005)  # polling interval while the child writes
+
+
+def test_a_crash_before_the_retired_wal_is_removed_is_harmless(tmp_path: Path) -> None:
+    """The Raft node runs `sync_later`'s result in its sync thread: until then the covered
+    WAL lies aside as a temporary file, which a restart deletes."""
+    sm = machine(tmp_path)
+    forks_before = FORK_TIMES.longest
+    fill(sm, 1, 100)  # the 100th entry starts the checkpoint in a child
+    assert FORK_TIMES.longest >= forks_before and FORK_TIMES.latest > 0  # the fork was timed
+    retired = tmp_path / (PREVIOUS_WAL_FILE + ".tmp")
+    reap_without_running_the_result(sm, retired)
+    assert not (tmp_path / PREVIOUS_WAL_FILE).exists()
+    reopened = machine(tmp_path)  # as if the node had crashed here
+    assert not retired.exists()
+    assert reopened.last_applied == 100 and reopened.get("k5") is not None
+    reopened.close(checkpoint=False)
+
+
+def test_sync_later_leaves_the_retired_wal_and_the_fsync_to_its_caller(tmp_path: Path) -> None:
+    sm = machine(tmp_path)
+    fill(sm, 1, 100)  # starts a background checkpoint
+    retired = tmp_path / (PREVIOUS_WAL_FILE + ".tmp")
+    reap_without_running_the_result(sm, retired)()
+    assert not retired.exists()
+    sm.append([Entry(101, 1, commands.put("k", b"v", issued_at_ms=101))])
+    pending = sm.sync_later()
+    assert pending is not None  # the WAL's fsync, in the caller's thread
+    pending()
+    assert sm.sync_later() is None  # nothing left to sync
+    sm.close(checkpoint=False)
