@@ -69,3 +69,16 @@ def test_a_watcher_that_did_not_finish_is_named() -> None:
     logs = watchers(SEEN, SEEN)
     logs[1].error = "did not reach the end marker within 60 s"
     assert problems(logs) == ["w1: did not reach the end marker within 60 s"]
+
+
+def test_only_a_put_slower_than_its_ttl_may_be_missing_as_dead_on_arrival() -> None:
+    """Seen in a pause run: a put with ttl=0.5 answered 0.68 s after it was called had
+    outlived its TTL in the log before it was applied; the store wrote nothing (no event)
+    and answered OK at that revision."""
+    slow = Op(5, 2, "put", "chaos/ttl0", value="2-1", ttl=0.5, invoke=1.0, complete=1.68)
+    quick = Op(6, 2, "put", "chaos/ttl1", value="2-2", ttl=0.5, invoke=2.0, complete=2.1)
+    for op, revision in ((slow, 20), (quick, 21)):
+        op.outcome, op.result, op.revision = OK, "applied", revision
+    report = check_watchers(watchers(SEEN), [*HISTORY, slow, quick])
+    (problem,) = report["problems"]
+    assert "revision 21" in problem  # the quick one had to be seen
