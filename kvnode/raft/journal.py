@@ -1,4 +1,4 @@
-"""A durable Raft journal for PySyncObj: CRC-framed, fsynced before anything leaves the node.
+"""A durable Raft journal for PySyncObj: CRC-framed, on disk before anything vouches for it.
 
 PySyncObj's own FileJournal is an mmap that is never synced, stores term and
 vote without fsync and silently resets them if unreadable. This replacement

@@ -35,12 +35,13 @@ class Outbox:
         self._held.setdefault(node, deque()).append((generation, message))
 
     def release(self, synced_generation: int, send: Send) -> None:
-        """Send, in order, every held message whose generation is on disk."""
-        for node in list(self._held):
-            queue = self._held[node]
-            while queue and queue[0][0] <= synced_generation:
+        """Send, in order, every held message whose generation is on disk. A send may find
+        the connection dead and drop the peer's queue (`drop`, from the disconnect
+        callback) under this loop: what is left of it is then not sent."""
+        for node, queue in list(self._held.items()):
+            while queue and queue[0][0] <= synced_generation and self._held.get(node) is queue:
                 send(node, queue.popleft()[1])
-            if not queue:
+            if not queue and self._held.get(node) is queue:
                 del self._held[node]
 
     def drop(self, node: Any) -> None:

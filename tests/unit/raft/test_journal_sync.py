@@ -104,6 +104,25 @@ def test_a_disconnected_peer_loses_what_was_held_for_it(tmp_path: Path, order: l
     assert "sent" not in order and not outbox
 
 
+def test_a_peer_that_disconnects_while_its_messages_are_released_is_dropped_cleanly() -> None:
+    """Seen in the membership test: a send found the connection dead, PySyncObj's disconnect
+    callback dropped the peer's queue inside `release`, and the KeyError that followed
+    ended the tick thread."""
+    outbox = Outbox()
+    for number in range(3):
+        outbox.hold("gone", 1, {"type": "next_node_idx", "n": number})
+    outbox.hold("alive", 1, {"type": "next_node_idx", "n": 0})
+    sent: list[tuple[str, int]] = []
+
+    def send(node: str, message: dict[str, Any]) -> None:
+        sent.append((node, message["n"]))
+        if node == "gone":
+            outbox.drop(node)  # what the transport's disconnect callback does
+
+    outbox.release(1, send)
+    assert sent == [("gone", 0), ("alive", 0)] and not outbox
+
+
 def test_the_background_thread_syncs_and_wakes_the_tick_loop(tmp_path: Path) -> None:
     journal = open_journal(tmp_path)
     woken = threading.Event()
