@@ -24,6 +24,7 @@ from kvnode.join import join_cluster
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters
 from kvnode.service import KvService
+from kvnode.thread_names import HTTP_THREAD, name_os_thread
 from kvnode.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def ensure_port_free(address: str, key: str) -> None:
 
 
 async def serve(config: NodeConfig) -> None:
+    name_os_thread(HTTP_THREAD)
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
     config = with_known_voters(config)

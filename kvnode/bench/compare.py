@@ -37,6 +37,7 @@ import click
 from kvnode.bench.report import latency_summary_ms
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster, free_ports
+from kvnode.thread_names import HTTP_THREAD, RAFT_THREAD, SYNC_THREAD
 
 ROWS = [
     ("put", 1),
@@ -50,12 +51,30 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 README_BEGIN = "<!-- bench-vs-etcd:begin -->"
 README_END = "<!-- bench-vs-etcd:end -->"
 BENCH_KEY = "bench"
+LEADER_THREADS = (HTTP_THREAD, RAFT_THREAD, SYNC_THREAD)
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def stat_cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time so far of each named thread of a process (kvnode names its threads:
+    thread_names.py), from /proc/PID/task/TID/{comm,stat}; a thread that ended is gone."""
+    totals: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            totals[name] = totals.get(name, 0.0) + stat_cpu_seconds(task / "stat")
+        except FileNotFoundError:
+            continue
+    return totals
 
 
 @dataclass
@@ -120,12 +139,20 @@ def measure(
     """One row for one system, with each server process's CPU µs per successful op."""
     method, url, body, content_type = system.request(workload, value)
     before = {role: cpu_seconds(pid) for role, pid in system.pids.items()}
+    threads_before = thread_cpu_seconds(system.pids["leader"])
     result = run_hey(method, url, body, content_type, connections, seconds, workdir)
     ops = max(result["ok"], 1)
     result["cpu_us_per_op"] = {
         role: round((cpu_seconds(pid) - before[role]) * 1e6 / ops, 1)
         for role, pid in system.pids.items()
     }
+    if system.name == "kvnode":  # where the leader's time goes: HTTP, Raft, fsync thread
+        threads_after = thread_cpu_seconds(system.pids["leader"])
+        result["leader_thread_us_per_op"] = {
+            name: round((threads_after[name] - threads_before.get(name, 0.0)) * 1e6 / ops, 1)
+            for name in LEADER_THREADS
+            if name in threads_after
+        }
     return {"system": system.name, "workload": workload, "connections": connections, **result}
 
 
@@ -232,6 +259,10 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_us_per_op": {
             role: median(r["cpu_us_per_op"][role] for r in rows) for role in first["cpu_us_per_op"]
         },
+        "leader_thread_us_per_op": {
+            name: median(r["leader_thread_us_per_op"][name] for r in rows)
+            for name in first.get("leader_thread_us_per_op", {})
+        },
     }
 
 
@@ -240,6 +271,7 @@ def format_comparison(medians: dict[str, list[dict[str, Any]]]) -> str:
         f"{'workload':10} {'conns':>5} {'etcd ok/s':>10} {'kvnode ok/s':>12} {'ratio':>6} "
         f"{'etcd p50':>9} {'kv p50':>7} {'etcd p99':>9} {'kv p99':>7} {'kv p999':>8}"
         "  cpu us/op etcd L/F/F | kvnode L/F/F   generator core etcd|kv"
+        f"   kv leader {'/'.join(LEADER_THREADS)}"
     ]
     for etcd, kv in zip(medians["etcd"], medians["kvnode"], strict=True):
         ratio = kv["ok_per_s"] / etcd["ok_per_s"] if etcd["ok_per_s"] else float("nan")
@@ -253,7 +285,8 @@ def format_comparison(medians: dict[str, list[dict[str, Any]]]) -> str:
             f"{kv['latency']['p50_ms']:>7} {etcd['latency']['p99_ms']:>9} "
             f"{kv['latency']['p99_ms']:>7} {kv['latency']['p99.9_ms']:>8}  "
             f"{cpu(etcd):>20} | {cpu(kv):<16} {etcd['generator_core_share']:>5}|"
-            f"{kv['generator_core_share']}"
+            f"{kv['generator_core_share']:<4}   "
+            + "/".join(f"{v:g}" for v in kv["leader_thread_us_per_op"].values())
         )
     return "\n".join(lines)
 

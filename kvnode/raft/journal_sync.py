@@ -25,6 +25,7 @@ from collections.abc import Callable
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal import DurableJournal
 from kvnode.storage.errors import StorageError
+from kvnode.thread_names import SYNC_THREAD, name_os_thread
 
 
 class JournalSyncer:
@@ -60,6 +61,7 @@ class JournalSyncer:
             self._thread.join()
 
     def _run(self) -> None:
+        name_os_thread(SYNC_THREAD)
         while True:
             self._wanted.wait()
             if self._stopping:

@@ -74,6 +74,7 @@ from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import KIND_SNAPSHOT, fsync_dir
 from kvnode.storage.image import peek_index
 from kvnode.storage.layout import RAFT_SNAPSHOT
+from kvnode.thread_names import RAFT_THREAD, name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,9 @@ class RaftNode(SyncObjBase):
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
         now = time.monotonic()
-        if self._last_tick_at:
+        if not self._last_tick_at:
+            name_os_thread(RAFT_THREAD)  # the first tick runs in PySyncObj's thread
+        else:
             gap = now - self._last_tick_at
             self.longest_tick_gap = max(self.longest_tick_gap, gap)
             if gap > STALL_SECONDS:
