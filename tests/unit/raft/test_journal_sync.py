@@ -179,21 +179,35 @@ def compacted_journal(directory: Path, tasks: list[Callable[[], None]]) -> Durab
     return journal
 
 
+def rewrite_while(
+    task: Callable[[], None],
+    meanwhile: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run the queued rewrite `task`, with `meanwhile` (the tick thread's doings) happening
+    while the live part is copied, before the lock is taken for the swap."""
+    real_write_temporary = journal_module.write_temporary
+
+    def copying(*args: Any, **kwargs: Any) -> Path:
+        meanwhile()
+        return real_write_temporary(*args, **kwargs)
+
+    monkeypatch.setattr(journal_module, "write_temporary", copying)
+    task()
+
+
 def test_compaction_rewrites_the_file_in_the_sync_thread_while_entries_are_appended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tasks: list[Callable[[], None]] = []
     journal = compacted_journal(tmp_path, tasks)
-    real_write_temporary = journal_module.write_temporary
 
-    def appending_meanwhile(*args: Any, **kwargs: Any) -> Path:
-        journal.add(b"cmd11", 11, 1)  # the tick thread, while the live part is copied
+    def append_two() -> None:
+        journal.add(b"cmd11", 11, 1)
         journal.add(b"cmd12", 12, 1)
-        return real_write_temporary(*args, **kwargs)
 
-    monkeypatch.setattr(journal_module, "write_temporary", appending_meanwhile)
     size_before = journal.size_bytes
-    tasks.pop()()
+    rewrite_while(tasks.pop(), append_two, monkeypatch)
     assert journal.size_bytes < size_before  # entries 1..5 left the file
     assert journal.synced_index == 10 and journal.unsynced  # 11, 12: copied, not synced
     journal.sync_now()
@@ -211,15 +225,12 @@ def test_a_truncation_during_the_rewrite_abandons_it(
 ) -> None:
     tasks: list[Callable[[], None]] = []
     journal = compacted_journal(tmp_path, tasks)
-    real_write_temporary = journal_module.write_temporary
 
-    def truncating_meanwhile(*args: Any, **kwargs: Any) -> Path:
-        journal.deleteEntriesFrom(3)  # a new leader's entries replace 9 and 10
+    def replace_the_last_two() -> None:  # a new leader's entries replace 9 and 10
+        journal.deleteEntriesFrom(3)
         journal.add(b"new9", 9, 2)
-        return real_write_temporary(*args, **kwargs)
 
-    monkeypatch.setattr(journal_module, "write_temporary", truncating_meanwhile)
-    tasks.pop()()
+    rewrite_while(tasks.pop(), replace_the_last_two, monkeypatch)
     journal._destroy()
     reopened = open_journal(tmp_path)  # the dead head is still there until a later rewrite
     assert [(entry[1], entry[2]) for entry in reopened[:]][-5:] == [
