@@ -291,6 +291,15 @@ class RaftNode(SyncObjBase):
         self.forget_match_index(node)
         self.leader_match.forget(node)
 
+    def hand_over_leadership(self, callback: Any) -> None:
+        """PySyncObj hands over only to a follower whose matchIndex is the leader's last
+        index. Sync the leader's own copy first, so that the caps of leader_match.py do not
+        hide a follower that holds everything (a rare, deliberate step: it may wait for
+        the disk here)."""
+        self.journal.sync_now()
+        self._release_synced()
+        super().hand_over_leadership(callback)
+
     def _doDestroy(self) -> None:
         self.journal_syncer.stop()  # before PySyncObj closes the journal
         super()._doDestroy()
