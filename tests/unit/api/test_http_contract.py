@@ -5,7 +5,7 @@ every bad input, in milliseconds; the multi-process tests keep what needs proces
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -138,6 +138,19 @@ def test_a_request_id_is_bound_to_its_request(api: Api) -> None:
 
 def test_value_size_limit_is_413(api: Api) -> None:
     error(api("PUT", "/kv/big", data=b"x" * 1025), 413, "value_too_large")
+
+
+def test_a_chunked_value_without_a_length_is_held_to_the_same_limit(api: Api) -> None:
+    """No Content-Length to refuse up front: the body is measured as it is read, whether it
+    arrived whole with the headers or not."""
+
+    async def chunked(size: int) -> AsyncIterator[bytes]:
+        yield b"x" * (size // 2)
+        yield b"x" * (size - size // 2)
+
+    error(api("PUT", "/kv/big", data=chunked(1025)), 413, "value_too_large")
+    assert api("PUT", "/kv/fits", data=chunked(1024)).status == 201
+    assert api("GET", "/kv/fits").body == b"x" * 1024
 
 
 @pytest.mark.parametrize(
