@@ -302,6 +302,7 @@ class RaftNode(SyncObjBase):
 
     def _doDestroy(self) -> None:
         self.journal_syncer.stop()  # before PySyncObj closes the journal
+        self.end_snapshot_child()
         super()._doDestroy()
 
     def raft_term(self) -> int:

@@ -24,7 +24,8 @@ Private names read or written (name-mangled state of PySyncObj's classes):
   `__raftNextIndex`, `__serializer`, `__otherNodes`, `__connectedNodes`,
   `__lastResponseTime`, `__raftMatchIndex`; and `_applyCommand` with `_COMMAND_TYPE`.
 - `TCPTransport._onNodeDisconnected` (overridden in raft/transport.py).
-- `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer).
+- `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer) and
+  `__pid` (its child, stopped with the node).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
 Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick`,
@@ -34,6 +35,9 @@ Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick`,
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -184,6 +188,21 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
         (it turns forking off when the serializer is a custom one): the tick thread
         then only forks, and heartbeats go on while a large state is written."""
         self._SyncObj__serializer._Serializer__useFork = True
+
+    def end_snapshot_child(self) -> None:
+        """Stop a snapshot child still writing when the node stops. PySyncObj never waits
+        for it: left alone, it would rename its file into place after the node is gone,
+        perhaps while a restarted node writes the same temporary file. A stopping node
+        needs no snapshot; the next one starts from what is on disk."""
+        serializer = self._SyncObj__serializer
+        pid = serializer._Serializer__pid
+        if pid <= 0:  # 0: none; -1/-2: an in-process result PySyncObj has not read yet
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        serializer._Serializer__pid = 0
 
     def propose_membership(self, change: str, address: str, callback: Any) -> None:
         """Add ("add") or remove ("rem") one voter: PySyncObj's single-server change, in

@@ -1,9 +1,13 @@
 """The adapter: every patch in place after `install()`, nothing before, a wrong pysyncobj
-version refused, and the transport's nextIndex fix."""
+version refused, the transport's nextIndex fix, and the snapshot child ended with the node."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pysyncobj.syncobj as syncobj_module
@@ -18,7 +22,11 @@ from kvnode.raft.outbox import Outbox
 from kvnode.raft.peer_cipher import PeerCipher
 from kvnode.raft.peer_connection import frame_limit, max_frame_bytes_for
 from kvnode.raft.prevote import PreVote
-from kvnode.raft.pysyncobj_adapter import BoundedTcpConnection, UnsupportedPySyncObj
+from kvnode.raft.pysyncobj_adapter import (
+    BoundedTcpConnection,
+    SyncObjBase,
+    UnsupportedPySyncObj,
+)
 from kvnode.raft.snapshot_gate import SnapshotGate
 from kvnode.raft.transport import SyncedTransport
 
@@ -165,3 +173,19 @@ def test_a_stale_snapshot_never_reaches_pysyncobj_and_the_leader_hears_where_we_
         "leader", {"type": "append_entries", "serialized": (newer, True, True)}
     )
     assert len(seen) == 1, "a newer snapshot is installed as before"
+
+
+def test_a_stopping_node_ends_its_snapshot_child() -> None:
+    """Left alone, PySyncObj's snapshot child outlived a stopped node (seen in the stall
+    benchmark: it renamed its file into a directory being deleted)."""
+    pid = os.fork()
+    if pid == 0:  # the "snapshot writer": busy for far longer than the test
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        time.sleep(600)
+        os._exit(0)
+    node: Any = SimpleNamespace(_SyncObj__serializer=SimpleNamespace(_Serializer__pid=pid))
+    SyncObjBase.end_snapshot_child(node)
+    assert node._SyncObj__serializer._Serializer__pid == 0
+    with pytest.raises(ChildProcessError):  # ended and reaped
+        os.waitpid(pid, os.WNOHANG)
+    SyncObjBase.end_snapshot_child(node)  # none running: nothing to do
