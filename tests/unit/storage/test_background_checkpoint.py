@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from kvnode.storage import Entry, StateMachine
 from kvnode.storage.background import FORK_TIMES
 from kvnode.storage.errors import StorageFailure
 from kvnode.storage.layout import PREVIOUS_WAL_FILE, STATE_FILE, WAL_FILE
+from tests.waiting import wait_until_sync
 
 ENTRIES = 400
 
@@ -83,14 +83,16 @@ def test_a_crash_inside_the_rotation_loses_nothing(tmp_path: Path) -> None:
 def reap_without_running_the_result(sm: StateMachine, retired: Path) -> Callable[[], None]:
     """Call sync_later until it has reaped the checkpoint child; return what that call left
     to its caller (the WAL's fsync, the retired WAL's removal), undone."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert time.monotonic() < deadline, "the checkpoint child did not end"
-        pending = sm.sync_later()
-        if retired.exists():
-            assert pending is not None
-            return pending
-        time.sleep(0.005)  # polling interval while the child writes
+    left: list[Callable[[], None] | None] = []
+
+    def reaped() -> bool:
+        left.append(sm.sync_later())
+        return retired.exists()
+
+    wait_until_sync(reaped, 60, "the checkpoint child to end and be reaped")
+    pending = left[-1]
+    assert pending is not None
+    return pending
 
 
 def test_a_crash_before_the_retired_wal_is_removed_is_harmless(tmp_path: Path) -> None:
