@@ -110,7 +110,7 @@ class DurableJournal:
         if not self.path.exists():
             atomic_write(self.path, encode_header(KIND_JOURNAL, JOURNAL_VERSION), durable=durable)
         self._file = self._recover()
-        self._synced_index = self._entries[-1][1] if self._entries else 0
+        self._synced_index = self._last_index()
         self._term, self._commit_index, self._voted_for = self._load_meta()
         self._saved_commit_index = self._commit_index
 
@@ -204,9 +204,7 @@ class DurableJournal:
     def synced_index(self) -> int:
         """The last entry index known to be on disk: the leader's own copy counts towards a
         commit only up to here."""
-        if not self._durable:
-            return self._entries[-1][1] if self._entries else 0
-        return self._synced_index
+        return self._synced_index if self._durable else self._last_index()
 
     @on_storage_error("sync the Raft journal")
     def sync_now(self) -> None:
@@ -221,7 +219,7 @@ class DurableJournal:
         with self._swap_lock:
             with self._sync_lock:
                 generation, truncations = self._generation, self._truncations
-                last_index = self._entries[-1][1] if self._entries else 0
+                last_index = self._last_index()
                 fd = self._file.duplicate()
             sync_descriptor(fd, self.path)
             with self._sync_lock:
@@ -255,16 +253,19 @@ class DurableJournal:
             self._truncate_at(entryFrom)
 
     def _truncate_at(self, position: int) -> None:
+        """Drop the entries from list `position` on. Position 0 empties the file, including
+        entries compaction forgot but has not rewritten away yet: kept before new entries
+        of other indexes, they would make the file unreadable at the next start."""
         with self._sync_lock:
-            self._file.truncate(
-                self._offsets[position] if self._offsets else HEADER_SIZE, durable=False
-            )
+            self._file.truncate(self._offsets[position] if position else HEADER_SIZE, durable=False)
             del self._entries[position:]
             del self._offsets[position:]
             self._generation += 1
             self._truncations += 1
-            last_index = self._entries[-1][1] if self._entries else 0
-            self._synced_index = min(self._synced_index, last_index)
+            self._synced_index = min(self._synced_index, self._last_index())
+
+    def _last_index(self) -> int:
+        return self._entries[-1][1] if self._entries else 0
 
     @on_storage_error("compact the Raft journal")
     def deleteEntriesTo(self, entryTo: int) -> None:
@@ -295,7 +296,7 @@ class DurableJournal:
             if not self._offsets or self._offsets[0] == HEADER_SIZE:
                 return  # nothing forgotten (or everything: a clear() will truncate)
             start, end, truncations = self._offsets[0], self._file.size, self._truncations
-            last_index = self._entries[-1][1]
+            last_index = self._last_index()
             source = os.open(self.path, os.O_RDONLY)  # the file in use (swapped only here)
         try:
             live = encode_header(KIND_JOURNAL, JOURNAL_VERSION) + os.pread(

@@ -276,3 +276,19 @@ def test_a_new_leadership_starts_from_what_pysyncobj_knows() -> None:
     match_index["b"] = 0  # PySyncObj resets every matchIndex when a node becomes leader
     leader.after_sync(match_index, term=6, synced=20)
     assert match_index["b"] == 0 and leader.reported("b") == 0
+
+
+def test_a_clear_before_the_rewrite_empties_the_file_of_forgotten_entries_too(
+    tmp_path: Path,
+) -> None:
+    """A snapshot installed from the leader clears the journal. Entries compaction forgot but
+    had not rewritten away yet must go too: kept ahead of the snapshot's entries (other
+    indexes), they would make the journal unreadable at the next start."""
+    tasks: list[Callable[[], None]] = []
+    journal = compacted_journal(tmp_path, tasks)  # 1..5 forgotten, still in the file
+    journal.clear()
+    journal.add(b"snap-prev", 19, 2)
+    journal.add(b"snap-last", 20, 2)
+    journal._destroy()
+    reopened = open_journal(tmp_path)
+    assert [(entry[1], entry[2]) for entry in reopened[:]] == [(19, 2), (20, 2)]
