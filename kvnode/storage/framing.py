@@ -110,8 +110,9 @@ def read_frames(
 
 
 def sync_descriptor(fd: int, path: Path) -> None:
-    """fdatasync a duplicated descriptor of `path`, then close it. The duplicate lets the
-    sync run in another thread while the owner appends to, or even closes, the file."""
+    """fdatasync a duplicated descriptor of `path` (the data and the size, without the
+    mtime that fsync would add), then close it. The duplicate lets the sync run in
+    another thread while the owner appends to, or even closes, the file."""
     try:
         os.fdatasync(fd)
     except OSError as exc:
@@ -151,10 +152,7 @@ class AppendOnlyFile:
 
     def sync(self) -> None:
         """fdatasync: the data and the file size, without the mtime that fsync would add."""
-        try:
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            raise StorageFailure(self.path, f"fsync failed: {exc}") from exc
+        sync_descriptor(self.duplicate(), self.path)
 
     def truncate(self, size: int, *, durable: bool) -> None:
         try:

@@ -134,7 +134,6 @@ class StateMachine:
         self._monotonic = monotonic
         self._failure: StorageFailure | None = None
         self._unsynced = False
-        self._wal_retired = False  # a wal.prev set aside, for sync_later's caller to drop
         self._digest_cache: tuple[int, str] | None = None
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -346,7 +345,7 @@ class StateMachine:
                     self._start_background_checkpoint()
                 else:
                     self.checkpoint()
-            drop_retired, self._wal_retired = self._wal_retired, False
+            drop_retired = self._retired_wal.exists()  # set aside by _reap_checkpoint
             if descriptor is None and not drop_retired:
                 return None
             return functools.partial(self._sync_files, descriptor, drop_retired)
@@ -417,8 +416,6 @@ class StateMachine:
         os.replace(self.directory / PREVIOUS_WAL_FILE, self._retired_wal)
         if block:  # a caller that waits anyway (checkpoint, close)
             self._drop_retired_wal()
-        else:
-            self._wal_retired = True
         self._checkpoint_bytes = (self.directory / STATE_FILE).stat().st_size
 
     @property
