@@ -266,11 +266,14 @@ def parse_condition(
     return found[0] if found else None
 
 
+def value_too_large(limit: int) -> ApiError:
+    return ApiError(413, "value_too_large", f"the value is larger than {limit} bytes")
+
+
 async def read_value(request: web.Request) -> bytes:
     limit = request.app[SERVICE].config.max_value_bytes
-    too_large = ApiError(413, "value_too_large", f"the value is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise value_too_large(limit)
     stream = request.content
     if stream.is_eof():
         # The whole body came with the headers (a small value usually does): take it as it
@@ -279,7 +282,7 @@ async def read_value(request: web.Request) -> bytes:
         # is still checked chunk by chunk below.
         value = stream.read_nowait()
         if len(value) > limit:
-            raise too_large
+            raise value_too_large(limit)
         return value
     try:
         chunks, size = [], 0
@@ -287,7 +290,7 @@ async def read_value(request: web.Request) -> bytes:
             async for chunk in stream.iter_any():
                 size += len(chunk)
                 if size > limit:
-                    raise too_large
+                    raise value_too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, "body_timeout", "the request body arrived too slowly") from None
