@@ -425,7 +425,7 @@ def echo_write(result: WriteResult, as_json: bool, verb: str) -> None:
 
 
 def read_value(value: str | None) -> bytes:
-    return value.encode() if value is not None else click.get_binary_stream("stdin").read()
+    return value.encode() if value is not None else sys.stdin.buffer.read()
 
 
 @main.command()
@@ -482,7 +482,7 @@ def get(key: str, consistency: str, client: ClientOptions) -> None:
             }
         )
     else:
-        click.get_binary_stream("stdout").write(found.value + b"\n")
+        sys.stdout.buffer.write(found.value + b"\n")
 
 
 @main.command()
