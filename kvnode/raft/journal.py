@@ -347,6 +347,18 @@ class DurableJournal:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def last_index(self) -> int:
+        """The index of the last entry (0: none)."""
+        return self._last_index()
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the entry at `index`, or None if this journal does not hold it."""
+        entries = self._entries
+        if not entries or not entries[0][1] <= index <= entries[-1][1]:
+            return None
+        return entries[index - entries[0][1]][2]
+
     def entries_after(self, index: int) -> list[Entry]:
         """The entries past `index`, copied in one step (safe from any thread)."""
         entries = self._entries

@@ -22,7 +22,8 @@ Private names read or written (name-mangled state of PySyncObj's classes):
   `__raftState`, `__otherNodes`, `__raftElectionDeadline`, `__connectedToAnyone`,
   `__generateRaftTimeout`, `__raftLeader`, `__onLeaderChanged`, `__transport`,
   `__raftNextIndex`, `__serializer`, `__otherNodes`, `__connectedNodes`,
-  `__lastResponseTime`, `__raftMatchIndex`; and `_applyCommand` with `_COMMAND_TYPE`.
+  `__lastResponseTime`, `__raftMatchIndex`, `__recvTransmission`; and `_applyCommand`
+  with `_COMMAND_TYPE`.
 - `TCPTransport._onNodeDisconnected` (overridden in raft/transport.py).
 - `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer) and
   `__pid` (its child, stopped with the node).
@@ -203,6 +204,13 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         serializer._Serializer__pid = 0
+
+    def take_transmission(self, last_piece: bytes) -> bytes:
+        """A large entry sent in pieces: what arrived before `last_piece`, plus it, taken
+        out of PySyncObj's buffer (the caller then hands the entry over whole)."""
+        received = self._SyncObj__recvTransmission  # type: ignore[has-type]
+        self._SyncObj__recvTransmission = ""
+        return bytes(received or b"") + last_piece
 
     def propose_membership(self, change: str, address: str, callback: Any) -> None:
         """Add ("add") or remove ("rem") one voter: PySyncObj's single-server change, in

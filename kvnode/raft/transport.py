@@ -25,6 +25,11 @@ by the follower's own later acknowledgements (seen when a joining node installs
 a snapshot and takes entries at once). A follower holds what it acknowledged in
 this term for as long as its connection lasts, so what it acknowledged is forgotten
 when the connection drops (a restarted or wiped node starts over).
+
+On the follower's side, an append-entries message is first reduced to what Raft
+§5.3 lets it change (follower_append.py): entries already held are skipped, the
+log is cut only from a conflicting entry, and the reply acknowledges only what the
+message covered. A conflict at or below the commit index fail-stops the node.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kvnode.raft import read_index
+from kvnode.raft import peer_pickle, read_index
+from kvnode.raft.failstop import fail_stop
+from kvnode.raft.follower_append import AppendPlan, Entry, plan_append
 from kvnode.raft.journal import DurableJournal
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.outbox import Outbox
@@ -58,6 +65,8 @@ class SyncedTransport(TransportBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._gate = SnapshotGate()  # before TCPTransport starts receiving
         self._outbox = Outbox()
+        # While an append is being handled: the highest index its reply may acknowledge.
+        self._acknowledge_limit: dict[Any, int] = {}
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -75,6 +84,14 @@ class SyncedTransport(TransportBase):
         super()._createServer()
 
     def send(self, node: Any, message: Any) -> bool:
+        limit = self._acknowledge_limit.get(node)
+        if (
+            limit is not None
+            and message.get("type") == "next_node_idx"
+            and message.get("success")
+            and message["next_node_idx"] > limit + 1
+        ):
+            message = {**message, "next_node_idx": limit + 1}
         depends = message.get("type") not in UNSYNCED_MESSAGES and self.journal.unsynced
         if depends or self._outbox.holds_for(node):
             # PySyncObj does not look at the result; a message the connection cannot take
@@ -105,6 +122,9 @@ class SyncedTransport(TransportBase):
             return
         if kind == "append_entries" and message.get("term", -1) >= self.node.raftCurrentTerm:
             prevote.heard_from_leader()
+            if "prevLogIdx" in message:
+                self._append_as_raft_says(node, message)
+                return
         if (
             kind == "timeout_now"
             and message.get("term", -1) >= self.node.raftCurrentTerm
@@ -141,6 +161,72 @@ class SyncedTransport(TransportBase):
         if self.node.is_leader():
             self.node.note_follower_match(node)
 
+    def _append_as_raft_says(self, node: Any, message: dict[str, Any]) -> None:
+        """Hand PySyncObj the §5.3 equivalent of an append-entries message (see
+        follower_append.py); its reply acknowledges only what the message covered."""
+        transmission = message.get("transmission")
+        if transmission == "finish":
+            message = self._whole_transmission(message)
+            transmission = message.get("transmission")
+        if transmission is not None:  # a piece of a large entry: nothing is appended yet
+            super()._onMessageReceived(node, message)
+            return
+        journal = self.journal
+        plan = plan_append(
+            journal.term_at,
+            journal.last_index,
+            message["prevLogIdx"],
+            message["prevLogTerm"],
+            message.get("entries", []),
+        )
+        if plan is None:  # no matching previous entry: PySyncObj refuses it, changing nothing
+            super()._onMessageReceived(node, message)
+            return
+        self._refuse_committed_conflict(plan)
+        equivalent = {
+            **message,
+            "prevLogIdx": plan.prev_index,
+            "prevLogTerm": plan.prev_term,
+            "entries": plan.entries,
+            "commit_index": min(message["commit_index"], plan.commit_bound),
+        }
+        self._acknowledge_limit[node] = plan.acknowledge
+        try:
+            super()._onMessageReceived(node, equivalent)
+        finally:
+            del self._acknowledge_limit[node]
+
+    def _whole_transmission(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The last piece of a large entry: the message with the whole entry in it.
+        PySyncObj may call a piece "finish" before the last one (it compares the piece's
+        end with the command's length, not the encoded entry's); a "finish" that does not
+        complete the entry keeps collecting."""
+        received = self.node.take_transmission(message["data"])
+        entry = _decode_entry(received)
+        if entry is None:
+            return {**message, "transmission": "start", "data": received}
+        plain = {k: v for k, v in message.items() if k not in ("transmission", "data")}
+        return {**plain, "entries": [entry]}
+
+    def _refuse_committed_conflict(self, plan: AppendPlan) -> None:
+        """Raft never asks a follower to cut a committed entry; if a leader does, this
+        node's log or the leader's is wrong, and going on would diverge for good."""
+        if plan.conflict is None:
+            return
+        applied, committed = self.node.raftLastApplied, self.node.raftCommitIndex
+        if plan.conflict <= applied:
+            fail_stop(
+                f"truncating already-applied log entries from index {plan.conflict}"
+                f" (last applied: {applied}) - refused: the leader's log conflicts with"
+                " entries this node applied"
+            )
+        if plan.conflict <= committed:
+            fail_stop(
+                f"truncating committed log entries from index {plan.conflict}"
+                f" (commit index: {committed}) - refused: the leader's log conflicts with"
+                " entries this node knows are committed"
+            )
+
     def _onNodeDisconnected(self, node: Any) -> None:
         super()._onNodeDisconnected(node)
         self._outbox.drop(node)
@@ -170,3 +256,20 @@ class SyncedTransport(TransportBase):
                 },
             )
         return drop
+
+
+def _decode_entry(data: bytes) -> Entry | None:
+    """A log entry as PySyncObj sends a large one: the pickled (command, index, term)."""
+    try:
+        entry = peer_pickle.loads(data)
+    except Exception:  # an incomplete or foreign encoding: not a whole entry yet
+        return None
+    if (
+        isinstance(entry, tuple)
+        and len(entry) == 3
+        and isinstance(entry[0], bytes)
+        and isinstance(entry[1], int)
+        and isinstance(entry[2], int)
+    ):
+        return entry
+    return None

@@ -55,6 +55,7 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
     bound = SyncedTransport.bind_journal(journal, syncer)
     transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
     transport._outbox = Outbox()
+    transport._acknowledge_limit = {}
     return transport
 
 
