@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +14,10 @@ import orjson
 
 from kvnode.cli import EXIT_CONFIG, ClientOptions, client_command, echo_json, fail, main
 from kvnode.client import Client
-from kvnode.coordination import KEEPALIVE_FRACTION, election, observe
+from kvnode.coordination import KEEPALIVE_FRACTION, Lock, election, observe
+from kvnode.supervise import EXIT_LOCK_LOST, hold_until_stopped, run_holding
+
+DEFAULT_GRACE_SECONDS = 3.0
 
 
 @main.command()
@@ -100,31 +103,69 @@ def lease_list(client: ClientOptions) -> None:
         click.echo(f"{item['id']} ttl={item['ttl']:g} expire_at={item['expire_at']}")
 
 
+def grace_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--grace",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        help="Seconds between losing the lock and the lease's earliest expiry, to stop in"
+        " [default: 3, or a third of --ttl if less].",
+    )(command)
+
+
+def lock_timing(ttl: float, grace: float | None) -> float:
+    """The grace period to use, or a usage error when it leaves no time to renew."""
+    chosen = min(DEFAULT_GRACE_SECONDS, ttl / KEEPALIVE_FRACTION) if grace is None else grace
+    if chosen > ttl / 2:
+        fail(
+            f"--grace ({chosen:g} s) must be at most half of --ttl ({ttl:g} s): the lease"
+            " must be renewable before the lock is given up",
+            EXIT_CONFIG,
+        )
+    return chosen
+
+
+def report_to_stderr(message: str) -> None:
+    click.echo(f"kvnode: {message}", err=True)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--ttl", default=10.0, show_default=True, help="Seconds the lock outlives a crash.")
+@grace_option
 @client_command
-def lock(name: str, command: tuple[str, ...], ttl: float, client: ClientOptions) -> None:
-    """Run COMMAND while holding lock NAME; its exit code is passed through.
+def lock(
+    name: str, command: tuple[str, ...], ttl: float, grace: float | None, client: ClientOptions
+) -> None:
+    """Run COMMAND while holding lock NAME; exit with COMMAND's exit code.
 
     The fencing token (larger for every later holder) is in KVNODE_FENCING_TOKEN.
+    SIGINT, SIGTERM and SIGHUP are passed on to COMMAND, and the lock is released as
+    soon as COMMAND ends. If the lock is lost while COMMAND runs (its lease could not
+    be renewed), COMMAND gets SIGTERM, then SIGKILL after --grace seconds, so it has
+    ended before the lease can expire; kvnode lock then exits 125.
 
     \b
     Example:
       kvnode lock nightly-job -- ./backup.sh --full
     """
+    grace = lock_timing(ttl, grace)
+
+    def fencing_env(held: Lock) -> dict[str, str]:
+        return {"KVNODE_FENCING_TOKEN": str(held.fencing_token)}
 
     async def hold(c: Client) -> int:
-        async with c.lock(name, ttl=ttl) as held:
-            env = {**os.environ, "KVNODE_FENCING_TOKEN": str(held.fencing_token)}
-            process = await asyncio.create_subprocess_exec(*command, env=env)
-            return await process.wait()
+        held = c.lock(name, ttl=ttl, grace=grace)
+        return await run_holding(held, command, fencing_env, report_to_stderr)
 
     try:
-        sys.exit(client.run(hold, keep_trying=True))
+        code = client.run(hold, keep_trying=True)
     except FileNotFoundError as exc:
         fail(f"cannot run {command[0]!r}: {exc.strerror}", 127)
+    if code == EXIT_LOCK_LOST:
+        fail(f"lock {name} was lost while the command ran; the command was stopped", code)
+    sys.exit(code)
 
 
 @main.command()
@@ -132,11 +173,21 @@ def lock(name: str, command: tuple[str, ...], ttl: float, client: ClientOptions)
 @click.argument("value", required=False)
 @click.option("--observe", "watch_only", is_flag=True, help="Print each new leader; never run.")
 @click.option("--ttl", default=10.0, show_default=True, help="Seconds leadership outlives a crash.")
+@grace_option
 @client_command
 def elect(
-    name: str, value: str | None, watch_only: bool, ttl: float, client: ClientOptions
+    name: str,
+    value: str | None,
+    watch_only: bool,
+    ttl: float,
+    grace: float | None,
+    client: ClientOptions,
 ) -> None:
-    """Campaign in election NAME as VALUE; print when elected and lead until Ctrl-C.
+    """Campaign in election NAME as VALUE; print when elected and lead until stopped.
+
+    SIGINT, SIGTERM or SIGHUP resigns (exit 0). Leadership that can no longer be
+    vouched for (its lease could not be renewed) ends with exit code 125, --grace
+    seconds before the lease can expire.
 
     \b
     Examples:
@@ -148,15 +199,19 @@ def elect(
         return
     if value is None:
         fail("give a VALUE to campaign with, or --observe", EXIT_CONFIG)
+    grace = lock_timing(ttl, grace)
 
-    async def campaign(c: Client) -> None:
-        async with election(c, name, value.encode(), ttl) as leadership:
-            click.echo(f"elected: {name} is led by {value} (revision {leadership.fencing_token})")
-            await leadership.lost.wait()
+    def announce(leadership: Lock) -> None:
+        click.echo(f"elected: {name} is led by {value} (revision {leadership.fencing_token})")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        client.run(campaign, keep_trying=True)
-        fail(f"leadership of {name} lost: its lease could not be kept alive", 1)
+    async def campaign(c: Client) -> int:
+        leadership = election(c, name, value.encode(), ttl, grace)
+        return await hold_until_stopped(leadership, announce)
+
+    code = client.run(campaign, keep_trying=True)
+    if code == EXIT_LOCK_LOST:
+        fail(f"leadership of {name} lost: its lease could not be kept alive", code)
+    sys.exit(code)
 
 
 def run_observer(name: str, client: ClientOptions) -> None:

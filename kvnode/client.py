@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import ssl
 import time
 import uuid
@@ -184,6 +185,28 @@ async def _count_copy(
     context.trace_request_ctx.copies += 1
 
 
+class _EndpointOrder:
+    """Which endpoint a request tries first: the one that answered last. An endpoint that
+    fails (refused, timed out) sends the next request to the one after it, so a paused
+    node costs one attempt, not one per request."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self.first = 0
+
+    def targets(self, endpoints: list[str]) -> list[tuple[int, str]]:
+        order = range(self.first, self.first + self._count)
+        return [(i % self._count, endpoints[i % self._count]) for i in order]
+
+    def answered(self, position: int) -> None:
+        if position >= 0:  # -1: an endpoint the caller named
+            self.first = position
+
+    def failed(self, position: int) -> None:
+        if self.first == position >= 0:
+            self.first = (position + 1) % self._count
+
+
 def normalize_endpoint(endpoint: str, scheme: str = "http") -> str:
     endpoint = endpoint.rstrip("/")
     return endpoint if "://" in endpoint else f"{scheme}://{endpoint}"
@@ -240,6 +263,18 @@ class Client:
         self._retry_writes = retry_writes
         self._retry_reads = retry_reads
         self._write_deadline = timeout if write_deadline is None else write_deadline
+        self._order = _EndpointOrder(len(self.endpoints))
+        self._attempt_timeout = self._timeout  # each attempt at one endpoint
+
+    def bounded(self, attempt_timeout: float) -> Client:
+        """This client (its connections, endpoints, credentials and retries) with each
+        attempt at one endpoint cut off after `attempt_timeout` seconds, so an endpoint
+        that does not answer is left for the next one in time: what a lease's keepalive
+        needs when a node is paused. Closing the original closes both."""
+        self._get_session()
+        view = copy.copy(self)
+        view._attempt_timeout = aiohttp.ClientTimeout(total=attempt_timeout)
+        return view
 
     async def __aenter__(self) -> Client:
         return self
@@ -305,9 +340,13 @@ class Client:
         idempotent: bool,
     ) -> tuple[int, bytes, dict[str, str]]:
         session = self._get_session()
-        targets = [normalize_endpoint(endpoint, self._scheme)] if endpoint else self.endpoints
+        targets = (
+            [(-1, normalize_endpoint(endpoint, self._scheme))]
+            if endpoint
+            else self._order.targets(self.endpoints)
+        )
         last_error: Exception | None = None
-        for target in targets:
+        for position, target in targets:
             attempt = _Attempt()
             try:
                 async with session.request(
@@ -318,10 +357,12 @@ class Client:
                     headers={**self._headers, **(headers or {})},
                     trace_request_ctx=attempt,
                     allow_redirects=False,  # a 307 to the leader is followed by the caller
+                    timeout=self._attempt_timeout,
                 ) as response:
                     body = await response.read()
                     status, response_headers = response.status, dict(response.headers)
             except aiohttp.ClientConnectorError as exc:
+                self._order.failed(position)
                 if attempt.sent and not idempotent:
                     # aiohttp resends a PUT/DELETE once when a kept-alive connection drops;
                     # this failed *reconnect* hides a first copy that did reach the node.
@@ -329,10 +370,15 @@ class Client:
                 last_error = exc  # never reached the node: try the next
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self._order.failed(position)
                 if idempotent:
                     last_error = exc
                     continue
                 raise Indeterminate(0, "indeterminate", f"{target}: {exc!r}") from exc
+            if status == 503:  # this node cannot serve now (no leader): start elsewhere
+                self._order.failed(position)
+            else:
+                self._order.answered(position)
             if status == 503 and not idempotent and attempt.copies > 1:
                 # The 503 refused aiohttp's silent resend; the first copy reached the node
                 # before the connection dropped and may be applied.
@@ -597,11 +643,20 @@ class Client:
         )
         return lease
 
-    async def lease_keepalive(self, lease_id: int) -> dict[str, Any]:
-        """Push the lease's deadline a full ttl ahead; NotFound once it is gone."""
-        lease: dict[str, Any] = orjson.loads(
-            await self.write("POST", f"/lease/{lease_id}/keepalive", params={})
-        )
+    async def lease_keepalive(self, lease_id: int, *, once: bool = False) -> dict[str, Any]:
+        """Push the lease's deadline a full ttl ahead; NotFound once it is gone.
+
+        With `once`, one pass over the endpoints and no retry: the caller (a lock's
+        keepalive loop) decides when to try again, against its own deadline. Renewing
+        twice is harmless, so an endpoint that does not answer is left for the next."""
+        path = f"/lease/{lease_id}/keepalive"
+        if once:
+            _status, body, _headers = await self._request_once(
+                "POST", path, params=None, data=None, headers=None, endpoint=None, idempotent=True
+            )
+        else:
+            body = await self.write("POST", path, params={})
+        lease: dict[str, Any] = orjson.loads(body)
         return lease
 
     async def lease_revoke(self, lease_id: int) -> None:
@@ -624,12 +679,13 @@ class Client:
         leases: JsonObjects = orjson.loads(body)
         return leases
 
-    def lock(self, name: str, *, ttl: float = 10.0) -> Lock:
+    def lock(self, name: str, *, ttl: float = 10.0, grace: float | None = None) -> Lock:
         """A distributed lock: `async with client.lock("name") as lock:` (see
-        kvnode.coordination); `lock.fencing_token` orders its holders."""
+        kvnode.coordination); `lock.fencing_token` orders its holders, and `lock.lost`
+        is set `grace` seconds before the lease could expire unrenewed."""
         from kvnode.coordination import LOCKS_PREFIX, Lock
 
-        return Lock(self, f"{LOCKS_PREFIX}{name}/", ttl)
+        return Lock(self, f"{LOCKS_PREFIX}{name}/", ttl, grace=grace)
 
     async def members(self) -> JsonObjects:
         """`GET /cluster/members`: every voter as the answering node sees it."""
