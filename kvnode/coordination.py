@@ -21,8 +21,10 @@ Mutual exclusion without fencing rests on two rules:
   since, or at once when the cluster says the lease is gone; a holder that stops
   its work then stops before anyone else can hold the lock.
 
-Every request made on a lease's behalf gives each endpoint at most a third of the
-ttl (`Client.bounded`), so one paused node cannot cost a live client its lease.
+Renewals come every third of `ttl - grace`, and every request made on a lease's behalf
+gives each endpoint at most as long (`Client.bounded`), so a renewal whose endpoint is
+paused still succeeds at the next one in time: one paused node cannot cost a live
+client its lease.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 LOCKS_PREFIX = "locks/"
 ELECTIONS_PREFIX = "elections/"
-KEEPALIVE_FRACTION = 3  # renew a lease every ttl/3; each attempt at one endpoint gets ttl/3
+KEEPALIVE_FRACTION = 3  # renewals per lease lifetime (see Lock.renew_interval)
 RENEW_RETRY_SECONDS = 0.1  # after a failed renewal, try again this soon
 
 
@@ -79,13 +81,18 @@ class Lock:
         self.grace = ttl / KEEPALIVE_FRACTION if grace is None else grace
         if not 0 < self.grace < ttl:
             raise ValueError(f"grace must be between 0 and the ttl ({ttl:g} s)")
-        self._client = client.bounded(ttl / KEEPALIVE_FRACTION)
+        # Renewals come every third of the time the lease is certainly alive before `lost`
+        # would be set, and each attempt at one endpoint gets as long: a renewal that
+        # finds its endpoint paused has time to succeed at the next one.
+        self.renew_interval = (ttl - self.grace) / KEEPALIVE_FRACTION
+        self._client = client.bounded(self.renew_interval)
         self.key = ""
         self.lease_id = 0
         self.fencing_token = 0
         self.lost = asyncio.Event()
         self.lost_reason = ""
         self.valid_until = 0.0  # time.monotonic() until which the lease is certainly alive
+        self._holding = asyncio.Event()  # set once held: only a holder has a deadline to keep
         self._keepalive: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Lock:
@@ -117,6 +124,7 @@ class Lock:
         self.lease_id = lease["id"]
         self.valid_until = sent + self.ttl
         self.lost.clear()
+        self._holding.clear()
         self.lost_reason = ""
         self._keepalive = asyncio.ensure_future(self._keep_alive())
         self.key = f"{self.prefix}{self.lease_id}"
@@ -149,13 +157,19 @@ class Lock:
 
     async def _renew_before_holding(self) -> None:
         """The last step before holding: the lease is alive now, for a whole ttl."""
-        sent = time.monotonic()
-        try:
-            await self._client.lease_keepalive(self.lease_id, once=True)
-        except NotFound:
-            raise LockLost("its lease is gone") from None
+        while True:
+            self._check_not_lost()
+            sent = time.monotonic()
+            try:
+                await self._client.lease_keepalive(self.lease_id, once=True)
+                break
+            except NotFound:
+                raise LockLost("its lease is gone") from None
+            except KvError as exc:
+                log.info("lock %s: renewing its lease failed (%s); trying again", self.key, exc)
+                await asyncio.sleep(RENEW_RETRY_SECONDS)
         self.valid_until = max(self.valid_until, sent + self.ttl)
-        self._check_not_lost()
+        self._holding.set()
 
     async def _until_deleted(self, key: str, from_revision: int) -> None:
         """Wait for `key` to be deleted or expire, or for this contender's lease to be lost."""
@@ -187,10 +201,12 @@ class Lock:
             self.lost.set()
 
     async def _keep_alive(self) -> None:
-        """Renew the lease every ttl/3; set `lost` when the cluster says it is gone, or
-        when `grace` seconds are left of the time it is certainly alive."""
+        """Renew the lease; set `lost` when the cluster says it is gone, or, once held, when
+        `grace` seconds are left of the time it is certainly alive. (A waiter keeps
+        renewing until told its lease is gone: it has nothing to stop in time.)"""
         renewing = asyncio.ensure_future(self._renew_periodically())
         try:
+            await self._holding.wait()
             while not self.lost.is_set():
                 left = self.valid_until - self.grace - time.monotonic()
                 if left <= 0:
@@ -204,7 +220,7 @@ class Lock:
                 await renewing
 
     async def _renew_periodically(self) -> None:
-        interval = self.ttl / KEEPALIVE_FRACTION
+        interval = self.renew_interval
         delay = interval
         while True:
             await asyncio.sleep(delay)
