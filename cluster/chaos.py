@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from kvnode.cluster.checker import check_history, lost_writes
 from kvnode.cluster.history import OK, Op
+from kvnode.cluster.lock_chaos import LockChaos
 from kvnode.cluster.nemesis import Nemesis
 from kvnode.cluster.netns import Topology
 from kvnode.cluster.supervisor import LocalCluster
@@ -46,6 +47,7 @@ class ChaosSettings:
     extra_settings: dict[str, Any] = field(default_factory=dict)
     history_path: Path | None = None  # where to save the raw history, for re-checking
     watchers: int = 2  # clients watching the whole key space through the faults
+    locks: int = 0  # `kvnode lock` contenders under client faults (lock_chaos.py)
 
 
 async def final_reads(cluster: LocalCluster, history: list[Op]) -> None:
@@ -147,8 +149,13 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
                 cluster.urls, settings.clients, settings.rate, settings.seed, cluster.token
             )
             nemesis = Nemesis(cluster, settings.nemeses, settings.seed, topology)
+            locks = LockChaos(cluster, Path(tmp) / "locks", settings.locks, settings.seed)
             started = time.monotonic()
-            await asyncio.gather(workload.run(settings.duration), nemesis.run(settings.duration))
+            await asyncio.gather(
+                workload.run(settings.duration),
+                nemesis.run(settings.duration),
+                locks.run(settings.duration),  # its last turns may outlast the faults
+            )
             ended = time.monotonic()
             nemesis.heal_all()
             await final_reads(cluster, workload.history)
@@ -162,8 +169,12 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             report = build_report(workload.history, nemesis, digests, started, ended)
             report["watch"] = check_watchers(watchers.logs, workload.history)
             report["valid"] = report["valid"] and report["watch"]["valid"]
+            if settings.locks:
+                report["locks"] = locks.report()
+                report["valid"] = report["valid"] and report["locks"]["valid"]
             return report
         finally:
+            locks.stop()
             cluster.stop_all()
             if topology is not None:
                 topology.teardown()
@@ -229,6 +240,15 @@ def format_report(report: dict[str, Any]) -> str:
             f" {watch['nodes_used']}; consistent with the log: {watch['valid']}"
         )
         lines.extend(f"  watch: {problem}" for problem in watch["problems"])
+    locks = report.get("locks")
+    if locks is not None:
+        faults = ", ".join(f"{k} x{v}" for k, v in sorted(locks["faults"].items())) or "none"
+        lines.append(
+            f"locks: {locks['runs']} runs of kvnode lock by {locks['contenders']} contenders,"
+            f" {locks['sections']} critical sections; client faults: {faults};"
+            f" overlaps or tokens out of order: {len(locks['problems'])}"
+        )
+        lines.extend(f"  lock: {problem}" for problem in locks["problems"])
     return "\n".join([*lines, format_judgement(report)])
 
 

@@ -62,6 +62,8 @@ class Watchers:
 
     async def finish(self, timeout: float) -> None:
         """Wait for every watcher to reach the end marker; one that cannot is recorded."""
+        if not self._tasks:  # a run with --watchers 0
+            return
         _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
         for task in pending:
             task.cancel()

@@ -756,6 +756,14 @@ def watch_bench(
     type=click.IntRange(0),
     help="Clients watching every key through the faults; what they saw is checked too.",
 )
+@click.option(
+    "--locks",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="`kvnode lock` contenders, paused, stopped and killed themselves; no two critical"
+    " sections may overlap in time, and fencing tokens must grow.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option(
     "--history", "history_path", type=click.Path(path_type=Path), help="Save the raw history."
@@ -773,6 +781,7 @@ def chaos(
     clients: int,
     rate: float,
     watchers: int,
+    locks: int,
     json_path: Path | None,
     history_path: Path | None,
     check_path: Path | None,
@@ -783,6 +792,7 @@ def chaos(
     Partitions run each node in its own network namespace and need root.
     Examples:
       kvnode chaos --duration 60 --nemesis kill,pause
+      kvnode chaos --duration 60 --nemesis kill-leader,pause --locks 4
       kvnode chaos --duration 1800 --nemesis kill,pause,partition,wipe --json soak.json
       kvnode chaos --check history.json
     """
@@ -813,7 +823,14 @@ def chaos(
     if "partition" in chosen and (reason := available()):
         fail(reason, EXIT_CONFIG)
     settings = ChaosSettings(
-        duration, chosen, seed, clients, rate, history_path=history_path, watchers=watchers
+        duration,
+        chosen,
+        seed,
+        clients,
+        rate,
+        history_path=history_path,
+        watchers=watchers,
+        locks=locks,
     )
     try:
         report = asyncio.run(run_chaos(settings))

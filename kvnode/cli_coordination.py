@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import orjson
 from kvnode.cli import EXIT_CONFIG, ClientOptions, client_command, echo_json, fail, main
 from kvnode.client import Client
 from kvnode.coordination import KEEPALIVE_FRACTION, Lock, election, observe
+from kvnode.coordination import log as coordination_log
 from kvnode.supervise import EXIT_LOCK_LOST, hold_until_stopped, run_holding
 
 DEFAULT_GRACE_SECONDS = 3.0
@@ -125,6 +127,16 @@ def lock_timing(ttl: float, grace: float | None) -> float:
     return chosen
 
 
+def report_lock_progress() -> None:
+    """The lock's own log lines (queued, held, starting over) on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("kvnode: %(message)s"))
+    progress = logging.getLogger(coordination_log.name)
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+
+
 def report_to_stderr(message: str) -> None:
     click.echo(f"kvnode: {message}", err=True)
 
@@ -134,9 +146,17 @@ def report_to_stderr(message: str) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--ttl", default=10.0, show_default=True, help="Seconds the lock outlives a crash.")
 @grace_option
+@click.option(
+    "--verbose", is_flag=True, help="Say on stderr when queued (with the key) and when held."
+)
 @client_command
 def lock(
-    name: str, command: tuple[str, ...], ttl: float, grace: float | None, client: ClientOptions
+    name: str,
+    command: tuple[str, ...],
+    ttl: float,
+    grace: float | None,
+    verbose: bool,
+    client: ClientOptions,
 ) -> None:
     """Run COMMAND while holding lock NAME; exit with COMMAND's exit code.
 
@@ -151,6 +171,8 @@ def lock(
       kvnode lock nightly-job -- ./backup.sh --full
     """
     grace = lock_timing(ttl, grace)
+    if verbose:
+        report_lock_progress()
 
     def fencing_env(held: Lock) -> dict[str, str]:
         return {"KVNODE_FENCING_TOKEN": str(held.fencing_token)}

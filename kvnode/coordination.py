@@ -140,7 +140,9 @@ class Lock:
             if created["succeeded"]
             else created["responses"][0]["get"]["create_revision"]
         )
+        log.info("lock %s: queued (token %d)", self.key, self.fencing_token)
         await self._wait_for_predecessors()
+        log.info("lock %s: held (token %d)", self.key, self.fencing_token)
 
     async def _wait_for_predecessors(self) -> None:
         while True:
