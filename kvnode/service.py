@@ -29,7 +29,7 @@ from kvnode.membership import Membership
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import encode_parts
-from kvnode.storage.layout import STATE_MACHINE_DIR, prepare_node_dir
+from kvnode.storage.layout import STATE_MACHINE_DIR, WATCH_DIR, prepare_node_dir
 from kvnode.storage.record import Lease
 from kvnode.watch.history import WatchHistory
 from kvnode.watch.hub import WatchHub
@@ -66,7 +66,13 @@ class KvService:
         self.config = config
         data_dir = Path(config.data_dir)
         prepare_node_dir(data_dir)
-        self.history = WatchHistory(config.watch_history, config.watch_history_bytes)
+        self.history = WatchHistory(
+            config.watch_history,
+            config.watch_history_bytes,
+            data_dir / WATCH_DIR,
+            durable=config.durable,
+        )
+        self.history.load()  # before the state machine replays its log after them
         self.machine = StateMachine(
             data_dir / STATE_MACHINE_DIR,
             fsync=config.durable,
@@ -191,8 +197,8 @@ class KvService:
         """Stop the consensus (its thread and sockets), then sync and close the state machine.
 
         No final checkpoint: the WAL left behind (bounded by the checkpoint policy)
-        is replayed at the next start, which rebuilds the watch history for the
-        revisions it covers, so a watcher can resume on this node after a restart.
+        is replayed at the next start, after the watch history's segments are
+        loaded, so a watcher can resume on this node after a restart.
         """
         self.consensus.close()
         with self.lock:

@@ -8,6 +8,7 @@ consumer's business (`kvnode.watch.history`); the state machine only reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple, Protocol
 
 ChangeKind = Literal["put", "delete", "expire"]
@@ -36,7 +37,11 @@ class ChangeSink(Protocol):
 
     def reset(self, revision: int) -> None:
         """The state was replaced by an image at `revision` (recovery or a snapshot): the
-        changes at or before it are not known and none will be reported."""
+        changes at or before it will not be reported (again)."""
+
+    def persist(self, revision: int) -> Callable[[], None] | None:
+        """A checkpoint at `revision` is about to be written: what to run first (in the same
+        thread or forked child) so the changes up to it outlive a restart, if anything."""
 
 
 class IgnoreChanges:
@@ -50,6 +55,9 @@ class IgnoreChanges:
 
     def reset(self, revision: int) -> None:
         pass
+
+    def persist(self, revision: int) -> Callable[[], None] | None:
+        return None
 
 
 IGNORE_CHANGES = IgnoreChanges()

@@ -12,6 +12,8 @@
         state.data    the checkpoint (storage/image.py)
         metadata.bin  which checkpoint is current (storage/checkpoint.py)
         snapshot-<index>-<term>.snap   snapshots for handoff
+      watch/          the recent changes, for watches after a restart (watch/segments.py):
+        history-<revision>.seg
 
 Every other module takes its file names from here, so the layout can be read
 (and changed) in one place.
@@ -31,6 +33,7 @@ RAFT_SNAPSHOT = "raft.snapshot"
 CATCHING_UP = "raft.catching-up"
 RAFT_MEMBERS = "raft.members"
 STATE_MACHINE_DIR = "sm"
+WATCH_DIR = "watch"
 WRITE_PROBE = ".write-probe"  # briefly, while a starting node checks the disk takes writes
 WRITE_PROBE_BYTES = 1024 * 1024  # room for at least a few journal entries and a meta file
 WAL_FILE = "wal.log"
@@ -46,6 +49,7 @@ NODE_ENTRIES = frozenset(
         CATCHING_UP,
         RAFT_MEMBERS,
         STATE_MACHINE_DIR,
+        WATCH_DIR,
         WRITE_PROBE,
     }
 )

@@ -396,9 +396,14 @@ class StateMachine:
             directory / WAL_FILE, max_record=self._max_record, repair=False, durable=durable
         )
         index, term, keys = self._last_applied, self._last_term, self._keys
-        self._checkpointer.start(
-            lambda: write_checkpoint(directory, index, term, keys, durable=durable)
-        )
+        keep_changes = self._changes.persist(keys.revision)
+
+        def write() -> None:
+            if keep_changes is not None:
+                keep_changes()
+            write_checkpoint(directory, index, term, keys, durable=durable)
+
+        self._checkpointer.start(write)
         self._entries_since_checkpoint = 0
         self._last_checkpoint_at = self._monotonic()
 
@@ -430,6 +435,9 @@ class StateMachine:
     def checkpoint(self) -> None:
         """Write the full state at last_applied, then drop the WAL it covers."""
         self._reap_checkpoint(block=True)
+        keep_changes = self._changes.persist(self._keys.revision)
+        if keep_changes is not None:
+            keep_changes()
         self._checkpoint_bytes = write_checkpoint(
             self.directory,
             self._last_applied,

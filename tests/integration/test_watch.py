@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from kvnode.cluster.supervisor import LocalCluster
 from kvnode.cluster.watch_checker import in_order_once
 
 from kvnode.client import Client, SyncClient, WatchEvent
-from tests.integration.conftest import leader_of, write_load
+from tests.integration.conftest import assert_clean_logs, leader_of, make_cluster, write_load
 from tests.waiting import wait_until
 
 WATCH_SECONDS = 60.0  # every watch loop below ends by itself within this
@@ -153,6 +154,51 @@ def test_a_restarted_node_serves_the_history_its_wal_covers(cluster: LocalCluste
         assert await history(cluster.urls[2], first.revision) == reference
 
     asyncio.run(scenario())
+
+
+def test_a_follower_killed_after_checkpoints_serves_the_same_window_as_the_leader(
+    tmp_path: Path,
+) -> None:
+    """Checkpoints every 20 entries: the revisions watched from are long before the
+    restarted follower's last checkpoint, so its WAL alone could not serve them."""
+    local = make_cluster(tmp_path / "cluster", checkpoint_entries=20, checkpoint_seconds=0.2)
+    try:
+
+        async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+            async with Client(local.urls, timeout=10) as client:
+                first = await client.put("ck/0", b"0")
+                for i in range(1, 150):
+                    await client.put(f"ck/{i % 40}", f"{i}".encode())
+                leader = await leader_of(local)
+                follower = (leader + 1) % 3
+                from_leader = await window(local.urls[leader], first.revision)
+                before = await window(local.urls[follower], first.revision)
+                local.kill(follower)
+                local.start(follower)
+                await local.wait_until_ready(client)
+                after = await window(local.urls[follower], first.revision)
+            return from_leader, before, after
+
+        from_leader, before, after = asyncio.run(scenario())
+        assert len(from_leader) == 150
+        assert before == from_leader
+        assert after == from_leader
+    finally:
+        local.stop_all()
+    assert_clean_logs(local)
+
+
+async def window(url: str, from_revision: int) -> list[Any]:
+    """A long-poll watch of `ck/` from `from_revision` on one node: the events it answers."""
+    async with Client([url], timeout=10) as client:
+        _status, body, _headers = await client.request(
+            "GET",
+            "/kv/",
+            params={"prefix": "ck/", "watch": "true", "from_revision": str(from_revision)},
+            idempotent=True,
+        )
+    found: list[Any] = orjson.loads(body)
+    return [{k: v for k, v in event.items() if k != "node"} for event in found]
 
 
 def test_kvnode_watch_prints_changes_as_json_lines_until_ctrl_c(
