@@ -7,14 +7,14 @@ FROM ${BASE_IMAGE}
 # Wheels built on the host (scripts/docker-build.sh) make the build work offline;
 # with an empty docker/wheels, pip installs from the package index instead.
 COPY docker/wheels/ /tmp/wheels/
-COPY pyproject.toml README.md /tmp/src/
+COPY pyproject.toml README.md scripts/requirements.lock /tmp/src/
 COPY kvnode /tmp/src/kvnode
 COPY cluster /tmp/src/cluster
 RUN python3 -m venv /opt/kvnode \
  && if ls /tmp/wheels/*.whl >/dev/null 2>&1; then \
       /opt/kvnode/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels kvnode; \
     else \
-      /opt/kvnode/bin/pip install --no-cache-dir /tmp/src; \
+      /opt/kvnode/bin/pip install --no-cache-dir --constraint /tmp/src/requirements.lock /tmp/src; \
     fi \
  && rm -rf /tmp/wheels /tmp/src \
  && (getent group kvnode || groupadd --system kvnode) \

@@ -23,13 +23,39 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
+import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from kvnode.config import ConfigError
 from kvnode.log_limit import LogLimiter
 
 log = logging.getLogger(__name__)
+
+# The aiohttp releases whose internals (below) kvnode was checked against: [first, last].
+TESTED_AIOHTTP = ((3, 14), (3, 14))
+
+
+class UnsupportedAiohttp(ConfigError):
+    """The installed aiohttp is outside the tested range (`kvnode serve` exits 2)."""
+
+
+def check_aiohttp_version(version: str = aiohttp.__version__) -> None:
+    """Refuse to serve with an aiohttp whose internals were not checked: this module reads
+    and replaces private parts of its server, which may change in any release."""
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major_minor = ()
+    first, last = TESTED_AIOHTTP
+    if not first <= major_minor <= last:
+        tested = ".".join(map(str, first)) + " to " + ".".join(map(str, last))
+        raise UnsupportedAiohttp(
+            f"aiohttp {version} is installed, but kvnode relies on the internals of aiohttp"
+            f" {tested}.x; install the versions in scripts/requirements.lock"
+        )
+
 
 PARSER_ERROR_CODES = {
     HTTPStatus.BAD_REQUEST: "bad_request",

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from kvnode.api import create_app
 from kvnode.config import ConfigError, NodeConfig, split_address
-from kvnode.http_guard import GuardedAppRunner
+from kvnode.http_guard import GuardedAppRunner, check_aiohttp_version
 from kvnode.join import join_cluster
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters
@@ -68,6 +68,7 @@ def ensure_port_free(address: str, key: str) -> None:
 
 async def serve(config: NodeConfig) -> None:
     name_os_thread(HTTP_THREAD)
+    check_aiohttp_version()
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
     config = with_known_voters(config)

@@ -26,7 +26,9 @@ if [ "$(id -u)" = 0 ]; then
   export KVNODE_REQUIRE_NETNS=1
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+# Exactly the versions in scripts/requirements.lock (regenerate with scripts/lock.sh).
+python3 -m pip install --quiet --disable-pip-version-check \
+  --constraint scripts/requirements.lock -e ".[test]"
 python3 -m ruff check kvnode cluster tests
 python3 -m mypy  # --strict on kvnode/ (pyproject.toml [tool.mypy])
 python3 -m pytest "$@"
