@@ -26,6 +26,10 @@ from kvnode.storage.errors import StorageError
 if TYPE_CHECKING:
     from kvnode.client import Client, WriteResult
 
+# A command keeps retrying (503 while no leader is known, an unknown outcome retried under
+# its request id) for --timeout seconds: long enough for an election on a loaded machine.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+ATTEMPT_SECONDS = 10.0  # one request at one node (the node itself answers 504 sooner)
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
 T = TypeVar("T")
@@ -346,7 +350,7 @@ class ClientOptions:
             deadline = float("inf") if keep_trying else self.timeout
             async with Client(
                 endpoint_list,
-                timeout=self.timeout,
+                timeout=min(self.timeout, ATTEMPT_SECONDS),
                 token=self.token,
                 retry_reads=True,
                 write_deadline=deadline,
@@ -368,7 +372,15 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
 
     @endpoints_option
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.option("--timeout", default=10.0, show_default=True, help="Seconds.")
+    @click.option(
+        "--timeout",
+        default=DEFAULT_TIMEOUT_SECONDS,
+        show_default=True,
+        type=click.FloatRange(0, min_open=True),
+        help="Seconds to keep trying, through a leader election, before giving up (each"
+        " attempt at one node gets at most 10 s); a write given up on is reported as"
+        " indeterminate, never as failed.",
+    )
     @click.option(
         "--token", envvar="KVNODE_TOKEN", help="Bearer token, when the nodes set auth_token."
     )

@@ -395,13 +395,18 @@ class StateMachine:
         self._wal, _empty = WriteAheadLog.recover(
             directory / WAL_FILE, max_record=self._max_record, repair=False, durable=durable
         )
-        index, term, keys = self._last_applied, self._last_term, self._keys
+        index, term, keys, fault_hook = (
+            self._last_applied,
+            self._last_term,
+            self._keys,
+            self._fault_hook,
+        )
         keep_changes = self._changes.persist(keys.revision)
 
         def write() -> None:
             if keep_changes is not None:
                 keep_changes()
-            write_checkpoint(directory, index, term, keys, durable=durable)
+            write_checkpoint(directory, index, term, keys, durable=durable, fault_hook=fault_hook)
 
         self._checkpointer.start(write)
         self._entries_since_checkpoint = 0

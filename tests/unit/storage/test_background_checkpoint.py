@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from kvnode.storage.layout import PREVIOUS_WAL_FILE, STATE_FILE, WAL_FILE
 from tests.waiting import wait_until_sync
 
 ENTRIES = 400
+CHILD_HOLD_SECONDS = 120  # a held child is killed long before; bounds a failed test
 
 
 def machine(path: Path) -> StateMachine:
@@ -47,10 +49,25 @@ def test_a_background_checkpoint_replaces_the_wal_it_covers(tmp_path: Path) -> N
 
 
 def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path: Path) -> None:
-    sm = machine(tmp_path / "node")
+    parent, reached = os.getpid(), tmp_path / "child-mid-write"
+
+    def hold_the_child(step: str) -> None:
+        """In the child, half-way through the checkpoint: wait there to be killed."""
+        if step == f"{STATE_FILE}:tmp-written" and os.getpid() != parent:
+            reached.touch()
+            time.sleep(CHILD_HOLD_SECONDS)
+
+    sm = StateMachine(
+        tmp_path / "node",
+        checkpoint_entries=100,
+        checkpoint_seconds=3600,
+        background_checkpoints=True,
+        fault_hook=hold_the_child,
+    )
     fill(sm, 1, 100)  # the 100th entry starts the checkpoint in a child
     child = sm._checkpointer.pid
     assert child, "no background checkpoint started"
+    wait_until_sync(reached.exists, CHILD_HOLD_SECONDS, "the child to reach its temporary file")
     os.kill(child, signal.SIGKILL)
     applied = 100
     with pytest.raises(StorageFailure, match="background checkpoint failed"):
