@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kvnode.cluster import control
-from kvnode.cluster.control import EXIT_RUNTIME, SIGNALS, ControlError
+from kvnode.cluster.control import EXIT_RUNTIME, EXIT_USAGE, SIGNALS, ControlError
 from kvnode.cluster.supervisor import LocalCluster, LocalNode
 
 from kvnode.client import Client, KvError
@@ -31,6 +32,18 @@ START_TIMEOUT_SECONDS = 15.0
 STARTUP_TIMEOUT_SECONDS = 30.0
 RESTART_BACKOFF_FIRST_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
+DEFAULT_HTTP_ADDRESSES = ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
+
+
+def port_free(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def describe_exit(returncode: int) -> str:
@@ -70,6 +83,7 @@ class ForegroundCluster:
     _restarts: dict[int, RestartState] = field(default_factory=dict)
     _started_at: dict[int, float] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cluster_id: str | None = None  # known once the cluster is up
 
     @property
     def _data_flag(self) -> str:
@@ -85,6 +99,7 @@ class ForegroundCluster:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            self._check_ports_free()
             for index in range(self.local.size):
                 self._start(index)
             leader = await self._wait_until_up(stop)
@@ -103,14 +118,35 @@ class ForegroundCluster:
             with contextlib.suppress(FileNotFoundError):
                 control.socket_path(self.local.base_dir).unlink()
 
+    def _check_ports_free(self) -> None:
+        """Refuse to start on a port something else holds (another cluster, perhaps): its
+        nodes would answer in place of the ones that could not listen."""
+        for node in self.local.nodes:
+            for what, address in (("HTTP", node.http_addr), ("Raft", node.raft_addr)):
+                if not port_free(address):
+                    raise ControlError(
+                        f"{address} ({node.node_id}'s {what} port) is already in use;"
+                        " choose other ports with --http-port and --raft-port",
+                        EXIT_USAGE,
+                    )
+
     async def _wait_until_up(self, stop: asyncio.Event) -> int | None:
-        """The leader's index once every node is ready; None if stopped first."""
+        """The leader's index once every node this process started answers for itself
+        (its pid), is ready, and knows the cluster's id; None if stopped first. A node
+        that exits meanwhile ends the start-up with a ControlError."""
 
         async def ready() -> int:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
             async with Client(self.local.urls, timeout=2) as client:
-                leader = await self.local.wait_for_leader(client, STARTUP_TIMEOUT_SECONDS)
-                await self.local.wait_until_ready(client, STARTUP_TIMEOUT_SECONDS)
-                return leader
+                while time.monotonic() < deadline:
+                    self._refuse_early_exit()
+                    leader = await self._own_cluster_ready(client)
+                    if leader is not None:
+                        return leader
+                    await asyncio.sleep(MONITOR_SECONDS)
+            raise TimeoutError(
+                f"not ready within {STARTUP_TIMEOUT_SECONDS:g} s; the nodes' output is above"
+            )
 
         waiting = asyncio.create_task(ready())
         stopping = asyncio.create_task(stop.wait())
@@ -121,12 +157,51 @@ class ForegroundCluster:
             return None
         return waiting.result()  # raises TimeoutError when the cluster did not come up
 
+    def _refuse_early_exit(self) -> None:
+        for node in self.local.nodes:
+            if node.process is not None and node.process.poll() is not None:
+                raise ControlError(
+                    f"{node.node_id} exited during start-up"
+                    f" ({describe_exit(node.process.returncode)}); its output is above",
+                    EXIT_RUNTIME,
+                )
+
+    async def _own_cluster_ready(self, client: Client) -> int | None:
+        """The leader's index if every node answering is one this process started (by
+        pid), all are ready and name one cluster id; None while not yet."""
+        statuses = await self.local.statuses(client, digest=False)
+        if len(statuses) != self.local.size:
+            return None
+        for index, status in statuses.items():
+            node = self.local.nodes[index]
+            if node.process is None or status.get("pid") != node.process.pid:
+                return None  # something else answers on this node's port
+        cluster_ids = {status.get("cluster_id") for status in statuses.values()}
+        if len(cluster_ids) != 1 or None in cluster_ids:
+            return None
+        leaders = [i for i, status in statuses.items() if status["role"] == "leader"]
+        if len(leaders) != 1:
+            return None
+        try:
+            await self.local.wait_until_ready(client, timeout=MONITOR_SECONDS)
+        except TimeoutError:
+            return None
+        self.cluster_id = cluster_ids.pop()
+        return leaders[0]
+
     def _banner(self, leader: int) -> None:
         local = self.local
         self.echo(f"kvnode cluster of {local.size} is up; leader is {local.nodes[leader].node_id}")
+        self.echo(f"  cluster id {self.cluster_id}")
         for node in local.nodes:
             self.echo(
                 f"  {node.node_id}: {node.url}   (raft {node.raft_addr}, data {node.data_dir})"
+            )
+        if [node.http_addr for node in local.nodes] != DEFAULT_HTTP_ADDRESSES[: local.size]:
+            self.echo(
+                "Other terminals in this directory find this cluster by itself; elsewhere:\n"
+                f"  export KVNODE_ENDPOINTS={','.join(n.http_addr for n in local.nodes)}"
+                f" KVNODE_CLUSTER_ID={self.cluster_id}"
             )
         self.echo(
             "Press Ctrl-C to stop. From another terminal: kvnode cluster"
@@ -179,6 +254,9 @@ class ForegroundCluster:
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        if op == "info":  # what the key commands need to talk to this cluster only
+            endpoints = [node.http_addr for node in self.local.nodes]
+            return {"ok": True, "endpoints": endpoints, "cluster_id": self.cluster_id}
         if op == "ps":
             return {"ok": True, "nodes": await self.rows()}
         if op == "add":

@@ -27,7 +27,14 @@ from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Condition
 from kvnode.config import BODY_TIMEOUT_SECONDS, MAX_KEY_BYTES
 from kvnode.consensus import Indeterminate, Unavailable
-from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, value_fields
+from kvnode.contract import (
+    CLUSTER_HEADER,
+    CONSISTENCY_MODES,
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    WRONG_CLUSTER,
+    value_fields,
+)
 from kvnode.http_request import (
     ASCII_SECONDS,
     MAX_REVISION,
@@ -131,6 +138,7 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     try:
         check_token(request, service.config.auth_token)
+        check_cluster(request, service)
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
@@ -150,14 +158,36 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(500, "internal", "internal error; see the node's log")
-    response.headers["X-KV-Node"] = service.config.node_id
-    response.headers["X-KV-Leader"] = service.leader() or ""
+    response.headers.update(service.node_headers())
     metrics = request.app[METRICS]
     metrics.record(request.method, response.status, time.perf_counter() - started)
     return response
 
 
 # -- request parsing -----------------------------------------------------------------
+
+
+def check_cluster(request: web.Request, service: Service) -> None:
+    """A client that names the cluster it means (`X-KV-Cluster`) is refused by a node of
+    another cluster before anything is read or written, so it cannot write into the wrong
+    one (ports reused by another cluster, a stale endpoint list)."""
+    expected = request.headers.get(CLUSTER_HEADER)
+    if not expected:
+        return
+    ours = service.cluster_id
+    if not ours:
+        raise ApiError(
+            503,
+            "cluster_id_unknown",
+            "this node does not know its cluster's id yet (a new cluster without a leader)",
+        )
+    if expected != ours:
+        raise ApiError(
+            409,
+            WRONG_CLUSTER,
+            f"this node ({service.config.node_id}) belongs to cluster {ours}, not {expected}",
+            cluster_id=ours,
+        )
 
 
 def check_token(request: web.Request, token: str) -> None:

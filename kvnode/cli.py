@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -329,6 +330,19 @@ class TlsFiles:
             fail(f"cannot use the TLS files: {exc}", EXIT_CONFIG)
 
 
+def local_cluster_target(cluster_id: str | None) -> tuple[str, str | None]:
+    """Where a command with no --endpoints goes: the cluster that `kvnode cluster up` runs
+    in ./data (its control socket says its addresses and id), else the default ports."""
+    from kvnode.cluster.control import ControlError, ask
+
+    data_dir = Path(os.environ.get("KVNODE_CLUSTER_DATA", DEFAULT_CLUSTER_DATA))
+    try:
+        info = asyncio.run(ask(data_dir, {"op": "info"}))
+    except (ControlError, OSError, TimeoutError):
+        return DEFAULT_ENDPOINTS, cluster_id
+    return ",".join(info["endpoints"]), cluster_id or info.get("cluster_id")
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     """What every command that talks to a cluster takes: where, how long, as whom, and
@@ -339,6 +353,7 @@ class ClientOptions:
     timeout: float
     token: str | None
     tls: TlsFiles = TlsFiles()
+    cluster_id: str | None = None
 
     def run(self, action: Callable[[Client], Awaitable[T]], *, keep_trying: bool = False) -> T:
         """Run `action(client)`; client errors become one line and exit code 1. Retries stop
@@ -355,6 +370,7 @@ class ClientOptions:
                 retry_reads=True,
                 write_deadline=deadline,
                 tls=self.tls.context(),
+                cluster_id=self.cluster_id,
             ) as client:
                 return await action(client)
 
@@ -370,7 +386,19 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command --endpoints, --json, --timeout, --token and the TLS options, handed to
     it as `client` (a ClientOptions)."""
 
-    @endpoints_option
+    @click.option(
+        "--endpoints",
+        envvar="KVNODE_ENDPOINTS",
+        help="Comma-separated node addresses (KVNODE_ENDPOINTS). Default: the cluster that"
+        f" `kvnode cluster up` runs in ./{DEFAULT_CLUSTER_DATA} (or KVNODE_CLUSTER_DATA), else"
+        f" {DEFAULT_ENDPOINTS}.",
+    )
+    @click.option(
+        "--cluster-id",
+        envvar="KVNODE_CLUSTER_ID",
+        help="Talk only to nodes of this cluster (KVNODE_CLUSTER_ID); a node of another is"
+        " refused before it acts. Default: the id of the cluster found in ./data, if any.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.option(
         "--timeout",
@@ -406,7 +434,8 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def with_client(
         *args: Any,
-        endpoints: str,
+        endpoints: str | None,
+        cluster_id: str | None,
         as_json: bool,
         timeout: float,
         token: str | None,
@@ -416,7 +445,10 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
         **kw: Any,
     ) -> None:
         tls = TlsFiles(cacert, cert, key_file)
-        command(*args, client=ClientOptions(endpoints, as_json, timeout, token, tls), **kw)
+        if endpoints is None:
+            endpoints, cluster_id = local_cluster_target(cluster_id)
+        options = ClientOptions(endpoints, as_json, timeout, token, tls, cluster_id)
+        command(*args, client=options, **kw)
 
     return with_client
 

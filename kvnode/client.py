@@ -33,7 +33,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from kvnode.contract import value_fields
+from kvnode.contract import CLUSTER_HEADER, WRONG_CLUSTER, value_fields
 
 if TYPE_CHECKING:
     from kvnode.coordination import Lock
@@ -73,6 +73,11 @@ class Unavailable(KvError):
 
 class Indeterminate(KvError):
     """The write may or may not have been applied (504, timeout, connection lost mid-request)."""
+
+
+class WrongCluster(KvError):
+    """409 wrong_cluster: the node belongs to another cluster than the one the client names;
+    it acted on nothing."""
 
 
 class WatchCompacted(KvError):
@@ -249,9 +254,12 @@ class Client:
         write_deadline: float | None = None,
         retry_reads: bool = False,
         tls: ssl.SSLContext | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         """`tls`: talk HTTPS with this context (endpoints without a scheme become https://);
-        see kvnode.tls.client_context."""
+        see kvnode.tls.client_context. `cluster_id`: the cluster meant; a node of another
+        refuses every request (WrongCluster) before acting on it, and the next endpoint is
+        tried."""
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
         self._scheme = "https" if tls is not None else "http"
@@ -259,6 +267,8 @@ class Client:
         self.endpoints = [normalize_endpoint(e, self._scheme) for e in endpoints]
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if cluster_id:
+            self._headers[CLUSTER_HEADER] = cluster_id
         self._session: aiohttp.ClientSession | None = None
         self._retry_writes = retry_writes
         self._retry_reads = retry_reads
@@ -379,6 +389,10 @@ class Client:
                 self._order.failed(position)
             else:
                 self._order.answered(position)
+            if status == 409 and _is_wrong_cluster(body):
+                self._order.failed(position)
+                last_error = _error_from(status, body)  # refused before acting: try the next
+                continue
             if status == 503 and not idempotent and attempt.copies > 1:
                 # The 503 refused aiohttp's silent resend; the first copy reached the node
                 # before the connection dropped and may be applied.
@@ -390,6 +404,8 @@ class Client:
             if status >= 400:
                 raise _error_from(status, body)
             return status, body, response_headers
+        if isinstance(last_error, WrongCluster):
+            raise last_error
         raise Unavailable(0, "unreachable", f"no endpoint answered: {last_error!r}")
 
     async def write(
@@ -769,7 +785,13 @@ def _error_from(status: int, body: bytes) -> KvError:
         code, message = parsed.get("error", "error"), parsed.get("message", "")
     except orjson.JSONDecodeError:
         parsed, code, message = {}, "error", body[:200].decode(errors="replace")
+    if code == WRONG_CLUSTER:
+        return WrongCluster(status, code, message, parsed)
     return ERRORS_BY_STATUS.get(status, KvError)(status, code, message, parsed)
+
+
+def _is_wrong_cluster(body: bytes) -> bool:
+    return _error_from(409, body).code == WRONG_CLUSTER
 
 
 class SyncClient:

@@ -148,6 +148,13 @@ def member_publish(raft_addr: str, node_id: str, http_url: str, *, issued_at_ms:
     return command.SerializeToString()
 
 
+def cluster_init(cluster_id: str, *, issued_at_ms: int) -> bytes:
+    """Names the cluster, if it has no name yet."""
+    command = Command(issued_at_ms=issued_at_ms)
+    command.cluster_init.cluster_id = cluster_id
+    return command.SerializeToString()
+
+
 def member_forget(raft_addr: str, *, issued_at_ms: int) -> bytes:
     command = Command(issued_at_ms=issued_at_ms)
     command.member_forget.raft_addr = raft_addr

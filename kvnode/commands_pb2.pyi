@@ -217,6 +217,12 @@ class MemberForget(_message.Message):
     raft_addr: str
     def __init__(self, raft_addr: _Optional[str] = ...) -> None: ...
 
+class ClusterInit(_message.Message):
+    __slots__ = ("cluster_id",)
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
+
 class Batch(_message.Message):
     __slots__ = ("commands",)
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
@@ -224,7 +230,7 @@ class Batch(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget", "batch")
+    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget", "batch", "cluster_init")
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +247,7 @@ class Command(_message.Message):
     MEMBER_PUBLISH_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FORGET_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_INIT_FIELD_NUMBER: _ClassVar[int]
     issued_at_ms: int
     request_id: str
     request_fingerprint: bytes
@@ -257,4 +264,5 @@ class Command(_message.Message):
     member_publish: MemberPublish
     member_forget: MemberForget
     batch: Batch
-    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
+    cluster_init: ClusterInit
+    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., cluster_init: _Optional[_Union[ClusterInit, _Mapping]] = ...) -> None: ...

@@ -61,6 +61,11 @@ class StateMachine(Protocol):
     def last_applied(self) -> int:
         """The index of the last entry applied; entries at or below it are skipped."""
 
+    @property
+    def cluster_id(self) -> str:
+        """The cluster's name, once its first leader has given it one ("" until then): peers
+        that name another are refused."""
+
     def append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
         """Apply committed entries in order (None for one already applied), unsynced."""
 

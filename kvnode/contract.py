@@ -6,6 +6,10 @@ from __future__ import annotations
 import base64
 
 CONSISTENCY_MODES = ("linearizable", "stale")
+# In replies: the answering node's cluster id. In requests: the cluster the client means;
+# a node of another cluster refuses the request (409 wrong_cluster) before acting on it.
+CLUSTER_HEADER = "X-KV-Cluster"
+WRONG_CLUSTER = "wrong_cluster"
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 100_000
 

@@ -82,14 +82,11 @@ async def serve(config: NodeConfig) -> None:
     gc.collect()
     gc.freeze()
 
-    def node_headers() -> dict[str, str]:
-        return {"X-KV-Node": config.node_id, "X-KV-Leader": service.leader() or ""}
-
     runner = GuardedAppRunner(
         create_app(service, body_timeout=config.body_timeout),
         header_timeout=config.header_timeout,
         max_connections=max_connections,
-        node_headers=node_headers,
+        node_headers=service.node_headers,
         access_log=None,
         handle_signals=False,
     )

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import os
+import secrets
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
+from kvnode.contract import CLUSTER_HEADER
 from kvnode.membership import Membership
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.fileformat import KIND_SNAPSHOT
@@ -56,9 +58,17 @@ class Service(Protocol):
     def leases(self) -> tuple[list[tuple[int, Lease]], int]: ...
     async def backup(self) -> tuple[bytes, int]: ...
     def leader(self) -> str | None: ...
+    @property
+    def cluster_id(self) -> str: ...
+    def node_headers(self) -> dict[str, str]: ...
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = True) -> dict[str, Any]: ...
     def ready(self) -> bool: ...
+
+
+def new_cluster_id() -> str:
+    """16 hex digits, like etcd's cluster ID: random, so two clusters never share one."""
+    return secrets.token_hex(8)
 
 
 class KvService:
@@ -150,6 +160,7 @@ class KvService:
         raft = self.consensus.status()
         return {
             "node_id": self.config.node_id,
+            "cluster_id": self.machine.cluster_id or None,
             "pid": os.getpid(),  # lets tools outside kvnode signal the node they see here
             "raft_addr": self.config.raft_addr,
             "http_url": self.config.client_url,
@@ -162,6 +173,17 @@ class KvService:
             "keys": machine["keys"],
             "digest": digest,
         }
+
+    @property
+    def cluster_id(self) -> str:
+        return self.machine.cluster_id
+
+    def node_headers(self) -> dict[str, str]:
+        """The headers of every reply: who answers, who leads, and in which cluster."""
+        headers = {"X-KV-Node": self.config.node_id, "X-KV-Leader": self.leader() or ""}
+        if self.machine.cluster_id:
+            headers[CLUSTER_HEADER] = self.machine.cluster_id
+        return headers
 
     def ready(self) -> bool:
         """Able to serve: a leader is known, with its URL (and, on the leader, a majority is
@@ -187,6 +209,8 @@ class KvService:
                         )
                     )
                     renewed_in_term = term
+                if not self.machine.cluster_id:  # a new cluster: its first leader names it
+                    await self.write(commands.cluster_init(new_cluster_id(), issued_at_ms=0))
                 with self.lock:
                     deadline = self.machine.next_deadline()
                 now = wall_clock_ms()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kvnode.log_limit import LogLimiter
 from kvnode.raft import peer_pickle, read_index
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.follower_append import AppendPlan, Entry, plan_append
@@ -48,6 +49,7 @@ from kvnode.raft.pysyncobj_adapter import TransportBase, node_address
 from kvnode.raft.snapshot_gate import SnapshotGate
 
 log = logging.getLogger(__name__)
+cluster_warnings = LogLimiter(log)
 
 # Messages that acknowledge nothing this node stored: the leader's replication
 # (followers do not count it as durable anywhere) and command forwarding.
@@ -84,6 +86,9 @@ class SyncedTransport(TransportBase):
         super()._createServer()
 
     def send(self, node: Any, message: Any) -> bool:
+        cluster_id = self.node.machine.cluster_id
+        if cluster_id and isinstance(message, dict):
+            message["cluster_id"] = cluster_id  # PySyncObj builds a fresh dict per send
         limit = self._acknowledge_limit.get(node)
         if (
             limit is not None
@@ -107,6 +112,8 @@ class SyncedTransport(TransportBase):
             self._outbox.release(self.journal.synced_generation, super().send)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
+        if self._from_another_cluster(node, message):
+            return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind in ("request_vote", PRE_VOTE) and self.node.catch_up.active:
             return  # a replacement still catching up must not vote (catch_up.py)
@@ -160,6 +167,27 @@ class SyncedTransport(TransportBase):
             next_index[node] = sent_up_to
         if self.node.is_leader():
             self.node.note_follower_match(node)
+
+    def _from_another_cluster(self, node: Any, message: Any) -> bool:
+        """A message from a node of another cluster (its peer list names this node, or this
+        node's names it) is dropped, loudly: obeying it would mix two clusters' logs. A
+        message without an id comes from a node that has not learnt one yet (a new
+        cluster's first moments, or a node joining): it is taken."""
+        if not isinstance(message, dict):
+            return False
+        theirs, ours = message.get("cluster_id"), self.node.machine.cluster_id
+        if not theirs or not ours or theirs == ours:
+            return False
+        peer = node_address(node)
+        cluster_warnings.warning(
+            f"cluster {peer}",
+            "refused messages from %s: it belongs to cluster %s, this node to cluster %s"
+            " (a peer list that names another cluster's node?)",
+            peer,
+            theirs,
+            ours,
+        )
+        return True
 
     def _append_as_raft_says(self, node: Any, message: dict[str, Any]) -> None:
         """Hand PySyncObj the §5.3 equivalent of an append-entries message (see

@@ -4,7 +4,7 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=6        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=7        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
@@ -21,6 +21,7 @@ self-contained snapshot handed to other nodes. All integers little-endian:
     member_count u64  (version >= 5) number of member directory entries that follow
     member*     addr_len u16 | id_len u16 | url_len u16 | raft_addr | node_id | http_url
     revision    u64   (version >= 6) the store revision; before, revisions were the index
+    cluster_id  id_len u16 | id (UTF-8)   (version >= 7) the cluster's name ("": none yet)
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -49,12 +50,14 @@ from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
 
-IMAGE_VERSION = 6
+IMAGE_VERSION = 7
 FIRST_VERSION_WITH_REQUESTS = 2
 FIRST_VERSION_WITH_FINGERPRINTS = 3
 FIRST_VERSION_WITH_LEASES = 4
 FIRST_VERSION_WITH_MEMBERS = 5
 FIRST_VERSION_WITH_REVISION = 6
+FIRST_VERSION_WITH_CLUSTER_ID = 7
+CLUSTER_ID_LEN = struct.Struct("<H")
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM_V3 = struct.Struct("<IIQQQ")
 ITEM = struct.Struct("<IIQQQQ")
@@ -86,10 +89,17 @@ class StateImage:
     crc: int = 0
     members: Iterable[tuple[str, Member]] = ()
     revision: int = 0
+    cluster_id: str = ""
 
     def keyspace(self) -> Keyspace:
         return Keyspace(
-            self.items, self.log_clock_ms, self.requests, self.leases, self.members, self.revision
+            self.items,
+            self.log_clock_ms,
+            self.requests,
+            self.leases,
+            self.members,
+            self.revision,
+            self.cluster_id,
         )
 
 
@@ -109,6 +119,7 @@ def encode_image(
             extra,
             members=keys.members.items(),
             revision=keys.revision,
+            cluster_id=keys.cluster_id,
         ),
         len(keys),
     )
@@ -166,6 +177,9 @@ def encode_parts(kind: bytes, image: StateImage, count: int) -> tuple[bytes, int
         parts.append(MEMBER.pack(*(len(field) for field in fields)))
         parts.extend(fields)
     parts.append(REVISION.pack(image.revision))
+    cluster_id = image.cluster_id.encode()
+    parts.append(CLUSTER_ID_LEN.pack(len(cluster_id)))
+    parts.append(cluster_id)
     parts.append(EXTRA_LEN.pack(len(image.extra)))
     parts.append(image.extra)
     data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
@@ -252,6 +266,10 @@ def decode_image(
         if version >= FIRST_VERSION_WITH_REVISION:
             (revision,) = REVISION.unpack_from(data, offset)
             offset += REVISION.size
+        cluster_id = ""
+        if version >= FIRST_VERSION_WITH_CLUSTER_ID:
+            encoded_id, offset = _prefixed(data, offset, CLUSTER_ID_LEN)
+            cluster_id = encoded_id.decode()
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]
@@ -261,7 +279,17 @@ def decode_image(
     if offset != len(data) - CRC.size:
         raise error(path, "record count does not match the file length", offset)
     return StateImage(
-        index, term, log_clock_ms, items, requests, leases, extra, stored_crc, members, revision
+        index,
+        term,
+        log_clock_ms,
+        items,
+        requests,
+        leases,
+        extra,
+        stored_crc,
+        members,
+        revision,
+        cluster_id,
     )
 
 

@@ -32,7 +32,9 @@ from kvnode.storage.txn import holds, key_state
 
 _DIGEST_ITEM = struct.Struct("<IIQQQQ")
 # Commands that change no key and no lease's life: they take no revision of their own.
-REVISIONLESS = frozenset({"noop", "member_publish", "member_forget", "lease_renew_all"})
+REVISIONLESS = frozenset(
+    {"noop", "member_publish", "member_forget", "lease_renew_all", "cluster_init"}
+)
 _DIGEST_LEASE = struct.Struct("<QQQ")
 
 
@@ -45,6 +47,7 @@ class Keyspace:
         leases: Iterable[tuple[int, Lease]] = (),
         members: Iterable[tuple[str, Member]] = (),
         revision: int = 0,
+        cluster_id: str = "",
     ) -> None:
         self._data: SortedDict[str, KeyRecord] = SortedDict(items)
         self.leases = LeaseTable(leases)
@@ -54,6 +57,7 @@ class Keyspace:
         self.requests = RequestLog(requests)
         # The member directory, by Raft address (MemberPublish / MemberForget).
         self.members: dict[str, Member] = dict(members)
+        self.cluster_id = cluster_id  # set once, by the first ClusterInit ("": not yet)
         self._deadlines: SortedList[tuple[int, str]] = SortedList(
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
@@ -195,6 +199,10 @@ class Keyspace:
         if op == "member_forget":
             found = self.members.pop(command.member_forget.raft_addr, None)
             return Outcome(Status.OK if found else Status.NOT_FOUND, index if found else 0)
+        if op == "cluster_init":
+            if not self.cluster_id:
+                self.cluster_id = command.cluster_init.cluster_id
+            return Outcome(Status.OK, index)
         return Outcome(Status.INVALID, 0)
 
     def _keep_alive(self, index: int, lease_id: int, now_ms: int) -> Outcome:

@@ -81,6 +81,7 @@ OPCODE_BY_OP = {
     "member_publish": Opcode.MEMBER_PUBLISH,
     "member_forget": Opcode.MEMBER_FORGET,
     "batch": Opcode.BATCH,
+    "cluster_init": Opcode.CLUSTER_INIT,
 }
 _INVALID = Outcome(Status.INVALID, 0)
 _EMPTY_COMMAND = Command()
@@ -488,6 +489,12 @@ class StateMachine:
     def leases(self) -> LeaseTable:
         """The lease table (read it under the owner's lock)."""
         return self._keys.leases
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster's id ("" until the first ClusterInit is applied). Any thread: a str
+        attribute read in one step."""
+        return self._keys.cluster_id
 
     @property
     def members(self) -> dict[str, Member]:

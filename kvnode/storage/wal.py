@@ -74,6 +74,7 @@ class Opcode(IntEnum):
     MEMBER_PUBLISH = 11
     MEMBER_FORGET = 12
     BATCH = 13
+    CLUSTER_INIT = 14
 
 
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)

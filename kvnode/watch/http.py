@@ -145,8 +145,7 @@ async def stream(
         headers={
             "Content-Type": NDJSON,
             "X-KV-Index": str(subscription.revision),
-            "X-KV-Node": service.config.node_id,
-            "X-KV-Leader": service.leader() or "",
+            **service.node_headers(),
         }
     )
     response.enable_chunked_encoding()

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -56,6 +57,7 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
     transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
     transport._outbox = Outbox()
     transport._acknowledge_limit = {}
+    transport._syncObj = SimpleNamespace(machine=SimpleNamespace(cluster_id=""))
     return transport
 
 

@@ -53,6 +53,7 @@ class FakeNode:
     """The node a transport serves, as far as `_onMessageReceived` looks at it."""
 
     raftCurrentTerm = 3
+    machine = SimpleNamespace(cluster_id="")
 
     def __init__(self) -> None:
         self.next_index: dict[str, int] = {}
