@@ -193,15 +193,15 @@ async def _count_copy(
 class _EndpointOrder:
     """Which endpoint a request tries first: the one that answered last. An endpoint that
     fails (refused, timed out) sends the next request to the one after it, so a paused
-    node costs one attempt, not one per request."""
+    node costs one attempt, not one per request. (The list may change in between.)"""
 
-    def __init__(self, count: int) -> None:
-        self._count = count
+    def __init__(self) -> None:
         self.first = 0
 
     def targets(self, endpoints: list[str]) -> list[tuple[int, str]]:
-        order = range(self.first, self.first + self._count)
-        return [(i % self._count, endpoints[i % self._count]) for i in order]
+        count = len(endpoints)
+        start = self.first % count
+        return [((start + i) % count, endpoints[(start + i) % count]) for i in range(count)]
 
     def answered(self, position: int) -> None:
         if position >= 0:  # -1: an endpoint the caller named
@@ -209,7 +209,7 @@ class _EndpointOrder:
 
     def failed(self, position: int) -> None:
         if self.first == position >= 0:
-            self.first = (position + 1) % self._count
+            self.first = position + 1
 
 
 def normalize_endpoint(endpoint: str, scheme: str = "http") -> str:
@@ -273,7 +273,7 @@ class Client:
         self._retry_writes = retry_writes
         self._retry_reads = retry_reads
         self._write_deadline = timeout if write_deadline is None else write_deadline
-        self._order = _EndpointOrder(len(self.endpoints))
+        self._order = _EndpointOrder()
         self._attempt_timeout = self._timeout  # each attempt at one endpoint
 
     def bounded(self, attempt_timeout: float) -> Client:

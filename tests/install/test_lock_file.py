@@ -57,26 +57,22 @@ def test_the_running_packages_are_the_locked_versions() -> None:
     assert not mismatched, f"installed vs locked: {mismatched}; run scripts/test.sh"
 
 
-def test_a_fresh_venv_from_the_lock_alone_runs_kvnode(tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = str(env_dir / "bin" / "python")
-    installed = subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--requirement",
-            str(LOCK),
-        ],
+def pip_install(python: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pip install --no-deps ARGS` in the venv of `python`: nothing beyond what is named."""
+    quiet = ["--quiet", "--disable-pip-version-check", "--no-deps"]
+    return subprocess.run(
+        [python, "-m", "pip", "install", *quiet, *args],
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+def test_a_fresh_venv_from_the_lock_alone_runs_kvnode(tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = str(env_dir / "bin" / "python")
+    installed = pip_install(python, "--requirement", str(LOCK))
     assert installed.returncode == 0, installed.stderr[-3000:]
     check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
     assert check.returncode == 0, f"the lock misses a dependency:\n{check.stdout}"
@@ -85,22 +81,7 @@ def test_a_fresh_venv_from_the_lock_alone_runs_kvnode(tmp_path: Path) -> None:
     for part in ("pyproject.toml", "README.md", "kvnode", "cluster"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, source / part)
-    built = subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--no-build-isolation",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    built = pip_install(python, "--no-build-isolation", str(source))
     assert built.returncode == 0, built.stderr[-3000:]
     imported = subprocess.run(
         [python, "-c", "import kvnode.server, kvnode.cli, kvnode.cluster.chaos"],

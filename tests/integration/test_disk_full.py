@@ -52,6 +52,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
+@pytest.mark.expect_critical  # the fail-stop line is what the test checks for
 def test_a_full_disk_stops_the_node_at_once_and_it_refuses_to_restart(
     tmp_path: Path, small_disk: Path
 ) -> None:

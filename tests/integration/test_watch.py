@@ -129,29 +129,18 @@ def test_a_watcher_on_a_killed_follower_resumes_elsewhere_without_gap_or_repeat(
 
 
 def test_a_restarted_node_serves_the_history_its_wal_covers(cluster: LocalCluster) -> None:
-    async def history(url: str, from_revision: int) -> list[Any]:
-        async with Client([url], timeout=10) as client:
-            _status, body, _headers = await client.request(
-                "GET",
-                "/kv/",
-                params={"prefix": "rs/", "watch": "true", "from_revision": str(from_revision)},
-                idempotent=True,
-            )
-        found: list[Any] = orjson.loads(body)
-        return found
-
     async def scenario() -> None:
         async with Client(cluster.urls, timeout=10) as client:
             first = await client.put("rs/0", b"0")
             for i in range(1, 30):
                 await client.put(f"rs/{i}", f"{i}".encode())
-        reference = await history(cluster.urls[0], first.revision)
+        reference = await window(cluster.urls[0], "rs/", first.revision)
         assert len(reference) == 30
         cluster.kill(2)
         cluster.start(2)
         async with Client(cluster.urls, timeout=2) as client:
             await cluster.wait_until_ready(client)
-        assert await history(cluster.urls[2], first.revision) == reference
+        assert await window(cluster.urls[2], "rs/", first.revision) == reference
 
     asyncio.run(scenario())
 
@@ -171,12 +160,12 @@ def test_a_follower_killed_after_checkpoints_serves_the_same_window_as_the_leade
                     await client.put(f"ck/{i % 40}", f"{i}".encode())
                 leader = await leader_of(local)
                 follower = (leader + 1) % 3
-                from_leader = await window(local.urls[leader], first.revision)
-                before = await window(local.urls[follower], first.revision)
+                from_leader = await window(local.urls[leader], "ck/", first.revision)
+                before = await window(local.urls[follower], "ck/", first.revision)
                 local.kill(follower)
                 local.start(follower)
                 await local.wait_until_ready(client)
-                after = await window(local.urls[follower], first.revision)
+                after = await window(local.urls[follower], "ck/", first.revision)
             return from_leader, before, after
 
         from_leader, before, after = asyncio.run(scenario())
@@ -188,13 +177,14 @@ def test_a_follower_killed_after_checkpoints_serves_the_same_window_as_the_leade
     assert_clean_logs(local)
 
 
-async def window(url: str, from_revision: int) -> list[Any]:
-    """A long-poll watch of `ck/` from `from_revision` on one node: the events it answers."""
+async def window(url: str, prefix: str, from_revision: int) -> list[Any]:
+    """A long-poll watch of `prefix` from `from_revision` on one node: the events it
+    answers (without the answering node's name)."""
     async with Client([url], timeout=10) as client:
         _status, body, _headers = await client.request(
             "GET",
             "/kv/",
-            params={"prefix": "ck/", "watch": "true", "from_revision": str(from_revision)},
+            params={"prefix": prefix, "watch": "true", "from_revision": str(from_revision)},
             idempotent=True,
         )
     found: list[Any] = orjson.loads(body)
