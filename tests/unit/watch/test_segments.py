@@ -58,7 +58,10 @@ def window(history: WatchHistory) -> list[tuple[str, str, int, int, bytes | None
 
 
 def segment_files(data_dir: Path) -> list[str]:
-    return sorted(p.name for p in (data_dir / WATCH_DIR).iterdir() if SEGMENT_NAME.match(p.name))
+    directory = data_dir / WATCH_DIR
+    if not directory.is_dir():
+        return []  # no segment written yet
+    return sorted(p.name for p in directory.iterdir() if SEGMENT_NAME.match(p.name))
 
 
 def test_a_restart_after_checkpoints_serves_the_whole_window(tmp_path: Path) -> None:
