@@ -380,6 +380,7 @@ class Client:
                 last_error = exc  # never reached the node: try the next
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
+                _raise_if_cancelled()
                 self._order.failed(position)
                 if idempotent:
                     last_error = exc
@@ -631,7 +632,8 @@ class Client:
                 if exc.status < 500:
                     raise  # a request this node will never take (bad input, no token)
             except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
-                pass  # resume on the next node
+                _raise_if_cancelled()
+                # resume on the next node
             if not await retries.wait():
                 raise Unavailable(0, "unreachable", "no node could be watched")
 
@@ -777,6 +779,15 @@ class Client:
         )
         status: dict[str, Any] = orjson.loads(body)
         return status
+
+
+def _raise_if_cancelled() -> None:
+    """A timeout that fires together with a cancellation (Ctrl-C) can come out as a
+    TimeoutError, the cancellation swallowed; retrying then would never end. The task
+    still counts the cancellation request: honour it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _error_from(status: int, body: bytes) -> KvError:
