@@ -132,3 +132,38 @@ def test_a_503_to_a_silent_resend_is_indeterminate() -> None:
     error, received = asyncio.run(_put_whose_resend_is_refused())
     assert len(received) == 2 and all(r.startswith(b"PUT /kv/k") for r in received)
     assert isinstance(error, Indeterminate), f"reported as {error!r}"
+
+
+class SwallowingSession:
+    """A session whose request turns a cancellation into a TimeoutError, as a timeout that
+    fires together with the cancellation does in aiohttp."""
+
+    def get(self, *_args: object, **_kwargs: object) -> SwallowingSession:
+        return self
+
+    async def __aenter__(self) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise TimeoutError from None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        pass
+
+
+def test_a_watch_stops_when_cancelled_even_if_the_cancellation_became_a_timeout() -> None:
+    async def scenario() -> None:
+        client = Client(["127.0.0.1:1"], write_deadline=float("inf"))
+        client._get_session = SwallowingSession  # type: ignore[method-assign,assignment]
+
+        async def follow() -> None:
+            async for _event in client.watch(prefix="p/"):
+                pass
+
+        watching = asyncio.ensure_future(follow())
+        await asyncio.sleep(0.05)  # inside the request
+        watching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(watching, 5)
+
+    asyncio.run(scenario())
