@@ -135,15 +135,19 @@ def test_a_503_to_a_silent_resend_is_indeterminate() -> None:
 
 
 class SwallowingSession:
-    """A session whose request turns a cancellation into a TimeoutError, as a timeout that
-    fires together with the cancellation does in aiohttp."""
+    """A session whose request waits until cancelled and turns the cancellation into a
+    TimeoutError, as a timeout that fires together with the cancellation does in aiohttp."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
 
     def get(self, *_args: object, **_kwargs: object) -> SwallowingSession:
         return self
 
     async def __aenter__(self) -> None:
+        self.entered.set()
         try:
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # never set: only a cancellation ends it
         except asyncio.CancelledError:
             raise TimeoutError from None
 
@@ -154,14 +158,15 @@ class SwallowingSession:
 def test_a_watch_stops_when_cancelled_even_if_the_cancellation_became_a_timeout() -> None:
     async def scenario() -> None:
         client = Client(["127.0.0.1:1"], write_deadline=float("inf"))
-        client._get_session = SwallowingSession  # type: ignore[method-assign,assignment]
+        session = SwallowingSession()
+        client._get_session = lambda: session  # type: ignore[method-assign,assignment,return-value]
 
         async def follow() -> None:
             async for _event in client.watch(prefix="p/"):
                 pass
 
         watching = asyncio.ensure_future(follow())
-        await asyncio.sleep(0.05)  # inside the request
+        await asyncio.wait_for(session.entered.wait(), 5)  # the watch is inside its request
         watching.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(watching, 5)

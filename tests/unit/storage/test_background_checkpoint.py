@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from kvnode.storage.layout import PREVIOUS_WAL_FILE, STATE_FILE, WAL_FILE
 from tests.waiting import wait_until_sync
 
 ENTRIES = 400
-CHILD_HOLD_SECONDS = 120  # a held child is killed long before; bounds a failed test
+CHILD_SECONDS = 60  # deadline for the held child to reach its point, and to die
 
 
 def machine(path: Path) -> StateMachine:
@@ -56,12 +55,14 @@ def test_a_background_checkpoint_replaces_the_wal_it_covers(tmp_path: Path) -> N
 
 def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path: Path) -> None:
     parent, reached = os.getpid(), tmp_path / "child-mid-write"
+    held, holding = os.pipe()  # the child reads `held` until it is killed (or we close it)
 
     def hold_the_child(step: str) -> None:
         """In the child, half-way through the checkpoint: wait there to be killed."""
         if step == f"{STATE_FILE}:tmp-written" and os.getpid() != parent:
+            os.close(holding)  # the parent's copy alone keeps the pipe open
             reached.touch()
-            time.sleep(CHILD_HOLD_SECONDS)
+            os.read(held, 1)  # returns only when the test process closes `holding`
 
     sm = StateMachine(
         tmp_path / "node",
@@ -73,11 +74,13 @@ def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path
     fill(sm, 1, 100)  # the 100th entry starts the checkpoint in a child
     child = sm._checkpointer.pid
     assert child, "no background checkpoint started"
-    wait_until_sync(reached.exists, CHILD_HOLD_SECONDS, "the child to reach its temporary file")
+    wait_until_sync(reached.exists, CHILD_SECONDS, "the child to reach its temporary file")
     os.kill(child, signal.SIGKILL)
+    os.close(holding)
+    os.close(held)
     # A killed child at nice 19 on a busy machine takes a while to die; the parent is told
     # once it has.
-    wait_until_sync(lambda: exited(child), CHILD_HOLD_SECONDS, "the killed child to exit")
+    wait_until_sync(lambda: exited(child), CHILD_SECONDS, "the killed child to exit")
     applied = 101
     with pytest.raises(StorageFailure, match="background checkpoint failed"):
         fill(sm, applied, 1)  # the parent notices at its next sync, loudly
