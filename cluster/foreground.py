@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,9 @@ from kvnode.cluster.control import EXIT_RUNTIME, EXIT_USAGE, SIGNALS, ControlErr
 from kvnode.cluster.supervisor import LocalCluster, LocalNode
 
 from kvnode.client import Client, KvError
+from kvnode.config import ConfigError
+from kvnode.contract import DEFAULT_ENDPOINTS
+from kvnode.server import ensure_port_free
 
 MONITOR_SECONDS = 0.2
 STATUS_TIMEOUT_SECONDS = 1.0
@@ -32,18 +34,6 @@ START_TIMEOUT_SECONDS = 15.0
 STARTUP_TIMEOUT_SECONDS = 30.0
 RESTART_BACKOFF_FIRST_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
-DEFAULT_HTTP_ADDRESSES = ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
-
-
-def port_free(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host.strip("[]"), int(port)))
-        except OSError:
-            return False
-    return True
 
 
 def describe_exit(returncode: int) -> str:
@@ -122,13 +112,13 @@ class ForegroundCluster:
         """Refuse to start on a port something else holds (another cluster, perhaps): its
         nodes would answer in place of the ones that could not listen."""
         for node in self.local.nodes:
-            for what, address in (("HTTP", node.http_addr), ("Raft", node.raft_addr)):
-                if not port_free(address):
+            for key, address in (("http_addr", node.http_addr), ("raft_addr", node.raft_addr)):
+                try:
+                    ensure_port_free(address, f"{node.node_id} {key}")
+                except ConfigError as exc:
                     raise ControlError(
-                        f"{address} ({node.node_id}'s {what} port) is already in use;"
-                        " choose other ports with --http-port and --raft-port",
-                        EXIT_USAGE,
-                    )
+                        f"{exc}; choose other ports with --http-port and --raft-port", EXIT_USAGE
+                    ) from None
 
     async def _wait_until_up(self, stop: asyncio.Event) -> int | None:
         """The leader's index once every node this process started answers for itself
@@ -197,7 +187,7 @@ class ForegroundCluster:
             self.echo(
                 f"  {node.node_id}: {node.url}   (raft {node.raft_addr}, data {node.data_dir})"
             )
-        if [node.http_addr for node in local.nodes] != DEFAULT_HTTP_ADDRESSES[: local.size]:
+        if tuple(node.http_addr for node in local.nodes) != DEFAULT_ENDPOINTS[: local.size]:
             self.echo(
                 "Other terminals in this directory find this cluster by itself; elsewhere:\n"
                 f"  export KVNODE_ENDPOINTS={','.join(n.http_addr for n in local.nodes)}"

@@ -21,7 +21,7 @@ from kvnode.cluster import NEMESES
 from kvnode.cluster.control import RESTART_POLICIES, SIGNALS, ControlError
 from kvnode.cluster.control import socket_path as control_socket_path
 from kvnode.config import FSYNC_MODES, INITIAL_STATES, LOG_LEVELS, ConfigError, load_config
-from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_ENDPOINTS, DEFAULT_LIST_LIMIT
 from kvnode.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -301,11 +301,11 @@ def cluster_kill(node: str, data_dir: str, signal_name: str) -> None:
 
 # -- client commands ---------------------------------------------------------------------
 
-DEFAULT_ENDPOINTS = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"
+DEFAULT_ENDPOINT_LIST = ",".join(DEFAULT_ENDPOINTS)
 endpoints_option = click.option(
     "--endpoints",
     envvar="KVNODE_ENDPOINTS",
-    default=DEFAULT_ENDPOINTS,
+    default=DEFAULT_ENDPOINT_LIST,
     show_default=True,
     help="Comma-separated node addresses (KVNODE_ENDPOINTS).",
 )
@@ -339,7 +339,7 @@ def local_cluster_target(cluster_id: str | None) -> tuple[str, str | None]:
     try:
         info = asyncio.run(ask(data_dir, {"op": "info"}))
     except (ControlError, OSError, TimeoutError):
-        return DEFAULT_ENDPOINTS, cluster_id
+        return DEFAULT_ENDPOINT_LIST, cluster_id
     return ",".join(info["endpoints"]), cluster_id or info.get("cluster_id")
 
 
@@ -391,7 +391,7 @@ def client_command(command: Callable[..., None]) -> Callable[..., None]:
         envvar="KVNODE_ENDPOINTS",
         help="Comma-separated node addresses (KVNODE_ENDPOINTS). Default: the cluster that"
         f" `kvnode cluster up` runs in ./{DEFAULT_CLUSTER_DATA} (or KVNODE_CLUSTER_DATA), else"
-        f" {DEFAULT_ENDPOINTS}.",
+        f" {DEFAULT_ENDPOINT_LIST}.",
     )
     @click.option(
         "--cluster-id",

@@ -9,6 +9,8 @@ CONSISTENCY_MODES = ("linearizable", "stale")
 # In replies: the answering node's cluster id. In requests: the cluster the client means;
 # a node of another cluster refuses the request (409 wrong_cluster) before acting on it.
 CLUSTER_HEADER = "X-KV-Cluster"
+# Where the CLI looks when told nothing else: the ports `kvnode cluster up` uses by default.
+DEFAULT_ENDPOINTS = ("127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003")
 WRONG_CLUSTER = "wrong_cluster"
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 100_000
