@@ -179,7 +179,12 @@ class LocalCluster(ClusterView):
         self._write_config(node)
         return self.size - 1
 
-    def _write_config(self, node: LocalNode) -> None:
+    def reconfigure(self, index: int, **settings: Any) -> None:
+        """Override settings of one node from its next start on (say, to keep a node that a
+        test restarts alone from compacting the log the test is about to read)."""
+        self._write_config(self.nodes[index], settings)
+
+    def _write_config(self, node: LocalNode, overrides: dict[str, Any] | None = None) -> None:
         values: dict[str, Any] = {
             "node_id": node.node_id,
             "raft_addr": node.raft_addr,
@@ -188,6 +193,7 @@ class LocalCluster(ClusterView):
             "data_dir": str(node.data_dir),
             "cluster_secret": self.secret,
             **self.settings,
+            **(overrides or {}),
         }
         node.config_path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in values.items()))
         node.config_path.chmod(0o600)  # it holds the cluster secret

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 ATTEMPT_SECONDS = 10.0  # one request at one node (the node itself answers 504 sooner)
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # how a watch or a keep-alive ends
 T = TypeVar("T")
 CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measures itself
 
@@ -381,6 +383,29 @@ class ClientOptions:
         except ValueError as exc:
             fail(str(exc), EXIT_CONFIG)
 
+    def run_until_stopped(
+        self, action: Callable[[Client], Awaitable[None]], *, keep_trying: bool = True
+    ) -> None:
+        """Run a command that only a signal ends (a watch, a keep-alive): SIGINT or SIGTERM
+        stops it with exit code 0. The handlers are the command's own, so it stops even
+        when started with SIGINT ignored (a shell's background job: `kvnode watch k &`)."""
+
+        async def until_signalled(client: Client) -> None:
+            loop = asyncio.get_running_loop()
+            stopped = asyncio.Event()
+            for number in STOP_SIGNALS:
+                loop.add_signal_handler(number, stopped.set)
+            following = asyncio.ensure_future(action(client))
+            stopping = asyncio.ensure_future(stopped.wait())
+            await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not following.done():
+                following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following  # raises what ended it, unless a signal did
+
+        self.run(until_signalled, keep_trying=keep_trying)
+
 
 def client_command(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command --endpoints, --json, --timeout, --token and the TLS options, handed to
@@ -653,8 +678,7 @@ def watch(
                 shown = "" if event.value is None else " " + event.value.decode(errors="replace")
                 click.echo(f"{event.revision} {event.type} {event.key}{shown}")
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
-        client.run(follow, keep_trying=True)
+    client.run_until_stopped(follow)  # Ctrl-C is how a watch ends
 
 
 @main.command()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -80,8 +79,7 @@ def lease_keepalive(lease_id: int, once: bool, client: ClientOptions) -> None:
                 return
             await asyncio.sleep(renewed["ttl"] / KEEPALIVE_FRACTION)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        client.run(keep)
+    client.run_until_stopped(keep, keep_trying=False)
 
 
 @lease.command("revoke")
@@ -244,5 +242,4 @@ def run_observer(name: str, client: ClientOptions) -> None:
             else:
                 click.echo(f"{leader.get('value', '')} (revision {leader['create_revision']})")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        client.run(follow, keep_trying=True)
+    client.run_until_stopped(follow)

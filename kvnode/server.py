@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import resource
 import signal
 import socket
+from pathlib import Path
 
 from aiohttp import web
 
@@ -24,6 +26,7 @@ from kvnode.join import join_cluster
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters
 from kvnode.service import KvService
+from kvnode.storage.dir_lock import lock_data_dir
 from kvnode.thread_names import HTTP_THREAD, name_os_thread
 from kvnode.tls import server_context
 
@@ -71,6 +74,14 @@ async def serve(config: NodeConfig) -> None:
     check_aiohttp_version()
     ensure_port_free(config.raft_addr, "raft_addr")
     ensure_port_free(config.http_addr, "http_addr")
+    data_lock = lock_data_dir(Path(config.data_dir))
+    try:
+        await _serve_locked(config)
+    finally:
+        os.close(data_lock)  # after every writer of this process has stopped
+
+
+async def _serve_locked(config: NodeConfig) -> None:
     config = with_known_voters(config)
     if config.join:
         config = await join_cluster(config)

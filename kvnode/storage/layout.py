@@ -1,6 +1,7 @@
 """What a kvnode data directory holds, by name, and the guard against someone else's.
 
     <data_dir>/
+      kvnode.lock     held (flock) by the one node using the directory (storage/dir_lock.py)
       raft.journal    the Raft log (raft/journal.py)
       raft.meta       term, vote and commit index
       raft.snapshot   the last Raft snapshot: a kvnode snapshot image
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from kvnode.storage.errors import NotKvnodeFile, StorageFailure
 
+DATA_DIR_LOCK = "kvnode.lock"
 RAFT_JOURNAL = "raft.journal"
 RAFT_META = "raft.meta"
 RAFT_SNAPSHOT = "raft.snapshot"
@@ -43,6 +45,7 @@ METADATA_FILE = "metadata.bin"
 SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
 NODE_ENTRIES = frozenset(
     {
+        DATA_DIR_LOCK,
         RAFT_JOURNAL,
         RAFT_META,
         RAFT_SNAPSHOT,

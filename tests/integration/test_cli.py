@@ -14,6 +14,7 @@ from kvnode.cluster.history import OK, Op
 from kvnode.cluster.supervisor import LocalCluster, free_ports
 
 from tests.integration.cli_processes import ClusterUp, alive, kvnode
+from tests.integration.conftest import make_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +127,28 @@ def test_a_foreign_data_dir_is_refused(tmp_path: Path) -> None:
         str(tmp_path / "d"),
     )
     assert result.returncode == 3 and b"not a kvnode data directory" in result.stderr
+
+
+def test_a_data_dir_a_running_node_holds_is_refused(tmp_path: Path) -> None:
+    local = make_cluster(tmp_path / "c")
+    try:
+        running = local.nodes[0]
+        assert running.process is not None
+        http, raft = free_ports(2)
+        result = kvnode(
+            "serve",
+            "--http-addr",
+            f"127.0.0.1:{http}",
+            "--raft-addr",
+            f"127.0.0.1:{raft}",
+            "--data-dir",
+            str(running.data_dir),
+        )
+        assert result.returncode == 3, result.stderr
+        assert f"in use by process {running.process.pid}".encode() in result.stderr
+        assert b"Traceback" not in result.stderr
+    finally:
+        local.stop_all()
 
 
 def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:

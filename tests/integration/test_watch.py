@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from kvnode.cluster.supervisor import LocalCluster
 from kvnode.cluster.watch_checker import in_order_once
 
@@ -191,8 +192,18 @@ async def window(url: str, prefix: str, from_revision: int) -> list[Any]:
     return [{k: v for k, v in event.items() if k != "node"} for event in found]
 
 
+def ignore_sigint() -> None:
+    """What a shell does to a background job (`kvnode watch k &`): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "started_ignoring_sigint"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "ctrl-c-to-a-background-job", "sigterm"],
+)
 def test_kvnode_watch_prints_changes_as_json_lines_until_ctrl_c(
-    shared_cluster: LocalCluster,
+    shared_cluster: LocalCluster, stop_signal: signal.Signals, started_ignoring_sigint: bool
 ) -> None:
     endpoints = ",".join(node.http_addr for node in shared_cluster.nodes)
     lines: list[Any] = []
@@ -201,6 +212,7 @@ def test_kvnode_watch_prints_changes_as_json_lines_until_ctrl_c(
             [sys.executable, "-m", "kvnode", "watch", "--prefix", "cli/", "--json"],
             env={**os.environ, "KVNODE_ENDPOINTS": endpoints},
             stdout=subprocess.PIPE,
+            preexec_fn=ignore_sigint if started_ignoring_sigint else None,
         ) as watcher,
         SyncClient(shared_cluster.urls, timeout=10) as client,
     ):
@@ -213,7 +225,7 @@ def test_kvnode_watch_prints_changes_as_json_lines_until_ctrl_c(
                 if select.select([watcher.stdout], [], [], 0.5)[0]:
                     lines.append(orjson.loads(watcher.stdout.readline()))
         finally:
-            watcher.send_signal(signal.SIGINT)
+            watcher.send_signal(stop_signal)
         assert watcher.wait(timeout=30) == 0
     assert lines, "kvnode watch printed nothing"
     assert {k: lines[0][k] for k in ("type", "key", "value")} == {
