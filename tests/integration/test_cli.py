@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,19 +114,24 @@ def test_port_in_use_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert b"http_addr: cannot listen on" in result.stderr and b"Traceback" not in result.stderr
 
 
-def test_a_foreign_data_dir_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "thesis.tex").write_text("...")
+def serve_on_free_ports(data_dir: Path) -> subprocess.CompletedProcess[bytes]:
+    """`kvnode serve` on `data_dir`, for a node that is expected to refuse to start."""
     http, raft = free_ports(2)
-    result = kvnode(
+    return kvnode(
         "serve",
         "--http-addr",
         f"127.0.0.1:{http}",
         "--raft-addr",
         f"127.0.0.1:{raft}",
         "--data-dir",
-        str(tmp_path / "d"),
+        str(data_dir),
     )
+
+
+def test_a_foreign_data_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "thesis.tex").write_text("...")
+    result = serve_on_free_ports(tmp_path / "d")
     assert result.returncode == 3 and b"not a kvnode data directory" in result.stderr
 
 
@@ -134,16 +140,7 @@ def test_a_data_dir_a_running_node_holds_is_refused(tmp_path: Path) -> None:
     try:
         running = local.nodes[0]
         assert running.process is not None
-        http, raft = free_ports(2)
-        result = kvnode(
-            "serve",
-            "--http-addr",
-            f"127.0.0.1:{http}",
-            "--raft-addr",
-            f"127.0.0.1:{raft}",
-            "--data-dir",
-            str(running.data_dir),
-        )
+        result = serve_on_free_ports(running.data_dir)
         assert result.returncode == 3, result.stderr
         assert f"in use by process {running.process.pid}".encode() in result.stderr
         assert b"Traceback" not in result.stderr
