@@ -1,5 +1,5 @@
 """The membership commands of the `kvnode` CLI: `kvnode member list|add|remove` (registered on
-`kvnode.cli.main`, which imports this module at its end)."""
+`kvnode.cli.common.main` when `kvnode.cli` imports this module)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from kvnode.cli import ClientOptions, client_command, echo_json, main
+from kvnode.cli.common import ClientOptions, client_command, echo_json, main
 
 
 @main.group()

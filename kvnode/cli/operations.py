@@ -1,5 +1,5 @@
 """The operations commands of the `kvnode` CLI: backup, restore, export and import
-(registered on `kvnode.cli.main`, which imports this module at its end)."""
+(registered on `kvnode.cli.common.main` when `kvnode.cli` imports this module)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import click
 import orjson
 
-from kvnode.cli import EXIT_CONFIG, EXIT_STORAGE, ClientOptions, client_command, fail, main
+from kvnode.cli.common import EXIT_CONFIG, EXIT_STORAGE, ClientOptions, client_command, fail, main
 from kvnode.client import Client
 from kvnode.config import ConfigError, load_config
 from kvnode.storage.errors import StorageError

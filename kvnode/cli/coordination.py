@@ -1,5 +1,5 @@
 """The coordination commands of the `kvnode` CLI: txn, lease, lock and elect (registered on
-`kvnode.cli.main`, which imports this module at its end)."""
+`kvnode.cli.common.main` when `kvnode.cli` imports this module)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import orjson
 
-from kvnode.cli import EXIT_CONFIG, ClientOptions, client_command, echo_json, fail, main
+from kvnode.cli.common import EXIT_CONFIG, ClientOptions, client_command, echo_json, fail, main
 from kvnode.client import Client
 from kvnode.coordination import KEEPALIVE_FRACTION, Lock, election, observe
 from kvnode.coordination import log as coordination_log

@@ -1,0 +1,253 @@
+"""What every `kvnode` command shares: the `main` group, exit codes, failing in one line,
+and the options and runner of the commands that talk to a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from kvnode.cluster.control import ControlError
+from kvnode.contract import DEFAULT_ENDPOINTS
+
+if TYPE_CHECKING:
+    from kvnode.client import Client, WriteResult
+
+# A command keeps retrying (503 while no leader is known, an unknown outcome retried under
+# its request id) for --timeout seconds: long enough for an election on a loaded machine.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+ATTEMPT_SECONDS = 10.0  # one request at one node (the node itself answers 504 sooner)
+EXIT_CONFIG = 2
+EXIT_STORAGE = 3
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # how a watch or a keep-alive ends
+T = TypeVar("T")
+CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measures itself
+
+
+def configure_logging(level: str, node_id: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s %(levelname)s [{node_id}] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"kvnode: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """kvnode: a Raft-replicated, durable key-value server."""
+
+
+DEFAULT_CLUSTER_DATA = "data"  # where `kvnode cluster up` keeps its nodes, by default
+
+
+# -- client commands ---------------------------------------------------------------------
+
+DEFAULT_ENDPOINT_LIST = ",".join(DEFAULT_ENDPOINTS)
+endpoints_option = click.option(
+    "--endpoints",
+    envvar="KVNODE_ENDPOINTS",
+    default=DEFAULT_ENDPOINT_LIST,
+    show_default=True,
+    help="Comma-separated node addresses (KVNODE_ENDPOINTS).",
+)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """--cacert / --cert / --key: HTTPS when any is given."""
+
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def context(self) -> ssl.SSLContext | None:
+        if not (self.cacert or self.cert):
+            return None
+        from kvnode.tls import client_context
+
+        try:
+            return client_context(self.cacert, self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            fail(f"cannot use the TLS files: {exc}", EXIT_CONFIG)
+
+
+def local_cluster_target(cluster_id: str | None) -> tuple[str, str | None]:
+    """Where a command with no --endpoints goes: the cluster that `kvnode cluster up` runs
+    in ./data (its control socket says its addresses and id), else the default ports."""
+    from kvnode.cluster.control import ask
+
+    data_dir = Path(os.environ.get("KVNODE_CLUSTER_DATA", DEFAULT_CLUSTER_DATA))
+    try:
+        info = asyncio.run(ask(data_dir, {"op": "info"}))
+    except (ControlError, OSError, TimeoutError):
+        return DEFAULT_ENDPOINT_LIST, cluster_id
+    return ",".join(info["endpoints"]), cluster_id or info.get("cluster_id")
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What every command that talks to a cluster takes: where, how long, as whom, and
+    whether to print JSON."""
+
+    endpoints: str
+    as_json: bool
+    timeout: float
+    token: str | None
+    tls: TlsFiles = TlsFiles()
+    cluster_id: str | None = None
+
+    def run(self, action: Callable[[Client], Awaitable[T]], *, keep_trying: bool = False) -> T:
+        """Run `action(client)`; client errors become one line and exit code 1. Retries stop
+        after --timeout seconds, or never with `keep_trying` (a watch outlives outages)."""
+        from kvnode.client import Client, KvError
+
+        async def runner() -> T:
+            endpoint_list = self.endpoints.split(",")
+            deadline = float("inf") if keep_trying else self.timeout
+            async with Client(
+                endpoint_list,
+                timeout=min(self.timeout, ATTEMPT_SECONDS),
+                token=self.token,
+                retry_reads=True,
+                write_deadline=deadline,
+                tls=self.tls.context(),
+                cluster_id=self.cluster_id,
+            ) as client:
+                return await action(client)
+
+        try:
+            return asyncio.run(runner())
+        except KvError as exc:
+            fail(str(exc), 1)
+        except ValueError as exc:
+            fail(str(exc), EXIT_CONFIG)
+
+    def run_until_stopped(
+        self, action: Callable[[Client], Awaitable[None]], *, keep_trying: bool = True
+    ) -> None:
+        """Run a command that only a signal ends (a watch, a keep-alive): SIGINT or SIGTERM
+        stops it with exit code 0. The handlers are the command's own, so it stops even
+        when started with SIGINT ignored (a shell's background job: `kvnode watch k &`)."""
+
+        async def until_signalled(client: Client) -> None:
+            loop = asyncio.get_running_loop()
+            stopped = asyncio.Event()
+            for number in STOP_SIGNALS:
+                loop.add_signal_handler(number, stopped.set)
+            following = asyncio.ensure_future(action(client))
+            stopping = asyncio.ensure_future(stopped.wait())
+            await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not following.done():
+                following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following  # raises what ended it, unless a signal did
+
+        self.run(until_signalled, keep_trying=keep_trying)
+
+
+def client_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command --endpoints, --json, --timeout, --token and the TLS options, handed to
+    it as `client` (a ClientOptions)."""
+
+    @click.option(
+        "--endpoints",
+        envvar="KVNODE_ENDPOINTS",
+        help="Comma-separated node addresses (KVNODE_ENDPOINTS). Default: the cluster that"
+        f" `kvnode cluster up` runs in ./{DEFAULT_CLUSTER_DATA} (or KVNODE_CLUSTER_DATA), else"
+        f" {DEFAULT_ENDPOINT_LIST}.",
+    )
+    @click.option(
+        "--cluster-id",
+        envvar="KVNODE_CLUSTER_ID",
+        help="Talk only to nodes of this cluster (KVNODE_CLUSTER_ID); a node of another is"
+        " refused before it acts. Default: the id of the cluster found in ./data, if any.",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option(
+        "--timeout",
+        default=DEFAULT_TIMEOUT_SECONDS,
+        show_default=True,
+        type=click.FloatRange(0, min_open=True),
+        help="Seconds to keep trying, through a leader election, before giving up (each"
+        " attempt at one node gets at most 10 s); a write given up on is reported as"
+        " indeterminate, never as failed.",
+    )
+    @click.option(
+        "--token", envvar="KVNODE_TOKEN", help="Bearer token, when the nodes set auth_token."
+    )
+    @click.option(
+        "--cacert",
+        envvar="KVNODE_CACERT",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Talk HTTPS, trusting this CA (KVNODE_CACERT).",
+    )
+    @click.option(
+        "--cert",
+        envvar="KVNODE_CERT",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Client certificate, for nodes that require one (KVNODE_CERT).",
+    )
+    @click.option(
+        "--key",
+        "key_file",
+        envvar="KVNODE_KEY",
+        type=click.Path(exists=True, dir_okay=False),
+        help="The client certificate's private key (KVNODE_KEY).",
+    )
+    @functools.wraps(command)
+    def with_client(
+        *args: Any,
+        endpoints: str | None,
+        cluster_id: str | None,
+        as_json: bool,
+        timeout: float,
+        token: str | None,
+        cacert: str | None,
+        cert: str | None,
+        key_file: str | None,
+        **kw: Any,
+    ) -> None:
+        tls = TlsFiles(cacert, cert, key_file)
+        if endpoints is None:
+            endpoints, cluster_id = local_cluster_target(cluster_id)
+        options = ClientOptions(endpoints, as_json, timeout, token, tls, cluster_id)
+        command(*args, client=options, **kw)
+
+    return with_client
+
+
+def echo_json(value: Any, *, one_line: bool = False) -> None:
+    """Print `value` as JSON: indented, or on one line (a stream of them, like NDJSON)."""
+    import orjson
+
+    click.echo(orjson.dumps(value, option=0 if one_line else orjson.OPT_INDENT_2).decode())
+
+
+def echo_write(result: WriteResult, as_json: bool, verb: str) -> None:
+    """One line (or JSON) for a write that took effect."""
+    if as_json:
+        echo_json(result.__dict__)
+    else:
+        click.echo(f"{verb} {result.key} at revision {result.revision}")
+
+
+def read_value(value: str | None) -> bytes:
+    return value.encode() if value is not None else sys.stdin.buffer.read()

@@ -1,0 +1,247 @@
+"""The key commands: put, get, delete, cas, list, watch, and status."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
+
+if TYPE_CHECKING:
+    from kvnode.client import Client
+
+from kvnode.cli.common import (
+    EXIT_CONFIG,
+    ClientOptions,
+    client_command,
+    echo_json,
+    echo_write,
+    fail,
+    main,
+    read_value,
+)
+
+
+@main.command()
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--ttl", type=float, help="Seconds until the key expires.")
+@click.option("--lease", type=click.IntRange(1), help="Attach KEY to this lease (kvnode lease).")
+@client_command
+def put(
+    key: str, value: str | None, ttl: float | None, lease: int | None, client: ClientOptions
+) -> None:
+    """Set KEY to VALUE (or to standard input when VALUE is omitted).
+
+    \b
+    Examples:
+      kvnode put greeting hello
+      kvnode put session/42 token --ttl 30
+      kvnode put services/web 10.0.0.5 --lease 1234
+      cat photo.jpg | kvnode put photos/1
+    """
+    data = read_value(value)
+    result = client.run(lambda c: c.put(key, data, ttl=ttl, lease=lease))
+    echo_write(result, client.as_json, "created" if result.created else "updated")
+
+
+@main.command()
+@click.argument("key")
+@click.option(
+    "--consistency",
+    type=click.Choice(CONSISTENCY_MODES),
+    default="linearizable",
+    show_default=True,
+)
+@client_command
+def get(key: str, consistency: str, client: ClientOptions) -> None:
+    """Print the value of KEY (exit code 1 if it does not exist).
+
+    \b
+    Examples:
+      kvnode get greeting
+      kvnode get greeting --consistency stale --json
+    """
+    found = client.run(lambda c: c.get(key, consistency=consistency))
+    if found is None:
+        fail(f"key {key!r} not found", 1)
+    if client.as_json:
+        echo_json(
+            {
+                "key": key,
+                "value": found.value.decode(errors="replace"),
+                "revision": found.revision,
+                "create_revision": found.create_revision,
+                "expire_at": found.expire_at,
+            }
+        )
+    else:
+        sys.stdout.buffer.write(found.value + b"\n")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--prev-value", help="Only if the current value equals this.")
+@click.option("--prev-revision", type=int, help="Only if the current revision equals this.")
+@client_command
+def delete(
+    key: str, prev_value: str | None, prev_revision: int | None, client: ClientOptions
+) -> None:
+    """Delete KEY.
+
+    \b
+    Examples:
+      kvnode delete greeting
+      kvnode delete lock --prev-value me
+    """
+    expected = prev_value.encode() if prev_value is not None else None
+    revision = client.run(lambda c: c.delete(key, prev_value=expected, prev_revision=prev_revision))
+    if client.as_json:
+        echo_json({"deleted": True, "revision": revision})
+    else:
+        click.echo(f"deleted {key} at revision {revision}")
+
+
+@main.command()
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--prev-value", help="Swap only if the current value equals this.")
+@click.option("--prev-revision", type=int, help="Swap only if the current revision equals this.")
+@click.option("--create-only", is_flag=True, help="Swap only if KEY does not exist yet.")
+@click.option("--ttl", type=float, help="Seconds until the key expires.")
+@client_command
+def cas(
+    key: str,
+    value: str | None,
+    prev_value: str | None,
+    prev_revision: int | None,
+    create_only: bool,
+    ttl: float | None,
+    client: ClientOptions,
+) -> None:
+    """Compare-and-swap: set KEY to VALUE only if exactly one condition holds.
+
+    \b
+    Examples:
+      kvnode cas counter 2 --prev-value 1
+      kvnode cas lock me --create-only --ttl 10
+      kvnode cas config v2 --prev-revision 17
+    """
+    given = sum(x is not None for x in (prev_value, prev_revision)) + int(create_only)
+    if given != 1:
+        fail("give exactly one of --prev-value, --prev-revision, --create-only", EXIT_CONFIG)
+    data = read_value(value)
+    expected = prev_value.encode() if prev_value is not None else None
+    result = client.run(
+        lambda c: c.put(
+            key,
+            data,
+            ttl=ttl,
+            prev_value=expected,
+            prev_revision=prev_revision,
+            prev_exist=False if create_only else None,
+        )
+    )
+    echo_write(result, client.as_json, "swapped")
+
+
+@main.command("list")
+@click.option("--prefix", default="", help="Only keys starting with this.")
+@click.option("--limit", default=DEFAULT_LIST_LIMIT, show_default=True)
+@click.option("--values", is_flag=True, help="Include values.")
+@client_command
+def list_keys(prefix: str, limit: int, values: bool, client: ClientOptions) -> None:
+    """List keys in order.
+
+    \b
+    Examples:
+      kvnode list --prefix session/
+      kvnode list --values --json
+    """
+    items = client.run(lambda c: c.list(prefix, limit=limit, values=values))
+    if client.as_json:
+        echo_json(items)
+        return
+    for item in items:
+        line = f"{item['key']}\trev {item['revision']}"
+        if values:
+            line += "\t" + item.get("value", item.get("value_base64", ""))
+        click.echo(line)
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--prefix", help="Watch every key under this prefix instead of one KEY.")
+@click.option(
+    "--from-revision",
+    type=click.IntRange(0),
+    help="Start at this revision (default: the next change). Resume with the last seen + 1.",
+)
+@client_command
+def watch(
+    key: str | None, prefix: str | None, from_revision: int | None, client: ClientOptions
+) -> None:
+    """Print each change of KEY (or of the keys under --prefix) as it happens, until Ctrl-C:
+    "REVISION TYPE KEY [VALUE]", or with --json one JSON object per line.
+
+    Follows one node and moves to another if that node fails, with nothing missed or
+    repeated. Exit code 1 if the revision is older than the nodes keep (410).
+
+    \b
+    Examples:
+      kvnode watch config/app
+      kvnode watch --prefix services/ --from-revision 120 --json
+    """
+    if (key is None) == (prefix is None):
+        fail("give a KEY or --prefix (one of them)", EXIT_CONFIG)
+
+    async def follow(c: Client) -> None:
+        async for event in c.watch(key, prefix=prefix, from_revision=from_revision):
+            if client.as_json:
+                echo_json(event.to_json(), one_line=True)
+            else:
+                shown = "" if event.value is None else " " + event.value.decode(errors="replace")
+                click.echo(f"{event.revision} {event.type} {event.key}{shown}")
+
+    client.run_until_stopped(follow)  # Ctrl-C is how a watch ends
+
+
+@main.command()
+@client_command
+def status(client: ClientOptions) -> None:
+    """Who leads, and is everyone caught up? One line per node.
+
+    \b
+    Example:
+      kvnode status --endpoints 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
+    """
+    from kvnode.client import KvError
+
+    async def gather(c: Client) -> list[tuple[str, dict[str, Any] | None]]:
+        results: list[tuple[str, dict[str, Any] | None]] = []
+        for endpoint in c.endpoints:
+            try:
+                results.append((endpoint, await c.status(endpoint=endpoint)))
+            except KvError:
+                results.append((endpoint, None))
+        return results
+
+    results = client.run(gather)
+    if client.as_json:
+        echo_json(dict(results))
+    else:
+        click.echo(
+            f"{'ENDPOINT':28} {'NODE':8} {'ROLE':10} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8}"
+        )
+        for endpoint, s in results:
+            if s is None:
+                click.echo(f"{endpoint:28} {'-':8} {'unreachable':10}")
+                continue
+            click.echo(
+                f"{endpoint:28} {s['node_id']:8} {s['role']:10} {s['term']:>5} "
+                f"{s['commit_index']:>8} {s['applied_index']:>8}"
+            )
+    if all(s is None for _e, s in results):
+        sys.exit(1)
