@@ -19,9 +19,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kvnode.api import create_app
 from kvnode.config import ConfigError, NodeConfig, split_address
-from kvnode.http_guard import GuardedAppRunner, check_aiohttp_version
+from kvnode.http.app import create_app
+from kvnode.http.guard import GuardedAppRunner, check_aiohttp_version
 from kvnode.join import join_cluster
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters

@@ -6,7 +6,7 @@ applies committed commands under that lock, readers read under it), decides
 what a write's outcome means, and runs the TTL sweeper: the leader proposes
 `Expire{now}` when a deadline has passed, so expired keys are removed by the
 log on every replica, never by a node alone. `Service` is the interface
-`kvnode.api` depends on; tests serve the API over a `KvService` whose
+`kvnode.http.app` depends on; tests serve the API over a `KvService` whose
 consensus applies in-process.
 """
 

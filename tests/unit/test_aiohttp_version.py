@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kvnode.config import ConfigError
-from kvnode.http_guard import check_aiohttp_version
+from kvnode.http.guard import check_aiohttp_version
 
 
 @pytest.mark.parametrize("version", ["3.14.0", "3.14.5", "3.14.12rc1"])

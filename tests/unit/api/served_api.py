@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from kvnode.api import create_app
 from kvnode.config import NodeConfig
+from kvnode.http.app import create_app
 from kvnode.service import KvService
 from tests.unit.api.local_consensus import LocalConsensus
 

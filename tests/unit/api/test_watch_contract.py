@@ -14,7 +14,7 @@ import pytest
 
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
-from kvnode.watch import http as watch_http
+from kvnode.http import watch as watch_http
 from tests.unit.api.served_api import Api, error, make_api
 from tests.waiting import wait_until
 

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvnode import commands
-from kvnode.http_request import ApiError
+from kvnode.http.request import ApiError
+from kvnode.http.txn import parse_txn, reply_json
 from kvnode.storage import Entry, Outcome, StateMachine, Status
-from kvnode.txn_http import parse_txn, reply_json
 
 NOW = 1_000_000
 

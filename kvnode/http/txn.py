@@ -19,7 +19,7 @@ from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Compare, KeyState, Txn, TxnOp, TxnReply
 from kvnode.config import MAX_KEY_BYTES
 from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, value_fields
-from kvnode.http_request import (
+from kvnode.http.request import (
     MAX_REVISION,
     ApiError,
     index_header,

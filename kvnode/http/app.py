@@ -35,7 +35,9 @@ from kvnode.contract import (
     WRONG_CLUSTER,
     value_fields,
 )
-from kvnode.http_request import (
+from kvnode.http.lease import add_lease_routes, lease_not_found
+from kvnode.http.members import add_membership_routes
+from kvnode.http.request import (
     ASCII_SECONDS,
     MAX_REVISION,
     ApiError,
@@ -46,11 +48,9 @@ from kvnode.http_request import (
     query_of,
     write_failure,
 )
-from kvnode.lease_http import add_lease_routes, lease_not_found
-from kvnode.membership_http import add_membership_routes
+from kvnode.http.txn import post_txn
+from kvnode.http.watch import WATCH_PARAMS, watch
 from kvnode.service import KeyRecord, Outcome, Service, Status
-from kvnode.txn_http import post_txn
-from kvnode.watch.http import WATCH_PARAMS, watch
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +448,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
     """Keys under a prefix in key order, paged: at most `limit` keys and about
     `max_list_bytes` of JSON. A cut reply carries `X-KV-More: true` and
     `X-KV-Next-Start-After`, the value to send as `start_after` for the next page.
-    With `watch`, the changes under the prefix instead (kvnode.watch.http)."""
+    With `watch`, the changes under the prefix instead (kvnode.http.watch)."""
     if "watch" in request.query:
         query = query_of(request, WATCH_PARAMS | {"prefix"})
         return await watch(request, request.app[SERVICE], query, prefix=query.get("prefix", ""))

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
-from kvnode.http_request import (
+from kvnode.http.request import (
     MAX_REVISION,
     ApiError,
     index_header,

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from kvnode.consensus import Unavailable
 from kvnode.contract import value_fields
-from kvnode.http_request import (
+from kvnode.http.request import (
     MAX_REVISION,
     ApiError,
     json_response,

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from kvnode.config import ConfigError, split_address, split_url
-from kvnode.http_request import ApiError, json_response, query_of, read_json
+from kvnode.http.request import ApiError, json_response, query_of, read_json
 from kvnode.membership import MembershipRefused, NotLeader
 from kvnode.service import Service
 
