@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvnode.config import ConfigError, NodeConfig
-from kvnode.raft.node import encode_raft_data
-from kvnode.raft.pysyncobj_adapter import make_node
+from kvnode.raft.pysyncobj.adapter import make_node
+from kvnode.raft.pysyncobj.node import encode_raft_data
 from kvnode.storage import StateMachine
 from kvnode.storage.image import StateImage
 from kvnode.storage.layout import RAFT_SNAPSHOT, STATE_MACHINE_DIR, prepare_node_dir

@@ -1,4 +1,4 @@
-"""RaftConsensus: the `Consensus` of a real node, PySyncObj underneath (see raft/node.py)."""
+"""RaftConsensus: the `Consensus` of a real node, PySyncObj underneath (raft/pysyncobj/node.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from kvnode.config import NodeConfig
 from kvnode.consensus import StateMachine, Voter
 from kvnode.raft.batcher import WriteBatcher
-from kvnode.raft.node import RaftNode
 from kvnode.raft.proposer import Proposer, ReadBarrier
+from kvnode.raft.pysyncobj.node import RaftNode
 from kvnode.storage import Outcome
 
 

@@ -21,7 +21,7 @@ A conflict at or below the commit index cannot happen in Raft (a committed entry
 in every later leader's log), so it is reported for the caller to fail-stop on.
 
 The plan is handed to PySyncObj as an equivalent message whose `prevLogIdx` it will
-not truncate after (raft/transport.py), so the rest of its handling (leader, term,
+not truncate after (raft/pysyncobj/transport.py), so the rest of its handling (leader, term,
 election timer, membership entries) is PySyncObj's own.
 """
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 
 from kvnode.raft.failstop import fail_stop
-from kvnode.raft.journal import DurableJournal
+from kvnode.raft.pysyncobj.journal import DurableJournal
 from kvnode.storage.errors import StorageError
 from kvnode.thread_names import SYNC_THREAD, name_os_thread
 

@@ -29,7 +29,7 @@ LEADER_STATE = 2  # PySyncObj's _RAFT_STATE.LEADER
 
 
 class ElectionView(Protocol):
-    """What pre-vote needs to see of, and do to, the Raft node (raft/node.py)."""
+    """What pre-vote needs to see of, and do to, the Raft node (raft/pysyncobj/node.py)."""
 
     def raft_term(self) -> int: ...
     def raft_state(self) -> int: ...

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kvnode.consensus import Indeterminate, Unavailable
-from kvnode.raft.node import RaftNode
-from kvnode.raft.pysyncobj_adapter import DEFINITE_FAILURES, SUCCESS
+from kvnode.raft.pysyncobj.adapter import DEFINITE_FAILURES, SUCCESS
+from kvnode.raft.pysyncobj.node import RaftNode
 from kvnode.storage import Outcome
 
 

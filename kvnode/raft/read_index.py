@@ -41,7 +41,7 @@ code; nothing was read, so the reader may retry)."""
 
 
 class ReadView(Protocol):
-    """What ReadIndex needs of the Raft node (raft/node.py)."""
+    """What ReadIndex needs of the Raft node (raft/pysyncobj/node.py)."""
 
     def raft_term(self) -> int: ...
     def is_leader(self) -> bool: ...

@@ -2,7 +2,7 @@
 
     <data_dir>/
       kvnode.lock     held (flock) by the one node using the directory (storage/dir_lock.py)
-      raft.journal    the Raft log (raft/journal.py)
+      raft.journal    the Raft log (raft/pysyncobj/journal.py)
       raft.meta       term, vote and commit index
       raft.snapshot   the last Raft snapshot: a kvnode snapshot image
       raft.catching-up  present while a replacement node may not vote (raft/catch_up.py)

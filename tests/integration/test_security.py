@@ -20,7 +20,7 @@ import pytest
 from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError
-from kvnode.raft.peer_connection import HANDSHAKE_SECONDS
+from kvnode.raft.pysyncobj.peer_connection import HANDSHAKE_SECONDS
 from tests.integration.conftest import (
     assert_clean_logs,
     leader_of,

@@ -15,12 +15,12 @@ import pytest
 from pysyncobj.transport import TCPTransport
 
 from kvnode.config import NodeConfig
-from kvnode.raft import peer_pickle
-from kvnode.raft import transport as transport_module
 from kvnode.raft.follower_append import Entry, plan_append
-from kvnode.raft.journal import DurableJournal
-from kvnode.raft.node import RaftNode
-from kvnode.raft.pysyncobj_adapter import make_node
+from kvnode.raft.pysyncobj import peer_pickle
+from kvnode.raft.pysyncobj import transport as transport_module
+from kvnode.raft.pysyncobj.adapter import make_node
+from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.node import RaftNode
 from kvnode.storage.layout import STATE_MACHINE_DIR
 from kvnode.storage.machine import StateMachine
 from tests.waiting import wait_until_sync

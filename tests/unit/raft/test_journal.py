@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kvnode.raft.journal import DurableJournal
+from kvnode.raft.pysyncobj.journal import DurableJournal
 from kvnode.storage.errors import CorruptFile, CorruptRecord, NotKvnodeFile
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from pysyncobj.transport import TCPTransport
 
-from kvnode.raft import journal as journal_module
-from kvnode.raft.journal import DurableJournal
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.leader_match import LeaderMatch
 from kvnode.raft.outbox import Outbox
-from kvnode.raft.transport import SyncedTransport
+from kvnode.raft.pysyncobj import journal as journal_module
+from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.transport import SyncedTransport
 
 
 def open_journal(directory: Path) -> DurableJournal:

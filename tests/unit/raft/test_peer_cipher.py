@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kvnode.raft import peer_cipher
-from kvnode.raft.peer_cipher import InvalidPeerToken, PeerCipher
+from kvnode.raft.pysyncobj import peer_cipher
+from kvnode.raft.pysyncobj.peer_cipher import InvalidPeerToken, PeerCipher
 
 KEY = bytes(range(32))
 

@@ -15,19 +15,20 @@ import pysyncobj.tcp_server as tcp_server_module
 import pysyncobj.transport as transport_module
 import pytest
 
-from kvnode.raft import peer_pickle, pysyncobj_adapter, wire
-from kvnode.raft.journal import DurableJournal
 from kvnode.raft.outbox import Outbox
-from kvnode.raft.peer_cipher import PeerCipher
-from kvnode.raft.peer_connection import frame_limit, max_frame_bytes_for
 from kvnode.raft.prevote import PreVote
-from kvnode.raft.pysyncobj_adapter import (
+from kvnode.raft.pysyncobj import adapter as pysyncobj_adapter
+from kvnode.raft.pysyncobj import peer_pickle, wire
+from kvnode.raft.pysyncobj.adapter import (
     BoundedTcpConnection,
     SyncObjBase,
     UnsupportedPySyncObj,
 )
-from kvnode.raft.snapshot_gate import SnapshotGate
-from kvnode.raft.transport import SyncedTransport
+from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.peer_cipher import PeerCipher
+from kvnode.raft.pysyncobj.peer_connection import frame_limit, max_frame_bytes_for
+from kvnode.raft.pysyncobj.snapshot_gate import SnapshotGate
+from kvnode.raft.pysyncobj.transport import SyncedTransport
 
 
 def test_install_puts_every_patch_where_pysyncobj_looks(tmp_path: Path) -> None:
@@ -134,7 +135,7 @@ def test_a_reset_never_moves_next_index_to_what_the_follower_acknowledged() -> N
 def test_replicated_methods_are_registered_in_their_class() -> None:
     """@replicated registers `<name>_v0` in the class body through its caller's frame; a
     wrapper around it would register it nowhere, and every proposal would fail."""
-    from kvnode.raft.node import RaftNode
+    from kvnode.raft.pysyncobj.node import RaftNode
 
     assert "apply_command_v0" in vars(RaftNode)
 

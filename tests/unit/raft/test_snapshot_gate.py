@@ -3,7 +3,7 @@ ones (and other chunks) through."""
 
 from __future__ import annotations
 
-from kvnode.raft.snapshot_gate import SnapshotGate
+from kvnode.raft.pysyncobj.snapshot_gate import SnapshotGate
 from kvnode.storage.fileformat import KIND_CHECKPOINT, KIND_SNAPSHOT
 from kvnode.storage.image import encode_image
 from kvnode.storage.keyspace import Keyspace

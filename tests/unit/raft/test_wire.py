@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvnode.raft import peer_pickle, wire
-from kvnode.raft.peer_connection import frame_length_refused, frame_limit
+from kvnode.raft.pysyncobj import peer_pickle, wire
+from kvnode.raft.pysyncobj.peer_connection import frame_length_refused, frame_limit
 
 
 @given(st.binary(max_size=3000))

@@ -6,7 +6,7 @@ frame with `bytes +=` (a copy of the whole buffer per 8 KiB read, quadratic),
 in the tick thread, and the node stops heartbeating while it still believes it
 leads. It also drops frames that fail to authenticate without a word.
 
-The policy here, applied by `BoundedTcpConnection` (pysyncobj_adapter.py):
+The policy here, applied by `BoundedTcpConnection` (adapter.py):
 
 - a cap on the announced frame length, checked as soon as the 4 bytes arrive,
   before any byte of the frame is kept (the largest legitimate frame is one

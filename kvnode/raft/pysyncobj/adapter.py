@@ -24,14 +24,14 @@ Private names read or written (name-mangled state of PySyncObj's classes):
   `__raftNextIndex`, `__serializer`, `__otherNodes`, `__connectedNodes`,
   `__lastResponseTime`, `__raftMatchIndex`, `__recvTransmission`; and `_applyCommand`
   with `_COMMAND_TYPE`.
-- `TCPTransport._onNodeDisconnected` (overridden in raft/transport.py).
+- `TCPTransport._onNodeDisconnected` (overridden in raft/pysyncobj/transport.py).
 - `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer) and
   `__pid` (its child, stopped with the node).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
 Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick`,
-`SyncObj._checkCommandsToApply` and `SyncObj._doDestroy` (raft/node.py),
-`TCPTransport._onMessageReceived` and `TCPTransport._createServer` (raft/transport.py).
+`SyncObj._checkCommandsToApply` and `SyncObj._doDestroy` (raft/pysyncobj/node.py),
+`TCPTransport._onMessageReceived` and `TCPTransport._createServer` (raft/pysyncobj/transport.py).
 """
 
 from __future__ import annotations
@@ -47,6 +47,16 @@ import pysyncobj.syncobj as syncobj_module
 import pysyncobj.tcp_connection as tcp_connection_module
 import pysyncobj.tcp_server as tcp_server_module
 import pysyncobj.transport as transport_module
+from kvnode.config import ConfigError
+from kvnode.raft.pysyncobj import peer_pickle, wire
+from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.peer_cipher import PeerCipher
+from kvnode.raft.pysyncobj.peer_connection import (
+    HANDSHAKE_SECONDS,
+    frame_length_refused,
+    frame_limit,
+    peer_warnings,
+)
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.config import FAIL_REASON
 from pysyncobj.node import TCPNode
@@ -55,17 +65,6 @@ from pysyncobj.syncobj import _COMMAND_TYPE
 from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION
-
-from kvnode.config import ConfigError
-from kvnode.raft import peer_pickle, wire
-from kvnode.raft.journal import DurableJournal
-from kvnode.raft.peer_cipher import PeerCipher
-from kvnode.raft.peer_connection import (
-    HANDSHAKE_SECONDS,
-    frame_length_refused,
-    frame_limit,
-    peer_warnings,
-)
 
 PINNED_VERSION = "0.3.17"
 POLL_READ = POLL_EVENT_TYPE.READ

@@ -12,7 +12,7 @@ import contextlib
 import os
 from typing import Any
 
-from kvnode.raft.pysyncobj_adapter import POLL_READ
+from kvnode.raft.pysyncobj.adapter import POLL_READ
 
 
 class Wakeup:

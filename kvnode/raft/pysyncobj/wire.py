@@ -10,7 +10,7 @@ an unmodified PySyncObj peer) decodes it with the same `zlib.decompress`.
 Large messages (log batches, snapshot chunks) are still compressed.
 
 Inflation is bounded by the frame limit (no decompression bombs). The adapter
-(pysyncobj_adapter.py) puts `PeerZlib` in place of PySyncObj's zlib.
+(adapter.py) puts `PeerZlib` in place of PySyncObj's zlib.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from kvnode.raft.peer_connection import frame_limit
+from kvnode.raft.pysyncobj.peer_connection import frame_limit
 
 COMPRESS_FROM_BYTES = 64 * 1024
 COMPRESSION_LEVEL = 3  # PySyncObj's own choice for the messages it still compresses

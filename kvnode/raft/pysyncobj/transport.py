@@ -38,15 +38,16 @@ import logging
 from typing import Any
 
 from kvnode.log_limit import LogLimiter
-from kvnode.raft import peer_pickle, read_index
+from kvnode.raft import read_index
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.follower_append import AppendPlan, Entry, plan_append
-from kvnode.raft.journal import DurableJournal
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.outbox import Outbox
 from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
-from kvnode.raft.pysyncobj_adapter import TransportBase, node_address
-from kvnode.raft.snapshot_gate import SnapshotGate
+from kvnode.raft.pysyncobj import peer_pickle
+from kvnode.raft.pysyncobj.adapter import TransportBase, node_address
+from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.snapshot_gate import SnapshotGate
 
 log = logging.getLogger(__name__)
 cluster_warnings = LogLimiter(log)

@@ -32,7 +32,10 @@ What PySyncObj does not give and how it is supplied here (see pysyncobj-facts):
   a leader that has not heard from a majority for one election timeout steps
   down (PySyncObj's leaderFallbackTimeout): check-quorum.
 
-Everything PySyncObj-specific goes through `pysyncobj_adapter`.
+PySyncObj is imported only by `adapter.py`, beside this module; this one and the other
+modules of `kvnode/raft/pysyncobj/` subclass or fill in its classes. kvnode's own Raft
+rules (pre-vote, read index, leader match, catch-up, the follower's append) live one
+folder up and do not touch PySyncObj.
 """
 
 from __future__ import annotations
@@ -51,11 +54,10 @@ from kvnode.config import NodeConfig
 from kvnode.consensus import StateMachine
 from kvnode.raft.catch_up import CatchUp
 from kvnode.raft.failstop import fail_stop
-from kvnode.raft.journal import DurableJournal
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.leader_match import LeaderMatch
 from kvnode.raft.prevote import PreVote
-from kvnode.raft.pysyncobj_adapter import (
+from kvnode.raft.pysyncobj.adapter import (
     MEMBERSHIP_ENTRY,
     SyncObjBase,
     SyncObjConf,
@@ -64,10 +66,11 @@ from kvnode.raft.pysyncobj_adapter import (
     node_address,
     replicated_method,
 )
+from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.transport import SyncedTransport
+from kvnode.raft.pysyncobj.wakeup import Wakeup
 from kvnode.raft.read_index import ReadCallback, ReadIndex
-from kvnode.raft.transport import SyncedTransport
 from kvnode.raft.voters import load_voters, save_voters
-from kvnode.raft.wakeup import Wakeup
 from kvnode.storage import Entry, Outcome
 from kvnode.storage.background import FORK_TIMES, yield_cpu
 from kvnode.storage.errors import StorageError
