@@ -111,7 +111,7 @@ async def converged_digests(cluster: LocalCluster) -> dict[str, Any]:
     async with Client(cluster.urls, timeout=2, token=cluster.token) as client:
         deadline = time.monotonic() + HEAL_TIMEOUT
         while True:
-            statuses = await cluster.statuses(client)
+            statuses = await cluster.statuses(client, digest=True)
             views = {(s["applied_index"], s["digest"]) for s in statuses.values()}
             if len(statuses) == cluster.size and len(views) == 1:
                 index, digest = views.pop()

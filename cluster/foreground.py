@@ -159,7 +159,7 @@ class ForegroundCluster:
     async def _own_cluster_ready(self, client: Client) -> int | None:
         """The leader's index if every node answering is one this process started (by
         pid), all are ready and name one cluster id; None while not yet."""
-        statuses = await self.local.statuses(client, digest=False)
+        statuses = await self.local.statuses(client)
         if len(statuses) != self.local.size:
             return None
         for index, status in statuses.items():

@@ -87,9 +87,9 @@ class ClusterView:
     def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 
-    async def statuses(self, client: Client, *, digest: bool = True) -> dict[int, dict[str, Any]]:
-        """/status of every reachable running node (without the state digest, which is
-        O(keys) under the node's lock, when `digest` is false)."""
+    async def statuses(self, client: Client, *, digest: bool = False) -> dict[int, dict[str, Any]]:
+        """/status of every reachable running node (with the state digest, which is O(keys)
+        under the node's lock, only when `digest` is true)."""
 
         async def one(index: int) -> tuple[int, dict[str, Any] | None]:
             node = self.nodes[index]
@@ -107,7 +107,7 @@ class ClusterView:
         """Index of the node that a majority of reachable nodes agree leads."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            statuses = await self.statuses(client, digest=False)
+            statuses = await self.statuses(client)
             for index, status in statuses.items():
                 if status["role"] != "leader":
                     continue

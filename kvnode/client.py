@@ -771,9 +771,10 @@ class Client:
                 raise _error_from(response.status, await response.read())
             yield response
 
-    async def status(self, endpoint: str | None = None, *, digest: bool = True) -> dict[str, Any]:
-        """The node's /status; `digest=False` spares a large node the hashing of every key."""
-        params = {} if digest else {"digest": "false"}
+    async def status(self, endpoint: str | None = None, *, digest: bool = False) -> dict[str, Any]:
+        """The node's /status; with `digest=True` also the state digest, which costs the
+        node the hashing of every key (compare replicas with it, do not poll it)."""
+        params = {"digest": "true"} if digest else {}
         _status, body, _headers = await self.request(
             "GET", "/status", params=params, endpoint=endpoint, idempotent=True
         )

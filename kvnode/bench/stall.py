@@ -72,10 +72,10 @@ async def measure(cluster: LocalCluster, rate: float, seconds: float) -> dict[st
         await cluster.wait_for_leader(client, timeout=300)
         await cluster.wait_until_ready(client, timeout=300)
         # No digests: hashing a million keys would be a stall of its own.
-        before = await cluster.statuses(client, digest=False)
+        before = await cluster.statuses(client)
         click.echo(f"writing {rate:g}/s for {seconds:g} s", err=True)
         load = await write_load(cluster.urls, rate, seconds)
-        after = await cluster.statuses(client, digest=False)
+        after = await cluster.statuses(client)
     nodes = {}
     for i, status in after.items():
         nodes[status["node_id"]] = {

@@ -30,7 +30,7 @@ def test_healing_an_isolated_follower_keeps_the_leader_and_term(tmp_path: Path) 
 
                 async def gave_up_on_the_leader() -> bool:
                     # Its election timer ran out: it forgot the leader and asks for votes.
-                    status = await client.status(cluster.urls[follower], digest=False)
+                    status = await client.status(cluster.urls[follower])
                     return status["leader_raft_addr"] is None
 
                 await wait_until(gave_up_on_the_leader, 20, "the cut-off follower to stand")

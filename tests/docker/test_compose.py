@@ -79,7 +79,7 @@ async def converged(cluster: ComposeCluster) -> dict:
     async with Client(cluster.urls, timeout=2) as client:
 
         async def same() -> dict | None:
-            found = await cluster.statuses(client)
+            found = await cluster.statuses(client, digest=True)
             views = {(s["applied_index"], s["digest"]) for s in found.values()}
             return found if len(found) == cluster.size and len(views) == 1 else None
 

@@ -108,9 +108,9 @@ async def write_load(
     return result
 
 
-async def statuses(local: LocalCluster) -> dict[int, dict[str, Any]]:
+async def statuses(local: LocalCluster, *, digest: bool = False) -> dict[int, dict[str, Any]]:
     async with Client(local.urls, timeout=2, token=local.token) as client:
-        return await local.statuses(client)
+        return await local.statuses(client, digest=digest)
 
 
 async def converged(local: LocalCluster, timeout: float = 30.0) -> dict[int, dict[str, Any]]:
@@ -118,7 +118,7 @@ async def converged(local: LocalCluster, timeout: float = 30.0) -> dict[int, dic
     running = {i for i, node in enumerate(local.nodes) if node.running and not node.paused}
 
     async def probe() -> dict[int, dict[str, Any]] | None:
-        found = await statuses(local)
+        found = await statuses(local, digest=True)
         if set(found) != running:
             return None
         if len({(s["applied_index"], s["digest"]) for s in found.values()}) != 1:

@@ -37,7 +37,7 @@ async def node_statuses(urls: list[str]) -> dict[str, dict[str, Any]]:
 
         async def one(url: str) -> tuple[str, dict[str, Any] | None]:
             try:
-                return url, await client.status(endpoint=url)
+                return url, await client.status(endpoint=url, digest=True)
             except KvError:
                 return url, None
 

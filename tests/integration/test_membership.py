@@ -91,7 +91,7 @@ def test_grow_to_five_and_shrink_to_three_under_load_loses_nothing(growing: Loca
             for _ in range(2):  # 3 -> 4 -> 5, one at a time
                 index = await join_one(local, client)
                 workload.endpoints.append(local.nodes[index].url)
-                joined = await client.status(endpoint=local.nodes[index].url, digest=False)
+                joined = await client.status(endpoint=local.nodes[index].url)
                 assert joined["snapshots_installed"] >= 1, joined
             async with Client([n.url for n in local.nodes], timeout=10) as every:
                 await wait_until(
