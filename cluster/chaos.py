@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kvnode.cluster.checker import check_history, lost_writes
-from kvnode.cluster.history import OK, Op
-from kvnode.cluster.lock_chaos import LockChaos
-from kvnode.cluster.nemesis import Nemesis
-from kvnode.cluster.netns import Topology
-from kvnode.cluster.supervisor import LocalCluster
-from kvnode.cluster.watch_checker import check_watchers
-from kvnode.cluster.watchers import END_MARKER, PREFIX, Watchers
-from kvnode.cluster.workload import KEYS, TTL_KEYS, Workload
 
 from kvnode.client import Client, KvError
+
+from .checker import check_history, lost_writes
+from .history import OK, Op
+from .lock_chaos import LockChaos
+from .nemesis import Nemesis
+from .netns import Topology
+from .supervisor import LocalCluster
+from .watch_checker import check_watchers
+from .watchers import END_MARKER, PREFIX, Watchers
+from .workload import KEYS, TTL_KEYS, Workload
 
 CLUSTER_SETTINGS = {"append_entries_period": 0.02, "request_timeout": 3.0}
 HEAL_TIMEOUT = 60.0

@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from kvnode.cluster.history import FAIL, INFO, OK, Op
+from .history import FAIL, INFO, OK, Op
 
 # A register state: (value, earliest deadline, latest deadline). A TTL write's exact
 # deadline is known only when it was acknowledged; an indeterminate one may expire

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvnode.cluster.supervisor import ClusterView
+from .supervisor import ClusterView
 
 ROOT = Path(__file__).resolve().parents[1]
 HTTP_PORTS = (8001, 8002, 8003)
@@ -59,7 +59,7 @@ class ComposeCluster(ClusterView):
         ]
         self._compose = compose_command()
 
-    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KVNODE_CLUSTER_SECRET": self.secret}
         return subprocess.run(
             [*self._compose, "-p", self.project, *args],

@@ -83,7 +83,8 @@ async def ask(data_dir: Path, request: dict[str, Any]) -> dict[str, Any]:
     reply = orjson.loads(line)
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "refused"), reply.get("exit_code", EXIT_USAGE))
-    return reply
+    answer: dict[str, Any] = reply
+    return answer
 
 
 async def _is_answering(path: Path) -> bool:

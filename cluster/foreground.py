@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvnode.cluster import control
-from kvnode.cluster.control import EXIT_RUNTIME, EXIT_USAGE, SIGNALS, ControlError
-from kvnode.cluster.supervisor import LocalCluster, LocalNode
-
 from kvnode.client import Client, KvError
 from kvnode.config import ConfigError
 from kvnode.contract import DEFAULT_ENDPOINTS
 from kvnode.server import ensure_port_free
+
+from . import control
+from .control import EXIT_RUNTIME, EXIT_USAGE, SIGNALS, ControlError
+from .supervisor import LocalCluster, LocalNode
 
 MONITOR_SECONDS = 0.2
 STATUS_TIMEOUT_SECONDS = 1.0

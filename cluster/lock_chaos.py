@@ -27,7 +27,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kvnode.cluster.locks import (
+from kvnode.client import Client
+from kvnode.coordination import LOCKS_PREFIX
+
+from .locks import (
     SECTIONS_LOG,
     Contender,
     check_sections,
@@ -35,10 +38,7 @@ from kvnode.cluster.locks import (
     read_sections,
     write_holder_script,
 )
-from kvnode.cluster.supervisor import LocalCluster
-
-from kvnode.client import Client
-from kvnode.coordination import LOCKS_PREFIX
+from .supervisor import LocalCluster
 
 LOCK_NAME = "chaos"
 LOCK_TTL = 3.0

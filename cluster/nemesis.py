@@ -12,12 +12,13 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-
-from kvnode.cluster import NEMESES
-from kvnode.cluster.netns import Topology
-from kvnode.cluster.supervisor import LocalCluster
+from typing import Any
 
 from kvnode.client import Client
+
+from . import NEMESES
+from .netns import Topology
+from .supervisor import LocalCluster
 
 HOLD_SECONDS = (0.5, 3.0)
 GAP_SECONDS = (0.5, 2.0)
@@ -30,8 +31,8 @@ class Nemesis:
     faults: list[str]
     seed: int = 1
     topology: Topology | None = None
-    log: list[dict] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(NEMESES)

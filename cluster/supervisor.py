@@ -58,7 +58,7 @@ class LocalNode:
     data_dir: Path
     config_path: Path
     log_path: Path
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     paused: bool = False
     join: str = ""  # a running member's URL: started with `--join` (it has no peers)
 
@@ -77,6 +77,7 @@ class ClusterView:
     nodes: list[Any]
     size: int
     settings: dict[str, Any]
+    base_dir: Path  # where the nodes' data and logs are
 
     @property
     def token(self) -> str | None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from kvnode.cluster.history import INFO, OK, Op
-from kvnode.cluster.watchers import END_MARKER, WatcherLog
+from .history import INFO, OK, Op
+from .watchers import END_MARKER, WatcherLog
 
 Event = tuple[int, str, str, str | None]
 

@@ -13,9 +13,9 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from kvnode.cluster.history import FAIL, INFO, OK, Op
-
 from kvnode.client import Client, CompareFailed, Indeterminate, KvError, NotFound, Unavailable
+
+from .history import FAIL, INFO, OK, Op
 
 REQUEST_TIMEOUT = 5.0
 KEYS = [f"chaos/k{i}" for i in range(6)]
@@ -102,6 +102,8 @@ class Workload:
                 except NotFound:
                     op.result = "not_found"
             else:
+                if op.value is None:
+                    raise ValueError(f"a {op.kind} needs a value to write")
                 prev = op.prev.encode() if op.kind == "cas" and op.prev is not None else None
                 try:
                     result = await client.put(

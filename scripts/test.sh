@@ -30,5 +30,5 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check \
   --constraint scripts/requirements.lock -e ".[test]"
 python3 -m ruff check kvnode cluster tests
-python3 -m mypy  # --strict on kvnode/ (pyproject.toml [tool.mypy])
+python3 -m mypy  # --strict on kvnode/ and cluster/ (pyproject.toml [tool.mypy])
 python3 -m pytest "$@"

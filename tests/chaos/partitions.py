@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from kvnode.cluster.netns import Topology, available
 from kvnode.cluster.supervisor import LocalCluster
 

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+
+from kvnode.client import Client, Indeterminate, KvError
 from kvnode.cluster.checker import check_history
 from kvnode.cluster.history import FAIL, INFO, OK, Op
 from kvnode.cluster.netns import Topology
 from kvnode.cluster.supervisor import LocalCluster
-
-from kvnode.client import Client, Indeterminate, KvError
 from tests.chaos.partitions import needs_partitions
 from tests.waiting import wait_until
 

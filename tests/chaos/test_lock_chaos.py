@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from kvnode.cluster.chaos import ChaosSettings, format_report, run_chaos
 
 pytestmark = pytest.mark.slow

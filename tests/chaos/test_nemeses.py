@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.chaos import ChaosSettings, format_report, run_chaos
 
+from kvnode.cluster.chaos import ChaosSettings, format_report, run_chaos
 from tests.chaos.partitions import needs_partitions
 
 pytestmark = pytest.mark.slow

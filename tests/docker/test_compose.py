@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kvnode.client import Client, Indeterminate, Unavailable
 from kvnode.cluster.chaos import final_reads, final_values
 from kvnode.cluster.checker import check_history, lost_writes
 from kvnode.cluster.compose import ROOT, ComposeCluster, docker_available
 from kvnode.cluster.nemesis import Nemesis
 from kvnode.cluster.workload import Workload
-
-from kvnode.client import Client, Indeterminate, Unavailable
 from tests.integration.test_readme import README, section_commands
 from tests.waiting import wait_until, wait_until_sync
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import TracebackType
 
 from kvnode.cluster.supervisor import LocalCluster, free_ports
-
 from tests.waiting import wait_until_sync
 
 CLUSTER_UP_TIMEOUT = 60.0

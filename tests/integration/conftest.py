@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, Indeterminate, KvError, Unavailable
+from kvnode.cluster.supervisor import LocalCluster
 from tests.waiting import wait_until
 
 FAST_SETTINGS: dict[str, Any] = {"append_entries_period": 0.02, "request_timeout": 5.0}

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
+from kvnode.cluster.supervisor import LocalCluster
 from tests.integration.conftest import converged, leader_of
 from tests.waiting import wait_until_sync
 

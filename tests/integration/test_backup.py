@@ -8,9 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from kvnode.cluster.supervisor import LocalCluster
-
 from kvnode.client import Client
+from kvnode.cluster.supervisor import LocalCluster
 from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import FAST_SETTINGS, all_ready, assert_clean_logs, leader_of
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from kvnode.cluster.chaos import FINAL_READER
 from kvnode.cluster.history import OK, Op
 from kvnode.cluster.supervisor import LocalCluster, free_ports
-
 from tests.integration.cli_processes import ClusterUp, alive, kvnode
 from tests.integration.conftest import make_cluster
 

@@ -16,9 +16,9 @@ import sys
 import time
 
 import orjson
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError, WatchEvent
+from kvnode.cluster.supervisor import LocalCluster
 from kvnode.coordination import LOCKS_PREFIX, election, observe
 from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import converged, leader_of

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError
+from kvnode.cluster.supervisor import LocalCluster
 from kvnode.raft.failstop import EXIT_STORAGE_FAILURE
 from tests.integration.conftest import FAST_SETTINGS, all_ready, leader_of, write_load
 from tests.waiting import wait_until_sync

@@ -7,9 +7,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, CompareFailed, KvError
+from kvnode.cluster.supervisor import LocalCluster
 from tests.integration.conftest import (
     assert_clean_logs,
     converged,

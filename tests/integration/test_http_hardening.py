@@ -15,8 +15,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kvnode.cluster.supervisor import LocalCluster
 
+from kvnode.cluster.supervisor import LocalCluster
 from tests.waiting import wait_until_sync
 
 pytestmark = pytest.mark.slow

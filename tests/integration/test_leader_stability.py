@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client
+from kvnode.cluster.supervisor import LocalCluster
 from tests.integration.conftest import converged, leader_of, statuses, write_load
 from tests.waiting import wait_until
 

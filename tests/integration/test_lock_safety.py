@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kvnode.client import Client
 from kvnode.cluster.locks import (
     SECTIONS_LOG,
     Contender,
@@ -21,8 +23,6 @@ from kvnode.cluster.locks import (
     write_holder_script,
 )
 from kvnode.cluster.supervisor import LocalCluster
-
-from kvnode.client import Client
 from kvnode.coordination import LOCKS_PREFIX, Lock
 from kvnode.supervise import EXIT_LOCK_LOST
 from tests.integration.cli_processes import alive

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+
+from kvnode.client import Client, KvError
 from kvnode.cluster.chaos import final_reads, judge
 from kvnode.cluster.supervisor import LocalCluster
 from kvnode.cluster.workload import Workload
-
-from kvnode.client import Client, KvError
 from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import assert_clean_logs, converged, make_cluster, write_load
 from tests.waiting import wait_until

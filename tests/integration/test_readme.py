@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
+from kvnode.cluster.supervisor import LocalCluster
 from tests.integration.cli_processes import ClusterUp
 from tests.integration.conftest import assert_clean_logs, make_cluster
 from tests.waiting import wait_until_sync

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster, free_ports
 
 from kvnode.client import Client, KvError
+from kvnode.cluster.supervisor import LocalCluster, free_ports
 from tests.integration.conftest import converged, leader_of, write_load
 from tests.waiting import wait_until
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, Indeterminate, KvError, Unavailable
+from kvnode.cluster.supervisor import LocalCluster
 from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import peek_index
 from kvnode.storage.layout import RAFT_SNAPSHOT

@@ -17,9 +17,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
 
 from kvnode.client import Client, KvError
+from kvnode.cluster.supervisor import LocalCluster
 from kvnode.raft.pysyncobj.peer_connection import HANDSHAKE_SECONDS
 from tests.integration.conftest import (
     assert_clean_logs,

@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from kvnode.cluster.supervisor import free_ports
 
 from kvnode.client import Client, KvError
+from kvnode.cluster.supervisor import free_ports
 from kvnode.tls import client_context
 from tests.integration.cli_processes import kvnode
 from tests.waiting import wait_until

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from kvnode.cluster.supervisor import LocalCluster, toml_value
 
 from kvnode.client import Client, WrongCluster
+from kvnode.cluster.supervisor import LocalCluster, toml_value
 from tests.integration.cli_processes import ClusterUp, consecutive_free_ports
 from tests.integration.conftest import FAST_SETTINGS, all_ready
 from tests.waiting import wait_until, wait_until_sync

@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 import pytest
-from kvnode.cluster.supervisor import LocalCluster
-from kvnode.cluster.watch_checker import in_order_once
 
 from kvnode.client import Client, SyncClient, WatchEvent
+from kvnode.cluster.supervisor import LocalCluster
+from kvnode.cluster.watch_checker import in_order_once
 from tests.integration.conftest import assert_clean_logs, leader_of, make_cluster, write_load
 from tests.waiting import wait_until
 
