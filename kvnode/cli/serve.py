@@ -86,7 +86,8 @@ def serve(config_path: Path | None, **flags: Any) -> None:
     configure_logging(config.log_level, config.node_id)
     if config.peers and config.insecure and not config.cluster_secret:
         logging.getLogger("kvnode").warning(
-            "running WITHOUT a cluster secret: anyone who reaches %s can run code on this node",
+            "running WITHOUT a cluster secret: anyone who reaches %s can take part in this"
+            " cluster's Raft (vote, replicate, overwrite data)",
             config.raft_addr,
         )
     if config.unsafe_local_reads:

@@ -1,6 +1,6 @@
 """StateMachine: the durable, replayable key-value state that Raft applies entries to.
 
-Interface (the Raft layer is the only caller):
+Interface (the Raft node applies and snapshots; the service reads; restore installs):
 
     apply(entries)       append + sync: decide, log and make durable a batch
     append(entries)      decide and log a batch, without fsync (group commit)
@@ -16,7 +16,9 @@ skipped, because PySyncObj re-delivers entries after every restart.
 
 Recovery = load checkpoint (verified) + replay the WAL records after its index.
 Files live in one directory (normally `<data_dir>/sm/`): `state.data`,
-`metadata.bin`, `wal.log`, `snapshot-<index>-<term>.snap`.
+`metadata.bin`, `wal.log`, `wal.prev` (during a background checkpoint), and
+`snapshot-<index>-<term>.snap` when `snapshot()` is called without a path (the node
+always gives one: `raft.snapshot`).
 """
 
 from __future__ import annotations

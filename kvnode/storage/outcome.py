@@ -18,10 +18,11 @@ class Status(Enum):
 class Outcome(NamedTuple):
     """What applying one command did.
 
-    `revision` is the entry's index when it changed something; for
+    `revision` is the store revision of the change when it changed something (since
+    batching, one log entry holds many revisions); for
     COMPARE_FAILED and NOT_FOUND it is the key's current mod revision (0 if absent).
-    `log_index` is the log index of the entry this reply was decided at: the store
-    revision it reflects (for a retried request, the retry's entry).
+    `log_index` is the store revision this reply reflects, the state it was decided
+    in (for a retried request, the retry's): despite its name, not a Raft index.
     `detail` is the encoded `TxnReply` of a transaction (empty for other commands).
     `parts` are the outcomes of a batch's commands, in order (empty for one command).
     """
