@@ -14,11 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvnode.config import ConfigError, NodeConfig
-from kvnode.raft.pysyncobj.adapter import make_node
-from kvnode.raft.pysyncobj.node import encode_raft_data
+from kvnode.raft.pysyncobj.node import write_restored_snapshot
 from kvnode.storage import StateMachine
 from kvnode.storage.image import StateImage
-from kvnode.storage.layout import RAFT_SNAPSHOT, STATE_MACHINE_DIR, prepare_node_dir
+from kvnode.storage.layout import STATE_MACHINE_DIR, prepare_node_dir
 from kvnode.storage.snapshot import read_snapshot
 
 
@@ -36,12 +35,8 @@ def restore_node(config: NodeConfig, backup: Path) -> StateImage:
     try:
         machine.install(image)
         if image.index > 0:
-            last = (b"", image.index, image.term)
-            previous = (b"", image.index - 1, image.term)
-            # The new cluster's voters (PySyncObj takes them from the snapshot it loads).
-            voters = {make_node(address) for address in (config.raft_addr, *config.peers)}
-            extra = encode_raft_data((last, previous, voters))
-            machine.snapshot(data_dir / RAFT_SNAPSHOT, extra=extra)
+            voters = (config.raft_addr, *config.peers)
+            write_restored_snapshot(machine, data_dir, image.index, image.term, voters)
     finally:
         machine.close(checkpoint=False)
     return image

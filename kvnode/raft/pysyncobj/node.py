@@ -113,6 +113,19 @@ def encode_raft_data(raft_data: RaftData) -> bytes:
     )
 
 
+def write_restored_snapshot(
+    machine: StateMachine, data_dir: Path, index: int, term: int, voters: tuple[str, ...]
+) -> None:
+    """Write the Raft snapshot of a node made from a backup at `index`, `term` (by `kvnode
+    restore`): `machine`'s state, a log that ends there, and the new cluster's voters
+    (PySyncObj takes them from the snapshot it loads). PySyncObj starts with its log at
+    `index` and applies nothing twice."""
+    last = (b"", index, term)
+    previous = (b"", index - 1, term)
+    extra = encode_raft_data((last, previous, {make_node(address) for address in voters}))
+    machine.snapshot(data_dir / RAFT_SNAPSHOT, extra=extra)
+
+
 def decode_raft_data(extra: bytes) -> RaftData:
     data = orjson.loads(extra)
     last, prev = data["last"], data["prev"]
