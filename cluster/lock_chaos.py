@@ -48,6 +48,7 @@ FAULT_GAP_SECONDS = (0.5, 2.0)
 PAUSE_PAST_TTL = 1.5  # a paused waiter stays stopped this many ttls
 QUEUED = re.compile(r"lock (\S+): queued")
 EXIT_POLL_SECONDS = 0.05
+WAITER_LOOK_SECONDS = 0.1  # between looks for a waiter to pause
 DRAIN_SECONDS = 60.0  # after the run, how long the last contenders may wait for their turn
 
 
@@ -106,7 +107,7 @@ class LockChaos:
             await asyncio.sleep(self._rng.uniform(*FAULT_GAP_SECONDS))
             fault = self._rng.choice(CLIENT_FAULTS)
             if fault == "pause-waiter":
-                target = await self._waiter_behind_the_next()
+                target = await self._waiter_to_pause(deadline)
                 if target is None:
                     continue
                 target.signal(signal.SIGSTOP)
@@ -122,6 +123,16 @@ class LockChaos:
             self.fault_log.append(
                 {"fault": fault, "contender": target.name, "at": time.monotonic()}
             )
+
+    async def _waiter_to_pause(self, deadline: float) -> Contender | None:
+        """Look until a waiter far enough back is found (the queue changes at every
+        handover, and on a busy machine the first look often finds none) or the run ends."""
+        while time.monotonic() < deadline:
+            target = await self._waiter_behind_the_next()
+            if target is not None:
+                return target
+            await asyncio.sleep(WAITER_LOOK_SECONDS)
+        return None
 
     async def _waiter_behind_the_next(self) -> Contender | None:
         """A contender whose key is third or later in the queue: two handovers away from
