@@ -307,7 +307,8 @@ def machine_description() -> str:
 
 
 def update_readme(readme: Path, table: str, description: str, seconds: float, rounds: int) -> None:
-    """Replace the block between the README's markers with this run's table."""
+    """Replace the block between the markers of the benchmarks page (docs/benchmarks.md)
+    with this run's table."""
     text = readme.read_text()
     if README_BEGIN not in text or README_END not in text:
         raise click.ClickException(f"{readme} has no {README_BEGIN} ... {README_END} block")
@@ -330,7 +331,7 @@ def update_readme(readme: Path, table: str, description: str, seconds: float, ro
 @click.option(
     "--readme",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Write the table into this file's bench-vs-etcd block (the README).",
+    help="Write the table into this file's bench-vs-etcd block (docs/benchmarks.md).",
 )
 def main(
     duration: float,

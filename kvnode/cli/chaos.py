@@ -5,20 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-
-from kvnode.cluster import NEMESES
-
-if TYPE_CHECKING:
-    pass
 
 from kvnode.cli.common import (
     EXIT_CONFIG,
     fail,
     main,
 )
+from kvnode.cluster import NEMESES
 
 
 @main.command()

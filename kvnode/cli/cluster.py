@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-
-from kvnode.cluster.control import RESTART_POLICIES, SIGNALS, ControlError
-from kvnode.cluster.control import socket_path as control_socket_path
-from kvnode.config import FSYNC_MODES
-
-if TYPE_CHECKING:
-    pass
 
 from kvnode.cli.common import (
     DEFAULT_CLUSTER_DATA,
@@ -21,6 +14,9 @@ from kvnode.cli.common import (
     fail,
     main,
 )
+from kvnode.cluster.control import RESTART_POLICIES, SIGNALS, ControlError
+from kvnode.cluster.control import socket_path as control_socket_path
+from kvnode.config import FSYNC_MODES
 
 
 @main.group()

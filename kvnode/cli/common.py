@@ -32,7 +32,6 @@ EXIT_CONFIG = 2
 EXIT_STORAGE = 3
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # how a watch or a keep-alive ends
 T = TypeVar("T")
-CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measures itself
 
 
 def configure_logging(level: str, node_id: str) -> None:

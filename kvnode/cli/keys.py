@@ -7,11 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
-
-if TYPE_CHECKING:
-    from kvnode.client import Client
-
 from kvnode.cli.common import (
     EXIT_CONFIG,
     ClientOptions,
@@ -22,6 +17,10 @@ from kvnode.cli.common import (
     main,
     read_value,
 )
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
+
+if TYPE_CHECKING:
+    from kvnode.client import Client
 
 
 @main.command()

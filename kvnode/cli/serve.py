@@ -5,15 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-
-from kvnode.config import FSYNC_MODES, INITIAL_STATES, LOG_LEVELS, ConfigError, load_config
-from kvnode.storage.errors import StorageError
-
-if TYPE_CHECKING:
-    pass
 
 from kvnode.cli.common import (
     EXIT_CONFIG,
@@ -22,6 +16,8 @@ from kvnode.cli.common import (
     fail,
     main,
 )
+from kvnode.config import FSYNC_MODES, INITIAL_STATES, LOG_LEVELS, ConfigError, load_config
+from kvnode.storage.errors import StorageError
 
 
 @main.command()
