@@ -1,7 +1,7 @@
 """The seam between kvnode's service layer and what replicates its commands.
 
 Like hashicorp/raft's split between Raft and the FSM: the service
-(`kvnode.service`) owns the state machine and its lock; a `Consensus` orders
+(`kvnode.service`) owns the state machine, which guards itself; a `Consensus` orders
 commands, applies each committed one to that state machine on every node, and
 answers the proposer with the outcome. `kvnode.raft.consensus.RaftConsensus` is
 the real one (PySyncObj); tests use one that applies in-process.
@@ -13,7 +13,6 @@ request id). Nothing else.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +53,8 @@ class Voter:
 class StateMachine(Protocol):
     """What a consensus needs of the state it replicates (hashicorp/raft's FSM): apply a
     batch of committed entries, snapshot to a path, restore from a path. The service owns
-    it; the consensus calls it only under the service's lock. `kvnode.storage.StateMachine`
-    is the one kvnode uses."""
+    it; it guards itself, so the consensus calls it from its own thread while the service
+    reads it from others. `kvnode.storage.StateMachine` is the one kvnode uses."""
 
     @property
     def last_applied(self) -> int:
@@ -70,8 +69,8 @@ class StateMachine(Protocol):
         """Apply committed entries in order (None for one already applied), unsynced."""
 
     def sync_later(self) -> Callable[[], None] | None:
-        """Make everything applied so far durable: the bookkeeping now, under the caller's
-        lock; the fsync by the function returned, in any thread (None: nothing to sync)."""
+        """Make everything applied so far durable: the bookkeeping now; the fsync by the
+        function returned, in any thread (None: nothing to sync)."""
 
     def snapshot(self, path: Path | None = None, extra: bytes = b"") -> Path:
         """Write the whole state, with the consensus' own `extra` bytes, to one file."""
@@ -119,5 +118,5 @@ class Consensus(Protocol):
         """Stop replicating; the state machine is closed by its owner afterwards."""
 
 
-ConsensusFactory = Callable[[NodeConfig, StateMachine, threading.Lock], Consensus]
-"""Builds the consensus of one node: it applies to `machine` under the service's lock."""
+ConsensusFactory = Callable[[NodeConfig, StateMachine], Consensus]
+"""Builds the consensus of one node, which applies committed commands to `machine`."""

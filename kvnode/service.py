@@ -1,9 +1,9 @@
 """The service layer: one node's state machine and its consensus behind the interface the
 HTTP API uses.
 
-`KvService` owns the state machine and the lock that guards it (the consensus
-applies committed commands under that lock, readers read under it), decides
-what a write's outcome means, and runs the TTL sweeper: the leader proposes
+`KvService` owns the state machine (which guards itself: the consensus applies
+committed commands to it from its thread, readers read from the event loop),
+decides what a write's outcome means, and runs the TTL sweeper: the leader proposes
 `Expire{now}` when a deadline has passed, so expired keys are removed by the
 log on every replica, never by a node alone. `Service` is the interface
 `kvnode.http.app` depends on; tests serve the API over a `KvService` whose
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import secrets
-import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,8 +92,7 @@ class KvService:
         )
         # A watcher may hold as many undelivered changes as the history holds.
         self.watches = WatchHub(self.history, max_pending=config.watch_history)
-        self.lock = threading.Lock()
-        self.consensus = consensus(config, self.machine, self.lock)
+        self.consensus = consensus(config, self.machine)
         self.membership = Membership(
             config,
             self.consensus,
@@ -112,35 +109,28 @@ class KvService:
 
     def get(self, key: str) -> tuple[KeyRecord | None, int]:
         """The live record of `key` (or None) and the store revision it was read at."""
-        with self.lock:
-            return self.machine.get(key, wall_clock_ms()), self.machine.revision
+        return self.machine.read(key, wall_clock_ms())
 
     def scan(
         self, prefix: str, limit: int, start_after: str = ""
     ) -> tuple[list[tuple[str, KeyRecord]], int]:
         """Up to `limit` live keys under `prefix` after `start_after`, in key order, and the
         store revision they were read at."""
-        with self.lock:
-            found = itertools.islice(self.machine.scan(prefix, wall_clock_ms(), start_after), limit)
-            return list(found), self.machine.revision
+        return self.machine.scan(prefix, wall_clock_ms(), start_after, limit)
 
     def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]:
         """A lease (None if there is none), its keys, and the store revision read at."""
-        with self.lock:
-            leases = self.machine.leases
-            return leases.get(lease_id), leases.keys(lease_id), self.machine.revision
+        return self.machine.lease(lease_id)
 
     def leases(self) -> tuple[list[tuple[int, Lease]], int]:
-        with self.lock:
-            return list(self.machine.leases.items()), self.machine.revision
+        return self.machine.leases()
 
     async def backup(self) -> tuple[bytes, int]:
         """A verified snapshot file of the whole state (and its store revision), for
         `GET /snapshot`.
-        Only the capture holds the lock (it copies references); the encoding, the
+        Only the capture stops applies (it copies references); the encoding, the
         expensive part, runs in a thread while writes go on."""
-        with self.lock:
-            image, count = self.machine.capture()
+        image, count = self.machine.capture()
         data, _crc = await asyncio.to_thread(encode_parts, KIND_SNAPSHOT, image, count)
         return data, image.revision
 
@@ -152,11 +142,9 @@ class KvService:
         return self.consensus.leaderless_seconds()
 
     def status(self, *, with_digest: bool = False) -> dict[str, Any]:
-        """The consensus' view and the state machine's. The digest is O(keys) under the lock
-        (it stalls applies on a large store), so callers that poll often leave it out."""
-        with self.lock:
-            machine = self.machine.stats()
-            digest = self.machine.digest() if with_digest else None
+        """The consensus' view and the state machine's. The digest is O(keys) and stalls
+        applies on a large store, so callers that poll often leave it out."""
+        machine = self.machine.stats(with_digest=with_digest)
         raft = self.consensus.status()
         return {
             "node_id": self.config.node_id,
@@ -166,12 +154,12 @@ class KvService:
             "http_url": self.config.client_url,
             **raft,
             "leader": self.membership.url_of(raft["leader_raft_addr"]),
-            "applied_index": machine["last_applied"],
-            "revision": machine["revision"],
-            "wal_bytes": machine["wal_bytes"],
-            "checkpoint_bytes": machine["checkpoint_bytes"],
-            "keys": machine["keys"],
-            "digest": digest,
+            "applied_index": machine.last_applied,
+            "revision": machine.revision,
+            "wal_bytes": machine.wal_bytes,
+            "checkpoint_bytes": machine.checkpoint_bytes,
+            "keys": machine.keys,
+            "digest": machine.digest,
         }
 
     @property
@@ -211,8 +199,7 @@ class KvService:
                     renewed_in_term = term
                 if not self.machine.cluster_id:  # a new cluster: its first leader names it
                     await self.write(commands.cluster_init(new_cluster_id(), issued_at_ms=0))
-                with self.lock:
-                    deadline = self.machine.next_deadline()
+                deadline = self.machine.next_deadline()
                 now = wall_clock_ms()
                 if deadline is not None and deadline <= now:
                     await self.write(commands.expire(now))
@@ -225,8 +212,7 @@ class KvService:
         loaded, so a watcher can resume on this node after a restart.
         """
         self.consensus.close()
-        with self.lock:
-            self.machine.close(checkpoint=False)
+        self.machine.close(checkpoint=False)
 
 
 __all__ = ["KeyRecord", "KvService", "Outcome", "Service", "Status"]

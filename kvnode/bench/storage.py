@@ -1,4 +1,5 @@
-"""Storage benchmark: applied entries/s and batch latency, and WAL recovery time.
+"""Storage benchmark: applied entries/s and batch latency, WAL recovery time, and how long
+a read waits while batches are applied.
 
 Run it with `scripts/bench.sh storage [--json FILE]`. It measures the state
 machine alone (no Raft, no HTTP): what the disk and the apply path cost.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import click
 
 from kvnode import commands
 from kvnode.bench.report import latency_summary_ms
+from kvnode.raft.batcher import MAX_BATCH_COMMANDS
 from kvnode.storage import Entry, StateMachine
 
 VALUE_BYTES = 100
@@ -65,7 +68,7 @@ def bench_recovery(directory: Path, records: int) -> dict[str, Any]:
     rng = random.Random(7)
     for offset in range(0, records, 10_000):
         machine.apply(make_entries(min(10_000, records - offset), offset + 1, rng))
-    wal_bytes = machine.stats()["wal_bytes"]
+    wal_bytes = machine.stats().wal_bytes
     machine.close(checkpoint=False)
     started = time.perf_counter()
     recovered = StateMachine(directory)
@@ -74,14 +77,63 @@ def bench_recovery(directory: Path, records: int) -> dict[str, Any]:
     return {"wal_records": records, "wal_bytes": wal_bytes, "recovery_s": round(elapsed, 2)}
 
 
+def bench_read_wait(directory: Path, seconds: float) -> dict[str, Any]:
+    """One thread applies full batches (MAX_BATCH_COMMANDS puts an entry) back to back, as
+    the Raft thread does under a write flood; this one reads a key every millisecond, as
+    the event loop does for a GET. How long each read waited for the state, and how fast
+    the applier went meanwhile (a read that gets in costs the applier a little)."""
+    machine = StateMachine(
+        directory, fsync=False, checkpoint_entries=10**12, checkpoint_seconds=10**12
+    )
+    rng = random.Random(11)
+    batches = [
+        commands.batch([e.command for e in make_entries(MAX_BATCH_COMMANDS, 1, rng)])
+        for _ in range(20)
+    ]
+    stop = threading.Event()
+    applied = [0]
+
+    def apply_forever() -> None:
+        while not stop.is_set():
+            index = applied[0] + 1
+            machine.append([Entry(index, 1, batches[index % len(batches)])])
+            applied[0] = index
+
+    applier = threading.Thread(target=apply_forever, name="bench-applier")
+    applier.start()
+    waits = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        machine.read("key-00001")
+        waits.append(time.perf_counter() - t0)
+        time.sleep(0.001)
+    stop.set()
+    applier.join()
+    machine.close(checkpoint=False)
+    return {
+        "reads": len(waits),
+        "read_wait": latency_summary_ms(waits),
+        "writes_per_s": round(applied[0] * MAX_BATCH_COMMANDS / seconds),
+    }
+
+
 @click.command()
 @click.option("--entries", default=100_000, show_default=True, help="Entries per batched run.")
 @click.option("--recovery-records", default=1_000_000, show_default=True)
+@click.option("--read-wait-seconds", default=5.0, show_default=True)
 @click.option("--dir", "base", type=click.Path(path_type=Path), help="Where to write (tmp).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
-def main(entries: int, recovery_records: int, base: Path | None, json_path: Path | None) -> None:
-    """Apply throughput for batch sizes 1/64/1024 x fsync always/never, then recovery time."""
-    results: dict[str, Any] = {"apply": [], "recovery": None}
+def main(
+    entries: int,
+    recovery_records: int,
+    read_wait_seconds: float,
+    base: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Apply throughput for batch sizes 1/64/1024 x fsync always/never, recovery time, then
+    the wait of a read while full batches are applied."""
+    results: dict[str, Any] = {"apply": [], "recovery": None, "read_wait": None}
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         click.echo(
             f"{'fsync':>6} {'batch':>6} {'entries/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
@@ -102,6 +154,13 @@ def main(entries: int, recovery_records: int, base: Path | None, json_path: Path
         click.echo(
             f"recovery of {rec['wal_records']} WAL records ({rec['wal_bytes'] / 1e6:.0f} MB): "
             f"{rec['recovery_s']} s"
+        )
+        results["read_wait"] = bench_read_wait(Path(tmp) / "read-wait", read_wait_seconds)
+        wait = results["read_wait"]["read_wait"]
+        click.echo(
+            f"read wait during back-to-back batches: p50 {wait['p50_ms']} ms, "
+            f"p99 {wait['p99_ms']} ms, max {wait['max_ms']} ms "
+            f"({results['read_wait']['writes_per_s']} writes/s applied meanwhile)"
         )
     if json_path:
         json_path.write_text(json.dumps(results, indent=2))

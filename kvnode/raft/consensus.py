@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from kvnode.config import NodeConfig
@@ -14,8 +13,8 @@ from kvnode.storage import Outcome
 
 
 class RaftConsensus:
-    def __init__(self, config: NodeConfig, machine: StateMachine, lock: threading.Lock) -> None:
-        self.node = RaftNode(config, machine, lock)
+    def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
+        self.node = RaftNode(config, machine)
         self._proposer = Proposer(self.node, config.request_timeout)
         self._batcher = WriteBatcher(self._proposer.propose, config.max_value_bytes)
         self._barrier = ReadBarrier(self.node, config.request_timeout)

@@ -6,10 +6,14 @@ Interface (the Raft node applies and snapshots; the service reads; restore insta
     append(entries)      decide and log a batch, without fsync (group commit)
     sync()               one fsync for everything appended since the last one;
                          takes a checkpoint when one is due
-    get / scan           reads from memory
+    read / scan / lease  reads from memory, each with the store revision it saw
     snapshot() -> path   a self-contained, checksummed snapshot file
     restore(path)        verify a snapshot and install it atomically
     last_applied         the Raft index of the last applied entry
+
+It guards itself: every method takes its `StateLock` (state_lock.py), so any
+thread may call any of them; a read waits for at most one slice of an apply
+(APPLY_SLICE commands), not for a whole batch.
 
 Apply is idempotent by Raft index: an entry at or below `last_applied` is
 skipped, because PySyncObj re-delivers entries after every restart.
@@ -24,10 +28,11 @@ always gives one: `raft.snapshot`).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +57,10 @@ from kvnode.storage.layout import (
     refuse_foreign,
     snapshot_name,
 )
-from kvnode.storage.leases import LeaseTable
 from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.record import KeyRecord, Member
+from kvnode.storage.record import KeyRecord, Lease, Member
 from kvnode.storage.snapshot import prune_snapshots, read_snapshot, write_snapshot
+from kvnode.storage.state_lock import StateLock
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
     MIN_LENGTH,
@@ -68,6 +73,7 @@ from kvnode.storage.wal import (
 log = logging.getLogger(__name__)
 
 WAL_TO_CHECKPOINT_RATIO = 4  # checkpoint once the WAL is a quarter of the checkpoint's size
+APPLY_SLICE = 16  # commands of a batch applied between two chances for a waiting read
 
 OPCODE_BY_OP = {
     "put": Opcode.PUT,
@@ -100,6 +106,21 @@ class Restored:
 
 
 @dataclass(frozen=True, slots=True)
+class MachineStats:
+    """The state machine's counters at one moment between two entries."""
+
+    last_applied: int
+    last_applied_term: int
+    revision: int
+    keys: int
+    request_ids: int
+    wal_bytes: int
+    checkpoint_bytes: int
+    entries_since_checkpoint: int
+    digest: str | None  # only when asked for: O(keys)
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A committed Raft log entry: its position and the protobuf-encoded kvnode.Command."""
 
@@ -124,6 +145,7 @@ class StateMachine:
         background_checkpoints: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self._lock = StateLock()
         self._changes = changes
         # Due checkpoints are written by a forked child (background.py) instead of the
         # applying thread, which a large state would otherwise hold up for seconds.
@@ -151,21 +173,14 @@ class StateMachine:
             self.directory / WAL_FILE, max_record=max_record_bytes, repair=repair, durable=fsync
         )
         records += current
-        replayed = 0
-        for record in records:
-            if record.index <= self._last_applied:
-                continue  # covered by the checkpoint; the WAL truncation had not happened yet
-            command = self._decode_logged(record.payload, record.opcode, record.offset)
-            self._execute(command)
-            self._last_applied, self._last_term = record.index, record.term
-            replayed += 1
-        self._changes.applied(self._keys.revision)
-        self._entries_since_checkpoint = replayed
-        self._last_checkpoint_at = monotonic()
-        if (self.directory / PREVIOUS_WAL_FILE).exists():
-            # A background checkpoint did not finish: the state in memory covers both
-            # logs, so checkpoint it now and be done with the older one.
-            self.checkpoint()
+        with self._lock.for_changes():
+            replayed = self._replay(records)
+            self._entries_since_checkpoint = replayed
+            self._last_checkpoint_at = monotonic()
+            if (self.directory / PREVIOUS_WAL_FILE).exists():
+                # A background checkpoint did not finish: the state in memory covers both
+                # logs, so checkpoint it now and be done with the older one.
+                self._checkpoint()
         log.info(
             "%s: recovered checkpoint at index %d + %d WAL records; last_applied=%d, %d keys",
             self.directory,
@@ -176,6 +191,19 @@ class StateMachine:
         )
 
     # -- opening -------------------------------------------------------------
+
+    def _replay(self, records: list[WalRecord]) -> int:
+        """Apply the logged records past the checkpoint; how many there were."""
+        replayed = 0
+        for record in records:
+            if record.index <= self._last_applied:
+                continue  # covered by the checkpoint; the WAL truncation had not happened yet
+            command = self._decode_logged(record.payload, record.opcode, record.offset)
+            self._execute(command)
+            self._last_applied, self._last_term = record.index, record.term
+            replayed += 1
+        self._changes.applied(self._keys.revision)
+        return replayed
 
     def _recover_previous_wal(self, max_record: int, repair: bool) -> list[WalRecord]:
         """The records of `wal.prev`, left by a background checkpoint that did not finish
@@ -255,18 +283,24 @@ class StateMachine:
 
     def apply(self, entries: Sequence[Entry]) -> list[Outcome | None]:
         """Apply a batch and make it durable with one fsync (group commit)."""
-        outcomes = self.append(entries)
-        self.sync()
+        with self._lock.for_changes():
+            outcomes = self._append(entries)
+            self._sync()
         return outcomes
 
     def append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
         """Decide and log each entry; None marks one skipped as already applied. Never
         fails on a bad command (that is a deterministic INVALID outcome); raises
         StorageFailure only when the disk cannot be written."""
+        with self._lock.for_changes():
+            return self._append(entries)
+
+    def _append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
         self._check_healthy()
         outcomes: list[Outcome | None] = []
         records: list[bytes] = []
         for entry in entries:
+            self._lock.let_readers_in()
             if entry.index <= self._last_applied:
                 outcomes.append(None)
                 continue
@@ -297,11 +331,15 @@ class StateMachine:
 
     def _execute(self, command: Command) -> Outcome:
         """One command, or each command of a batch at its own revision (a part that cannot
-        be decoded, or is itself a batch, is INVALID and takes no revision)."""
+        be decoded, or is itself a batch, is INVALID and takes no revision). Waiting reads
+        go in between slices of a batch: each sees the state after some of its commands,
+        a state the log passed through."""
         if command.WhichOneof("op") != "batch":
             return self._keys.execute(command)
         parts = []
-        for encoded in command.batch.commands:
+        for number, encoded in enumerate(command.batch.commands):
+            if number and number % APPLY_SLICE == 0:
+                self._lock.let_readers_in()
             part = self._decode_proposed(encoded)
             if part is _EMPTY_COMMAND or part.WhichOneof("op") == "batch":
                 parts.append(self._invalid())
@@ -322,7 +360,11 @@ class StateMachine:
 
     def sync(self) -> None:
         """Make every appended record durable (one fsync), then checkpoint if one is due."""
-        pending = self.sync_later()
+        with self._lock.for_changes():
+            self._sync()
+
+    def _sync(self) -> None:
+        pending = self._sync_later()
         if pending is not None:
             try:
                 pending()
@@ -336,6 +378,10 @@ class StateMachine:
         syncing. The Raft node's tick thread must not wait for a busy disk, and this sync
         only bounds how much is re-applied after a crash (the Raft journal holds what was
         acknowledged)."""
+        with self._lock.for_changes():
+            return self._sync_later()
+
+    def _sync_later(self) -> Callable[[], None] | None:
         self._check_healthy()
         descriptor = None
         try:
@@ -347,7 +393,7 @@ class StateMachine:
                 if self._background:
                     self._start_background_checkpoint()
                 else:
-                    self.checkpoint()
+                    self._checkpoint()
             drop_retired = self._retired_wal.exists()  # set aside by _reap_checkpoint
             if descriptor is None and not drop_retired:
                 return None
@@ -442,6 +488,10 @@ class StateMachine:
 
     def checkpoint(self) -> None:
         """Write the full state at last_applied, then drop the WAL it covers."""
+        with self._lock.for_changes():
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
         self._reap_checkpoint(block=True)
         keep_changes = self._changes.persist(self._keys.revision)
         if keep_changes is not None:
@@ -472,25 +522,48 @@ class StateMachine:
 
     # -- reading ---------------------------------------------------------------
 
-    def get(self, key: str, now_ms: int | None = None) -> KeyRecord | None:
-        """The live record of `key`, or None if absent or past its deadline."""
-        return self._keys.get(key, wall_clock_ms() if now_ms is None else now_ms)
+    def read(self, key: str, now_ms: int | None = None) -> tuple[KeyRecord | None, int]:
+        """The live record of `key` (None if absent or past its deadline), and the store
+        revision it was read at."""
+        with self._lock.for_reads():
+            now = wall_clock_ms() if now_ms is None else now_ms
+            return self._keys.get(key, now), self._keys.revision
 
     def scan(
-        self, prefix: str = "", now_ms: int | None = None, start_after: str = ""
-    ) -> Iterator[tuple[str, KeyRecord]]:
-        return self._keys.scan(prefix, wall_clock_ms() if now_ms is None else now_ms, start_after)
+        self,
+        prefix: str = "",
+        now_ms: int | None = None,
+        start_after: str = "",
+        limit: int | None = None,
+    ) -> tuple[list[tuple[str, KeyRecord]], int]:
+        """Up to `limit` live keys under `prefix` after `start_after`, in key order, and the
+        store revision they were read at."""
+        with self._lock.for_reads():
+            now = wall_clock_ms() if now_ms is None else now_ms
+            found = itertools.islice(self._keys.scan(prefix, now, start_after), limit)
+            return list(found), self._keys.revision
+
+    def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]:
+        """A lease (None if there is none), its keys, and the store revision read at."""
+        with self._lock.for_reads():
+            leases = self._keys.leases
+            return leases.get(lease_id), leases.keys(lease_id), self._keys.revision
+
+    def leases(self) -> tuple[list[tuple[int, Lease]], int]:
+        """Every lease by id, and the store revision read at."""
+        with self._lock.for_reads():
+            return list(self._keys.leases.items()), self._keys.revision
 
     def digest(self) -> str:
-        """Hash of the stored state; replicas at the same last_applied must agree."""
+        """Hash of the stored state; replicas at the same last_applied must agree. O(keys),
+        between two whole entries: applies wait while it runs."""
+        with self._lock.for_changes():
+            return self._digest()
+
+    def _digest(self) -> str:
         if self._digest_cache is None or self._digest_cache[0] != self._last_applied:
             self._digest_cache = (self._last_applied, self._keys.digest())
         return self._digest_cache[1]
-
-    @property
-    def leases(self) -> LeaseTable:
-        """The lease table (read it under the owner's lock)."""
-        return self._keys.leases
 
     @property
     def cluster_id(self) -> str:
@@ -500,24 +573,30 @@ class StateMachine:
 
     @property
     def members(self) -> dict[str, Member]:
-        """The member directory by Raft address (read it under the owner's lock)."""
-        return self._keys.members
+        """A copy of the member directory, by Raft address."""
+        with self._lock.for_reads():
+            return dict(self._keys.members)
 
     def next_deadline(self) -> int | None:
         """The earliest TTL deadline of any stored key (ms), or None."""
-        return self._keys.next_deadline()
+        with self._lock.for_reads():
+            return self._keys.next_deadline()
 
-    def stats(self) -> dict[str, int]:
-        return {
-            "last_applied": self._last_applied,
-            "last_applied_term": self._last_term,
-            "revision": self._keys.revision,
-            "keys": len(self._keys),
-            "request_ids": len(self._keys.requests),
-            "wal_bytes": self._wal.size,
-            "checkpoint_bytes": self._checkpoint_bytes,
-            "entries_since_checkpoint": self._entries_since_checkpoint,
-        }
+    def stats(self, *, with_digest: bool = False) -> MachineStats:
+        """Counters for /status, read between two whole entries (with the digest, if asked,
+        of the same state)."""
+        with self._lock.for_changes():
+            return MachineStats(
+                last_applied=self._last_applied,
+                last_applied_term=self._last_term,
+                revision=self._keys.revision,
+                keys=len(self._keys),
+                request_ids=len(self._keys.requests),
+                wal_bytes=self._wal.size,
+                checkpoint_bytes=self._checkpoint_bytes,
+                entries_since_checkpoint=self._entries_since_checkpoint,
+                digest=self._digest() if with_digest else None,
+            )
 
     # -- snapshots ---------------------------------------------------------------
 
@@ -527,6 +606,10 @@ class StateMachine:
         Without `path` it goes to `snapshot-<index>-<term>.snap` beside the
         checkpoint, and older local snapshots are removed.
         """
+        with self._lock.for_changes():
+            return self._snapshot(path, extra)
+
+    def _snapshot(self, path: Path | None, extra: bytes) -> Path:
         self._check_healthy()
         target = path or self.directory / snapshot_name(self._last_applied, self._last_term)
         write_snapshot(
@@ -540,6 +623,10 @@ class StateMachine:
         """The whole state at last_applied, as plain lists (and how many keys), for encoding
         outside the owner's lock: records are immutable, so copying the references is a
         consistent snapshot that later applies cannot change (a hot backup)."""
+        with self._lock.for_changes():
+            return self._capture()
+
+    def _capture(self) -> tuple[StateImage, int]:
         self._check_healthy()
         keys = self._keys
         items = list(keys.items())
@@ -564,25 +651,31 @@ class StateMachine:
         A crash part-way leaves the previous state, which is still a valid prefix.
         """
         image = read_snapshot(path)
-        installed = image.index > self._last_applied
-        if installed:
-            self.install(image)
+        with self._lock.for_changes():
+            installed = image.index > self._last_applied
+            if installed:
+                self._install(image)
         return Restored(image.index, image.term, image.extra, installed)
 
     def install(self, image: StateImage) -> None:
         """Make a verified snapshot image the state (see `restore`)."""
+        with self._lock.for_changes():
+            self._install(image)
+
+    def _install(self, image: StateImage) -> None:
         self._check_healthy()
         self._keys = self._watched(image.keyspace())
         self._last_applied, self._last_term = image.index, image.term
         self._unsynced = False
-        self.checkpoint()
+        self._checkpoint()
         log.info("%s: installed a snapshot at index %d", self.directory, image.index)
 
     def close(self, *, checkpoint: bool = True) -> None:
         """Sync, take a final checkpoint (so the next start replays nothing), release the WAL."""
-        if self._failure is None:
-            self.sync()
-            self._reap_checkpoint(block=True)
-            if checkpoint and self._entries_since_checkpoint:
-                self.checkpoint()
-        self._wal.close()
+        with self._lock.for_changes():
+            if self._failure is None:
+                self._sync()
+                self._reap_checkpoint(block=True)
+                if checkpoint and self._entries_since_checkpoint:
+                    self._checkpoint()
+            self._wal.close()

@@ -43,7 +43,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -137,14 +136,11 @@ def decode_raft_data(extra: bytes) -> RaftData:
 
 
 class RaftNode(SyncObjBase):
-    def __init__(
-        self, config: NodeConfig, machine: StateMachine, machine_lock: threading.Lock
-    ) -> None:
+    def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
         # Everything the tick thread may touch must exist before SyncObj.__init__ starts it.
         install(config.max_value_bytes)
         self.kv_config = config
-        self.machine = machine
-        self.machine_lock = machine_lock  # the service's: readers hold it too
+        self.machine = machine  # it guards itself: readers read it from other threads
         self.snapshots_installed = 0
         self.dump_path = Path(config.data_dir) / RAFT_SNAPSHOT
         self.wakeup = Wakeup()
@@ -411,8 +407,7 @@ class RaftNode(SyncObjBase):
         if not self.has_peers():
             self.journal.sync_now()
         try:
-            with self.machine_lock:
-                (outcome,) = self.machine.append([Entry(index, term, command)])
+            (outcome,) = self.machine.append([Entry(index, term, command)])
         except (StorageError, OSError) as exc:
             fail_stop(f"cannot apply entry {index}: {exc}")
         return outcome
@@ -431,8 +426,7 @@ class RaftNode(SyncObjBase):
             return
         self._last_machine_sync = now
         try:
-            with self.machine_lock:
-                pending = self.machine.sync_later()
+            pending = self.machine.sync_later()
         except (StorageError, OSError) as exc:
             fail_stop(f"cannot sync the state machine: {exc}")
         if pending is not None:
@@ -443,14 +437,12 @@ class RaftNode(SyncObjBase):
     def _serialize(self, file_name: str, raft_data: RaftData) -> None:
         """Write a Raft snapshot. PySyncObj calls this in a forked child (see
         `serialize_in_child`): a frozen copy of this process with only the tick thread,
-        which was not applying anything when it forked. So the child reads the state
-        without the lock (another thread may have held it at fork time, and would never
-        release it here), runs at the lowest CPU priority (background.py) and leaves
-        through PySyncObj's `os._exit`."""
-        if os.getpid() == self._pid:  # not forked (fork unavailable): hold the lock
+        which was not applying anything when it forked (the state machine's lock starts
+        afresh in a child: state_lock.py). The child runs at the lowest CPU priority
+        (background.py) and leaves through PySyncObj's `os._exit`."""
+        if os.getpid() == self._pid:  # not forked (fork unavailable)
             try:
-                with self.machine_lock:
-                    self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
+                self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
             except (StorageError, OSError) as exc:
                 fail_stop(f"cannot write a snapshot: {exc}")
             return
@@ -465,9 +457,8 @@ class RaftNode(SyncObjBase):
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
             fsync_dir(path.parent)
-            with self.machine_lock:
-                restored = self.machine.restore(path)
-                applied = self.machine.last_applied
+            restored = self.machine.restore(path)
+            applied = self.machine.last_applied
             if restored.installed:
                 self.snapshots_installed += 1
                 log.info("installed snapshot at index %d (term %d)", restored.index, restored.term)

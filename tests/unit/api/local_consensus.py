@@ -4,7 +4,6 @@ network, so the HTTP API can be tested in milliseconds. Faults are switched on b
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 from kvnode.config import NodeConfig
@@ -15,8 +14,8 @@ LEADER = "http://127.0.0.1:8001"  # the default config's URL: this node leads
 
 
 class LocalConsensus:
-    def __init__(self, config: NodeConfig, machine: StateMachine, lock: threading.Lock) -> None:
-        self._machine, self._lock = machine, lock
+    def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
+        self._machine = machine
         self.refuse: str | None = None  # a reason: every proposal is Unavailable
         self.lose_outcomes = False  # every proposal is Indeterminate (applied or not)
         self.own_address = config.raft_addr
@@ -28,9 +27,8 @@ class LocalConsensus:
     async def propose(self, command: bytes) -> Outcome:
         if self.refuse:
             raise Unavailable(self.refuse, "no leader is known (switched off by the test)")
-        with self._lock:
-            index = self._machine.last_applied + 1
-            (outcome,) = self._machine.apply([Entry(index, 1, command)])
+        index = self._machine.last_applied + 1
+        (outcome,) = self._machine.apply([Entry(index, 1, command)])
         if self.lose_outcomes:
             raise Indeterminate("the outcome was lost (switched off by the test)")
         assert outcome is not None
@@ -70,8 +68,7 @@ class LocalConsensus:
         raise Unavailable("denied", "a one-node log in this process has no peers to change")
 
     def status(self) -> dict[str, Any]:
-        with self._lock:
-            applied = self._machine.last_applied
+        applied = self._machine.last_applied
         return {
             "role": "leader" if not self.refuse else "follower",
             "leader_raft_addr": self.leader(),

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from kvnode import commands
 from kvnode.consensus import Voter
 from kvnode.membership import addition_refusal, removal_refusal
-from kvnode.storage.record import Member
 from tests.unit.api.local_consensus import LEADER
 from tests.unit.api.served_api import Api, error, make_api
 from tests.waiting import wait_until
@@ -154,7 +154,8 @@ def test_one_change_at_a_time(api: Api) -> None:
 
 def test_a_follower_sends_changes_to_the_leader(api: Api) -> None:
     (leader,) = with_followers(api, True)
-    api.service.machine.members[leader] = Member("node2", "http://127.0.0.1:8002")
+    publish = commands.member_publish(leader, "node2", "http://127.0.0.1:8002", issued_at_ms=1)
+    api.loop.run_until_complete(api.service.write(publish))
     api.consensus.leader_address = leader
     moved = api("POST", "/cluster/members", json=NEW, allow_redirects=False)
     assert moved.status == 307 and moved.json["error"] == "not_leader"

@@ -166,7 +166,7 @@ def follower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Follow
         TCPTransport, "_createServer", lambda self: self.mark_ready_without_server()
     )
     machine = StateMachine(tmp_path / STATE_MACHINE_DIR, fsync=False)
-    node = RaftNode(config, machine, threading.Lock())
+    node = RaftNode(config, machine)
     try:
         yield Follower(node, replies)
     finally:

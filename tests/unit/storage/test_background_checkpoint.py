@@ -48,8 +48,8 @@ def test_a_background_checkpoint_replaces_the_wal_it_covers(tmp_path: Path) -> N
     assert not (tmp_path / PREVIOUS_WAL_FILE).exists()
     reopened = machine(tmp_path)
     assert reopened.last_applied == ENTRIES
-    assert reopened.stats()["entries_since_checkpoint"] < ENTRIES  # most came from state.data
-    assert reopened.get("k5") is not None
+    assert reopened.stats().entries_since_checkpoint < ENTRIES  # most came from state.data
+    assert reopened.read("k5")[0] is not None
     reopened.close(checkpoint=False)
 
 
@@ -134,7 +134,7 @@ def test_a_crash_before_the_retired_wal_is_removed_is_harmless(tmp_path: Path) -
     assert not (tmp_path / PREVIOUS_WAL_FILE).exists()
     reopened = machine(tmp_path)  # as if the node had crashed here
     assert not retired.exists()
-    assert reopened.last_applied == 100 and reopened.get("k5") is not None
+    assert reopened.last_applied == 100 and reopened.read("k5")[0] is not None
     reopened.close(checkpoint=False)
 
 

@@ -35,14 +35,14 @@ def test_each_command_of_a_batch_has_its_own_revision_and_outcome(tmp_path: Path
     assert garbage.status is Status.INVALID and nested.status is Status.INVALID
     assert (deleted.status, deleted.revision) == (Status.OK, 4)
     assert [p.log_index for p in outcome.parts] == [1, 2, 3, 3, 3, 4]
-    assert machine.get("a") is None and machine.get("nested") is None
+    assert machine.read("a")[0] is None and machine.read("nested")[0] is None
     assert (machine.revision, machine.last_applied) == (4, 5)
     # A retry of r1 in a later batch gets r1's first outcome and changes nothing.
     (later,) = machine.apply([Entry(6, 1, commands.batch([put("a", b"1", "r1"), put("b", b"y")]))])
     assert later is not None
     retry, other = later.parts
     assert (retry.status, retry.revision, retry.created) == (Status.OK, 1, True)
-    assert other.revision == 5 and machine.get("a") is None
+    assert other.revision == 5 and machine.read("a")[0] is None
     digest = machine.digest()
     machine.close(checkpoint=False)
     replayed = StateMachine(tmp_path / "sm")  # both batches again, from the WAL

@@ -62,8 +62,8 @@ def test_truncating_the_last_record_at_every_offset_keeps_the_previous_ones(fill
         wal.write_bytes(original[:cut])
         machine = StateMachine(filled)
         assert machine.last_applied == RECORDS - 1, f"cut at {cut}"
-        assert machine.get(f"k{RECORDS - 1}") is not None
-        assert machine.get(f"k{RECORDS}") is None
+        assert machine.read(f"k{RECORDS - 1}")[0] is not None
+        assert machine.read(f"k{RECORDS}")[0] is None
         machine.close(checkpoint=False)
         assert wal.stat().st_size == last.offset, "the torn tail was not truncated"
 
@@ -90,7 +90,7 @@ def test_repair_truncates_at_the_damaged_record(filled: Path) -> None:
     flip_bit(filled / "wal.log", middle.offset + 30)
     machine = StateMachine(filled, repair=True)
     assert machine.last_applied == 2
-    assert machine.get("k3") is None
+    assert machine.read("k3")[0] is None
 
 
 def append_raw(directory: Path, record: bytes) -> None:
@@ -194,7 +194,7 @@ def test_bit_flip_in_a_snapshot_is_refused_and_leaves_state_alone(tmp_path: Path
         with pytest.raises(SnapshotMismatch):
             receiver.restore(snapshot)
         snapshot.write_bytes(original)
-    assert receiver.get("local") is not None and receiver.last_applied == 1
+    assert receiver.read("local")[0] is not None and receiver.last_applied == 1
     assert receiver.restore(snapshot).extra == b"raft-bookkeeping"
     assert receiver.digest() == machine.digest()
 

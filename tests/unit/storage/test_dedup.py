@@ -28,7 +28,7 @@ def test_a_retried_put_returns_the_first_outcome_and_changes_nothing(tmp_path: P
     assert decided(retry) == decided(first) and retry is not None and retry.revision == 1
     assert retry.log_index == 2  # the store revision when the retry was answered
     assert machine.revision == 2  # an answered retry takes no revision
-    record = machine.get("k")
+    record = machine.read("k")[0]
     assert record is not None and (record.value, record.mod_revision) == (b"v2", 2)
 
 
@@ -57,7 +57,7 @@ def test_request_ids_survive_restart_and_snapshot_install(tmp_path: Path) -> Non
     # The binding of each id to its request survives the checkpoint and the snapshot too.
     (reused,) = other.apply([Entry(12, 1, put("k9", b"again", "r9"))])
     assert reused is not None and reused.status is Status.REQUEST_ID_REUSED
-    assert other.get("k9").value == b"v"  # type: ignore[union-attr]
+    assert other.read("k9")[0].value == b"v"  # type: ignore[union-attr]
 
 
 def test_an_id_reused_for_another_request_is_refused_and_applies_nothing(
@@ -74,8 +74,8 @@ def test_an_id_reused_for_another_request_is_refused_and_applies_nothing(
     ]
     outcomes = machine.apply([Entry(4 + i, 1, c) for i, c in enumerate(reuses)])
     assert {o.status for o in outcomes if o is not None} == {Status.REQUEST_ID_REUSED}
-    assert machine.get("beta") is None
-    assert machine.get("alpha", now_ms=1000).value == b"a"  # type: ignore[union-attr]
+    assert machine.read("beta")[0] is None
+    assert machine.read("alpha", now_ms=1000)[0].value == b"a"  # type: ignore[union-attr]
     # The same request again, even issued later (same ttl from a later clock), is a retry.
     (retry,) = machine.apply(
         [Entry(9, 1, put("alpha", b"a", "client-42", at=2000, expire_at_ms=62_000))]
@@ -92,7 +92,7 @@ def test_the_table_stays_bounded_by_count_and_by_time(tmp_path: Path) -> None:
             for i in range(start, min(total, start + 4096))
         ]
         machine.apply(batch)
-    assert machine.stats()["request_ids"] == DEDUP_MAX_ENTRIES
+    assert machine.stats().request_ids == DEDUP_MAX_ENTRIES
     later = 1_000_000 + DEDUP_WINDOW_MS + 1
     machine.apply([Entry(3 + total, 1, put("k", b"v", "late", at=later))])
-    assert machine.stats()["request_ids"] == 1, "ids older than the window are forgotten"
+    assert machine.stats().request_ids == 1, "ids older than the window are forgotten"

@@ -109,8 +109,8 @@ def test_the_chosen_branch_runs_in_order_and_gets_see_its_puts(store: Store) -> 
     assert [item["key"] for item in listed["list"]["items"]] == ["a"]
     assert listed["list"]["more"] is True
     assert missing == {"delete": {"deleted": 0}}
-    assert store.machine.get("b").value == b"\xff"  # type: ignore[union-attr]
-    assert store.machine.get("never") is None
+    assert store.machine.read("b")[0].value == b"\xff"  # type: ignore[union-attr]
+    assert store.machine.read("never")[0] is None
     failed = store.txn(body)  # a is 2 now: the failure branch
     assert not failed["succeeded"] and failed["responses"][0]["put"]["created"] is True
 
@@ -128,7 +128,7 @@ def test_a_put_to_a_lease_that_is_gone_applies_nothing(store: Store) -> None:
     )
     outcome = store.apply(commands.txn(txn, issued_at_ms=NOW))
     assert outcome.status is Status.NOT_FOUND
-    assert store.machine.get("x") is None
+    assert store.machine.read("x")[0] is None
 
 
 def test_a_retried_txn_gets_the_first_reply(store: Store) -> None:
@@ -137,7 +137,7 @@ def test_a_retried_txn_gets_the_first_reply(store: Store) -> None:
     store.put("n", "changed")
     again = store.txn(body, request_id="t-1")
     assert again == first
-    assert store.machine.get("n").value == b"changed"  # type: ignore[union-attr]
+    assert store.machine.read("n")[0].value == b"changed"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_transactions_behave_like_a_dict(
         assert reply["succeeded"] is succeeded
         gets = [r["get"] for r in reply["responses"] if "get" in r]
         assert [g["value"] if g["found"] else None for g in gets] == seen
-    assert {k: r.value.decode() for k, r in store.machine.scan("", NOW)} == model
+    assert {k: r.value.decode() for k, r in store.machine.scan("", NOW)[0]} == model
 
 
 def test_leases_and_txn_replies_survive_checkpoint_restart_and_snapshot(tmp_path: Path) -> None:
@@ -236,14 +236,14 @@ def test_leases_and_txn_replies_survive_checkpoint_restart_and_snapshot(tmp_path
     reopened = Store(tmp_path / "a")
     reopened.index = itertools.count(reopened.machine.last_applied + 1)
     assert reopened.machine.digest() == digest
-    assert reopened.machine.leases.keys(lease) == ["held"]
+    assert reopened.machine.lease(lease)[1] == ["held"]
     assert reopened.txn(body, request_id="txn-1") == first  # the reply, from the image
     other = Store(tmp_path / "b")
     other.machine.restore(reopened.machine.snapshot())
     assert other.machine.digest() == reopened.machine.digest()
     other.index = itertools.count(other.machine.last_applied + 1)
     revoked = other.apply(commands.lease_revoke(lease, issued_at_ms=NOW))
-    assert revoked.status is Status.OK and other.machine.get("held") is None
+    assert revoked.status is Status.OK and other.machine.read("held")[0] is None
 
 
 def test_the_member_directory_survives_checkpoint_restart_and_snapshot(tmp_path: Path) -> None:
