@@ -1,13 +1,14 @@
 """`kvnode serve --join URL`: a new node asks a running cluster to add it, then starts.
 
 The node sends `POST /cluster/members` with its Raft address, URL and id to
-`URL` (following the answer to the leader), and once it is a voter saves the
-cluster's voters to `raft.members` (voters.py) and starts as a replacement
-would (`initial_state = "existing"`): it neither votes nor stands until it
-holds the leader's log, which it gets as a snapshot plus the log tail. A node
-whose data directory already names its voters has joined before and starts
-normally; one whose earlier attempt was added but crashed before saving finds
-itself already a member and carries on.
+`URL` (following the answer to the leader), and once it is a voter starts with
+the cluster's voters as its peers, as a replacement would (`initial_state =
+"existing"`): it neither votes nor stands until it holds the leader's log, which
+it gets as a snapshot plus the log tail. Its Raft node saves those voters to
+`raft.members` (raft/voters.py) at its first tick, so a node whose data
+directory already names its voters has joined before and starts normally; one
+whose earlier attempt was added but stopped before that tick finds itself
+already a member and carries on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 
 from kvnode.client import Client, Indeterminate, KvError, Unavailable
 from kvnode.config import ConfigError, NodeConfig
-from kvnode.raft.voters import save_voters
 from kvnode.storage.layout import prepare_node_dir
 from kvnode.tls import client_context
 
@@ -60,7 +60,6 @@ async def join_cluster(config: NodeConfig) -> NodeConfig:
                 log.info("join: %s; retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)
     voters = sorted({config.raft_addr, *(m["raft_addr"] for m in members)})
-    save_voters(Path(config.data_dir), voters, durable=config.durable)
     log.info("joined the cluster; its voters are %s", ", ".join(voters))
     peers = tuple(v for v in voters if v != config.raft_addr)
     return dataclasses.replace(config, peers=peers, join="", initial_state="existing")
