@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kvnode.client import Client
-from kvnode.coordination import LOCKS_PREFIX
+from kvnode.client.coordination import LOCKS_PREFIX
 
 from .locks import (
     SECTIONS_LOG,

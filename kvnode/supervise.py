@@ -25,7 +25,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
-from kvnode.coordination import Lock
+from kvnode.client.coordination import Lock
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # kvnode lock's own failures, apart from any code the command may exit with: like

@@ -18,8 +18,8 @@ import time
 import orjson
 
 from kvnode.client import Client, KvError, WatchEvent
+from kvnode.client.coordination import LOCKS_PREFIX, election, observe
 from kvnode.cluster.supervisor import LocalCluster
-from kvnode.coordination import LOCKS_PREFIX, election, observe
 from tests.integration.cli_processes import kvnode_against
 from tests.integration.conftest import converged, leader_of
 from tests.waiting import wait_until

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kvnode.client import Client
+from kvnode.client.coordination import LOCKS_PREFIX, Lock
 from kvnode.cluster.locks import (
     SECTIONS_LOG,
     Contender,
@@ -23,7 +24,6 @@ from kvnode.cluster.locks import (
     write_holder_script,
 )
 from kvnode.cluster.supervisor import LocalCluster
-from kvnode.coordination import LOCKS_PREFIX, Lock
 from kvnode.supervise import EXIT_LOCK_LOST
 from tests.integration.cli_processes import alive
 from tests.waiting import wait_until, wait_until_sync

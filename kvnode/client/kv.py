@@ -1,4 +1,5 @@
-"""Python client for kvnode's HTTP API: async (aiohttp) with a thin synchronous wrapper.
+"""The key-value calls of kvnode's client (`KvClient`): every route of the HTTP API, with
+the retry and failover rules below. `kvnode.client.Client` adds locks on top.
 
 Used by the CLI, the tests, the benchmarks and the chaos tools. It tries the
 endpoints in order and moves on to the next one only when that is safe: any
@@ -27,16 +28,23 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 
-from kvnode.contract import CLUSTER_HEADER, WRONG_CLUSTER, value_fields
-
-if TYPE_CHECKING:
-    from kvnode.coordination import Lock
+from kvnode.client.errors import (
+    Indeterminate,
+    KvError,
+    NotFound,
+    Unavailable,
+    WatchCompacted,
+    WrongCluster,
+    error_from,
+    is_wrong_cluster,
+)
+from kvnode.contract import CLUSTER_HEADER, value_fields
 
 DEFAULT_TIMEOUT = 10.0
 JsonObjects = list[dict[str, Any]]
@@ -45,57 +53,6 @@ JsonObjects = list[dict[str, Any]]
 WATCH_SILENCE_SECONDS = 15.0
 RETRY_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8)
 MAX_LEADER_REDIRECTS = 3
-
-
-class KvError(Exception):
-    """A definite error answer from kvnode (4xx/5xx with a JSON body)."""
-
-    def __init__(
-        self, status: int, code: str, message: str, body: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message, self.body = status, code, message, body or {}
-
-
-class NotFound(KvError):
-    pass
-
-
-class CompareFailed(KvError):
-    @property
-    def current_revision(self) -> int:
-        return int(self.body.get("current_revision", 0))
-
-
-class Unavailable(KvError):
-    """503: certainly not applied; safe to retry."""
-
-
-class Indeterminate(KvError):
-    """The write may or may not have been applied (504, timeout, connection lost mid-request)."""
-
-
-class WrongCluster(KvError):
-    """409 wrong_cluster: the node belongs to another cluster than the one the client names;
-    it acted on nothing."""
-
-
-class WatchCompacted(KvError):
-    """410: the changes from the asked revision are no longer retained; list again and
-    watch from the list's index + 1."""
-
-    @property
-    def oldest_revision(self) -> int:
-        return int(self.body.get("oldest_revision", 0))
-
-
-ERRORS_BY_STATUS: dict[int, type[KvError]] = {
-    404: NotFound,
-    410: WatchCompacted,
-    412: CompareFailed,
-    503: Unavailable,
-    504: Indeterminate,
-}
 
 
 @dataclass(frozen=True)
@@ -243,7 +200,7 @@ def key_path(key: str) -> str:
     return "/kv/" + quote(key, safe="/")
 
 
-class Client:
+class KvClient:
     def __init__(
         self,
         endpoints: Sequence[str],
@@ -276,7 +233,7 @@ class Client:
         self._order = _EndpointOrder()
         self._attempt_timeout = self._timeout  # each attempt at one endpoint
 
-    def bounded(self, attempt_timeout: float) -> Client:
+    def bounded(self, attempt_timeout: float) -> Self:
         """This client (its connections, endpoints, credentials and retries) with each
         attempt at one endpoint cut off after `attempt_timeout` seconds, so an endpoint
         that does not answer is left for the next one in time: what a lease's keepalive
@@ -286,7 +243,7 @@ class Client:
         view._attempt_timeout = aiohttp.ClientTimeout(total=attempt_timeout)
         return view
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -390,9 +347,9 @@ class Client:
                 self._order.failed(position)
             else:
                 self._order.answered(position)
-            if status == 409 and _is_wrong_cluster(body):
+            if status == 409 and is_wrong_cluster(body):
                 self._order.failed(position)
-                last_error = _error_from(status, body)  # refused before acting: try the next
+                last_error = error_from(status, body)  # refused before acting: try the next
                 continue
             if status == 503 and not idempotent and attempt.copies > 1:
                 # The 503 refused aiohttp's silent resend; the first copy reached the node
@@ -403,7 +360,7 @@ class Client:
                     f"{target}: a resend was refused, the first copy may have been applied",
                 )
             if status >= 400:
-                raise _error_from(status, body)
+                raise error_from(status, body)
             return status, body, response_headers
         if isinstance(last_error, WrongCluster):
             raise last_error
@@ -604,7 +561,7 @@ class Client:
                     trace_request_ctx=_Attempt(),
                 ) as response:
                     if response.status >= 400:
-                        raise _error_from(response.status, await response.read())
+                        raise error_from(response.status, await response.read())
                     node = response.headers.get("X-KV-Node", "")
                     if resume.revision is None:
                         resume.progressed(int(response.headers["X-KV-Index"]))
@@ -697,14 +654,6 @@ class Client:
         leases: JsonObjects = orjson.loads(body)
         return leases
 
-    def lock(self, name: str, *, ttl: float = 10.0, grace: float | None = None) -> Lock:
-        """A distributed lock: `async with client.lock("name") as lock:` (see
-        kvnode.coordination); `lock.fencing_token` orders its holders, and `lock.lost`
-        is set `grace` seconds before the lease could expire unrenewed."""
-        from kvnode.coordination import LOCKS_PREFIX, Lock
-
-        return Lock(self, f"{LOCKS_PREFIX}{name}/", ttl, grace=grace)
-
     async def members(self) -> JsonObjects:
         """`GET /cluster/members`: every voter as the answering node sees it."""
         _status, body, _headers = await self.request("GET", "/cluster/members", idempotent=True)
@@ -768,7 +717,7 @@ class Client:
             trace_request_ctx=_Attempt(),
         ) as response:
             if response.status >= 400:
-                raise _error_from(response.status, await response.read())
+                raise error_from(response.status, await response.read())
             yield response
 
     async def status(self, endpoint: str | None = None, *, digest: bool = False) -> dict[str, Any]:
@@ -789,44 +738,3 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def _error_from(status: int, body: bytes) -> KvError:
-    try:
-        parsed = orjson.loads(body)
-        code, message = parsed.get("error", "error"), parsed.get("message", "")
-    except orjson.JSONDecodeError:
-        parsed, code, message = {}, "error", body[:200].decode(errors="replace")
-    if code == WRONG_CLUSTER:
-        return WrongCluster(status, code, message, parsed)
-    return ERRORS_BY_STATUS.get(status, KvError)(status, code, message, parsed)
-
-
-def _is_wrong_cluster(body: bytes) -> bool:
-    return _error_from(409, body).code == WRONG_CLUSTER
-
-
-class SyncClient:
-    """Blocking wrapper: each call runs the async client on a private event loop."""
-
-    def __init__(self, endpoints: Sequence[str], **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._client = Client(endpoints, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run_until_complete(method(*args, **kwargs))
-
-        return call
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._client.close())
-        self._loop.close()
-
-    def __enter__(self) -> SyncClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
