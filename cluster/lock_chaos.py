@@ -24,6 +24,7 @@ import re
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,18 @@ class LockChaos:
             self.exits[code] += 1
         self.slots[slot] = None
 
+    def _fault_plan(self) -> Iterator[str]:
+        """Every kind of client fault once a round, in a random order: a short run still
+        has each kind (drawing each fault at random, a run on a busy machine, where
+        finding a waiter to pause takes a while, could end with only two faults)."""
+        while True:
+            yield from self._rng.sample(CLIENT_FAULTS, len(CLIENT_FAULTS))
+
     async def _client_nemesis(self, deadline: float) -> None:
+        plan = self._fault_plan()
         while time.monotonic() < deadline:
             await asyncio.sleep(self._rng.uniform(*FAULT_GAP_SECONDS))
-            fault = self._rng.choice(CLIENT_FAULTS)
+            fault = next(plan)
             if fault == "pause-waiter":
                 target = await self._waiter_to_pause(deadline)
                 if target is None:

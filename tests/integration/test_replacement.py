@@ -22,7 +22,7 @@ import pytest
 
 from kvnode.client import Client, KvError
 from kvnode.cluster.supervisor import LocalCluster, free_ports
-from tests.integration.conftest import converged, leader_of, write_load
+from tests.integration.conftest import converged, leader_of, statuses, write_load
 from tests.waiting import wait_until
 
 FRAME = struct.Struct("i")
@@ -153,8 +153,14 @@ def test_a_replacement_catches_up_then_votes_and_serves(
         with monkeypatch.context() as env:
             env.setenv("KVNODE_INITIAL_STATE", "existing")  # wins over the config file
             cluster.start(lost)
-        found = await converged(cluster)
-        assert found[lost]["catching_up"] is False
+        await converged(cluster)
+
+        async def voting_again() -> bool:
+            # Cleared at the replacement's first tick that knows the leader and holds an
+            # entry of its term: a tick after the apply that made it converge.
+            return (await statuses(cluster))[lost]["catching_up"] is False
+
+        await wait_until(voting_again, 30, "the replacement to clear its catch-up guard")
         async with Client([cluster.urls[lost]], timeout=10) as client:
             for key, value in load.acked.items():
                 got = await client.get(key)
