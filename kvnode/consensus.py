@@ -72,7 +72,7 @@ class StateMachine(Protocol):
         """Make everything applied so far durable: the bookkeeping now; the fsync by the
         function returned, in any thread (None: nothing to sync)."""
 
-    def snapshot(self, path: Path | None = None, extra: bytes = b"") -> Path:
+    def snapshot(self, path: Path, extra: bytes = b"") -> Path:
         """Write the whole state, with the consensus' own `extra` bytes, to one file."""
 
     def restore(self, path: Path) -> Restored:

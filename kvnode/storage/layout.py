@@ -12,7 +12,6 @@
         wal.prev      the WAL before it, while a background checkpoint is written
         state.data    the checkpoint (storage/image.py)
         metadata.bin  which checkpoint is current (storage/checkpoint.py)
-        snapshot-<index>-<term>.snap   snapshots for handoff
       watch/          the recent changes, for watches after a restart (watch/segments.py):
         history-<revision>.seg
 
@@ -23,7 +22,6 @@ Every other module takes its file names from here, so the layout can be read
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from kvnode.storage.errors import NotKvnodeFile, StorageFailure
@@ -42,7 +40,6 @@ WAL_FILE = "wal.log"
 PREVIOUS_WAL_FILE = "wal.prev"
 STATE_FILE = "state.data"
 METADATA_FILE = "metadata.bin"
-SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d+)-(\d+)\.snap$")
 NODE_ENTRIES = frozenset(
     {
         DATA_DIR_LOCK,
@@ -59,12 +56,8 @@ NODE_ENTRIES = frozenset(
 STATE_MACHINE_ENTRIES = frozenset({WAL_FILE, PREVIOUS_WAL_FILE, STATE_FILE, METADATA_FILE})
 
 
-def snapshot_name(index: int, term: int) -> str:
-    return f"snapshot-{index}-{term}.snap"
-
-
 def is_state_machine_file(name: str) -> bool:
-    return name in STATE_MACHINE_ENTRIES or SNAPSHOT_PATTERN.match(name) is not None
+    return name in STATE_MACHINE_ENTRIES
 
 
 def refuse_foreign(directory: Path, names: list[str], advice: str) -> None:

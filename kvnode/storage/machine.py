@@ -20,9 +20,8 @@ skipped, because PySyncObj re-delivers entries after every restart.
 
 Recovery = load checkpoint (verified) + replay the WAL records after its index.
 Files live in one directory (normally `<data_dir>/sm/`): `state.data`,
-`metadata.bin`, `wal.log`, `wal.prev` (during a background checkpoint), and
-`snapshot-<index>-<term>.snap` when `snapshot()` is called without a path (the node
-always gives one: `raft.snapshot`).
+`metadata.bin`, `wal.log` and `wal.prev` (during a background checkpoint). Snapshots
+go where the caller says (the Raft layer's `raft.snapshot`, a backup's file).
 """
 
 from __future__ import annotations
@@ -55,11 +54,10 @@ from kvnode.storage.layout import (
     WAL_FILE,
     is_state_machine_file,
     refuse_foreign,
-    snapshot_name,
 )
 from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
-from kvnode.storage.snapshot import prune_snapshots, read_snapshot, write_snapshot
+from kvnode.storage.snapshot import read_snapshot, write_snapshot
 from kvnode.storage.state_lock import StateLock
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -600,24 +598,15 @@ class StateMachine:
 
     # -- snapshots ---------------------------------------------------------------
 
-    def snapshot(self, path: Path | None = None, extra: bytes = b"") -> Path:
-        """Write a verified snapshot of the current state; `extra` is stored opaquely.
-
-        Without `path` it goes to `snapshot-<index>-<term>.snap` beside the
-        checkpoint, and older local snapshots are removed.
-        """
+    def snapshot(self, path: Path, extra: bytes = b"") -> Path:
+        """Write a verified snapshot of the current state to `path`; `extra` is stored
+        opaquely (the Raft layer's bookkeeping)."""
         with self._lock.for_changes():
-            return self._snapshot(path, extra)
-
-    def _snapshot(self, path: Path | None, extra: bytes) -> Path:
-        self._check_healthy()
-        target = path or self.directory / snapshot_name(self._last_applied, self._last_term)
-        write_snapshot(
-            target, self._last_applied, self._last_term, self._keys, extra, durable=self._durable
-        )
-        if path is None:
-            prune_snapshots(self.directory, target)
-        return target
+            self._check_healthy()
+            write_snapshot(
+                path, self._last_applied, self._last_term, self._keys, extra, durable=self._durable
+            )
+        return path
 
     def capture(self) -> tuple[StateImage, int]:
         """The whole state at last_applied, as plain lists (and how many keys), for encoding

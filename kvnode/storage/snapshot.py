@@ -14,7 +14,6 @@ from kvnode.storage.errors import SnapshotMismatch
 from kvnode.storage.fileformat import KIND_SNAPSHOT, atomic_write
 from kvnode.storage.image import StateImage, decode_image, encode_image
 from kvnode.storage.keyspace import Keyspace
-from kvnode.storage.layout import SNAPSHOT_PATTERN
 
 
 def write_snapshot(
@@ -31,10 +30,3 @@ def read_snapshot(path: Path) -> StateImage:
     except OSError as exc:
         raise SnapshotMismatch(path, f"cannot read snapshot: {exc}") from exc
     return decode_image(data, KIND_SNAPSHOT, path, error=SnapshotMismatch)
-
-
-def prune_snapshots(directory: Path, keep: Path) -> None:
-    """Delete older local snapshot files; only the newest one is ever useful."""
-    for candidate in directory.iterdir():
-        if candidate != keep and SNAPSHOT_PATTERN.match(candidate.name):
-            candidate.unlink(missing_ok=True)

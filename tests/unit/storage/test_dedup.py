@@ -49,7 +49,7 @@ def test_request_ids_survive_restart_and_snapshot_install(tmp_path: Path) -> Non
     reopened = StateMachine(tmp_path / "a")  # checkpoint + WAL replay
     (retried,) = reopened.apply([Entry(10, 1, put("k3", b"v", "r3", at=5000))])
     assert decided(retried) == decided(outcomes[0])
-    snapshot = reopened.snapshot()
+    snapshot = reopened.snapshot(tmp_path / "handoff.snap")
     other = StateMachine(tmp_path / "b")
     other.restore(snapshot)
     (retried,) = other.apply([Entry(11, 1, put("k9", b"v", "r9"))])

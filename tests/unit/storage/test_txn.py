@@ -239,7 +239,7 @@ def test_leases_and_txn_replies_survive_checkpoint_restart_and_snapshot(tmp_path
     assert reopened.machine.lease(lease)[1] == ["held"]
     assert reopened.txn(body, request_id="txn-1") == first  # the reply, from the image
     other = Store(tmp_path / "b")
-    other.machine.restore(reopened.machine.snapshot())
+    other.machine.restore(reopened.machine.snapshot(tmp_path / "handoff.snap"))
     assert other.machine.digest() == reopened.machine.digest()
     other.index = itertools.count(other.machine.last_applied + 1)
     revoked = other.apply(commands.lease_revoke(lease, issued_at_ms=NOW))
@@ -266,5 +266,5 @@ def test_the_member_directory_survives_checkpoint_restart_and_snapshot(tmp_path:
     }
     assert {a: tuple(m) for a, m in reopened.machine.members.items()} == expected
     other = Store(tmp_path / "b")
-    other.machine.restore(reopened.machine.snapshot())
+    other.machine.restore(reopened.machine.snapshot(tmp_path / "handoff.snap"))
     assert {a: tuple(m) for a, m in other.machine.members.items()} == expected
