@@ -185,7 +185,7 @@ def test_bit_flip_in_a_snapshot_is_refused_and_leaves_state_alone(tmp_path: Path
     source, target = tmp_path / "source", tmp_path / "target"
     fill(source)
     machine = StateMachine(source)
-    snapshot = machine.snapshot(extra=b"raft-bookkeeping")
+    snapshot = machine.snapshot(tmp_path / "handoff.snap", extra=b"raft-bookkeeping")
     original = snapshot.read_bytes()
     receiver = StateMachine(target)
     receiver.apply([Entry(1, 1, commands.put("local", b"x", issued_at_ms=1))])
