@@ -22,10 +22,10 @@ from aiohttp import web
 from kvnode.config import ConfigError, NodeConfig, split_address
 from kvnode.http.app import create_app
 from kvnode.http.guard import GuardedAppRunner, check_aiohttp_version
-from kvnode.join import join_cluster
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters
 from kvnode.service import KvService
+from kvnode.service.join import join_cluster
 from kvnode.storage.dir_lock import lock_data_dir
 from kvnode.thread_names import HTTP_THREAD, name_os_thread
 from kvnode.tls import server_context

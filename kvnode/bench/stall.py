@@ -24,7 +24,7 @@ import click
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster
 from kvnode.config import load_config
-from kvnode.restore import restore_node
+from kvnode.service.restore import restore_node
 from kvnode.storage.fileformat import KIND_SNAPSHOT, atomic_write
 from kvnode.storage.image import StateImage, encode_parts
 from kvnode.storage.record import KeyRecord

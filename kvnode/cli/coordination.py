@@ -13,10 +13,10 @@ import click
 import orjson
 
 from kvnode.cli.common import EXIT_CONFIG, ClientOptions, client_command, echo_json, fail, main
+from kvnode.cli.supervise import EXIT_LOCK_LOST, hold_until_stopped, run_holding
 from kvnode.client import Client
 from kvnode.client.coordination import KEEPALIVE_FRACTION, Lock, election, observe
 from kvnode.client.coordination import log as coordination_log
-from kvnode.supervise import EXIT_LOCK_LOST, hold_until_stopped, run_holding
 
 DEFAULT_GRACE_SECONDS = 3.0
 

@@ -90,7 +90,7 @@ def restore(file: Path, config_path: Path) -> None:
     Example:
       for n in 1 2 3; do kvnode restore kvnode.snap --config node$n.toml; done
     """
-    from kvnode.restore import restore_node
+    from kvnode.service.restore import restore_node
 
     try:
         config = load_config(config_path)

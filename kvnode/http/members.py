@@ -1,5 +1,5 @@
 """Membership over HTTP: `GET /cluster/members`, `POST /cluster/members`,
-`DELETE /cluster/members/{id}` (see kvnode.membership for the rules).
+`DELETE /cluster/members/{id}` (see kvnode.service.membership for the rules).
 
 A change asked of a follower is answered `307` with `Location` on the leader
 (and the JSON body `not_leader` naming it), so `curl -L` and kvnode's client
@@ -15,8 +15,8 @@ from aiohttp import web
 
 from kvnode.config import ConfigError, split_address, split_url
 from kvnode.http.request import ApiError, json_response, query_of, read_json
-from kvnode.membership import MembershipRefused, NotLeader
 from kvnode.service import Service
+from kvnode.service.membership import MembershipRefused, NotLeader
 
 MAX_MEMBER_BODY_BYTES = 4096
 MEMBER_FIELDS = frozenset({"raft_addr", "http_url", "id"})

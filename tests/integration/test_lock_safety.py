@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kvnode.cli.supervise import EXIT_LOCK_LOST
 from kvnode.client import Client
 from kvnode.client.coordination import LOCKS_PREFIX, Lock
 from kvnode.cluster.locks import (
@@ -24,7 +25,6 @@ from kvnode.cluster.locks import (
     write_holder_script,
 )
 from kvnode.cluster.supervisor import LocalCluster
-from kvnode.supervise import EXIT_LOCK_LOST
 from tests.integration.cli_processes import alive
 from tests.waiting import wait_until, wait_until_sync
 

@@ -13,7 +13,7 @@ import pytest
 
 from kvnode import commands
 from kvnode.consensus import Voter
-from kvnode.membership import addition_refusal, removal_refusal
+from kvnode.service.membership import addition_refusal, removal_refusal
 from tests.unit.api.local_consensus import LEADER
 from tests.unit.api.served_api import Api, error, make_api
 from tests.waiting import wait_until

@@ -25,7 +25,7 @@ from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
 from kvnode.contract import CLUSTER_HEADER
-from kvnode.membership import Membership
+from kvnode.service.membership import Membership
 from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import encode_parts
