@@ -67,30 +67,49 @@ def _settle(answer: asyncio.Future[tuple[Any, int]], result: Any, error: int) ->
 class ReadBarrier:
     """Linearizable reads by ReadIndex (read_index.py): returns once this node has applied
     everything committed before the call, confirmed by a majority in the leader's term.
-    Nothing is written; reads that arrive together share one confirmation round."""
+    Nothing is written.
+
+    The reads of one event-loop turn share one barrier, asked for at the end of the turn
+    (after every one of them arrived, so it covers each): one request to the Raft
+    thread, one wake-up, one answer back, one timer, however many reads there are."""
 
     def __init__(self, node: RaftNode, timeout: float) -> None:
         self._node = node
         self._timeout = timeout
+        self._next: asyncio.Future[str | None] | None = None  # the barrier being gathered
 
     async def wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[str | None] = loop.create_future()
-
-        def on_ready(error: str | None) -> None:  # tick thread
-            loop.call_soon_threadsafe(_settle_read, done, error)
-
-        self._node.request_read(on_ready)
-        try:
-            error = await asyncio.wait_for(done, self._timeout)
-        except TimeoutError:
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            loop.call_soon(self._ask, loop, self._next)
+        # Shielded: a reader that goes away must not cancel the barrier of the others.
+        error = await asyncio.shield(self._next)
+        if error == TIMED_OUT:
             raise Unavailable(
                 "timeout", f"the read could not be confirmed within {self._timeout:g} s; retry"
-            ) from None
+            )
         if error is not None:
             raise Unavailable(error, "the read could not be confirmed by a majority; retry")
 
+    def _ask(self, loop: asyncio.AbstractEventLoop, barrier: asyncio.Future[str | None]) -> None:
+        """At the end of the turn: one read-index request for every read gathered in it."""
+        self._next = None
+        timer = loop.call_later(self._timeout, _settle_read, barrier, TIMED_OUT)
 
-def _settle_read(done: asyncio.Future[str | None], error: str | None) -> None:
-    if not done.done():
-        done.set_result(error)
+        def on_ready(error: str | None) -> None:  # tick thread
+            loop.call_soon_threadsafe(_settle_read, barrier, error, timer)
+
+        self._node.request_read(on_ready)
+
+
+TIMED_OUT = "timeout"
+
+
+def _settle_read(
+    barrier: asyncio.Future[str | None], error: str | None, timer: asyncio.TimerHandle | None = None
+) -> None:
+    if timer is not None:
+        timer.cancel()
+    if not barrier.done():
+        barrier.set_result(error)

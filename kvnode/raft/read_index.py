@@ -16,7 +16,8 @@ written:
    reads. A follower asks the leader for a read index (`kv_read_index`), then
    waits for its own state machine.
 
-All reads that arrive while a round is being confirmed share the next round.
+All reads that arrive while a round is being confirmed share the next round, and a
+follower asks once for all the reads that arrived since its previous tick.
 Everything here runs in the Raft tick thread, except `request`.
 """
 
@@ -83,7 +84,8 @@ class ReadIndex:
         # (read index, deadline, reader): released once applied that far, failed if not
         # by the deadline (a follower cut off after it got its index).
         self._applied_waiters: list[tuple[int, float, ReadCallback]] = []
-        self._asked: dict[int, tuple[float, ReadCallback]] = {}  # follower: id -> reader
+        # follower: request id -> (deadline, the readers waiting for that one answer)
+        self._asked: dict[int, tuple[float, list[ReadCallback]]] = {}
         # Ids no earlier process of this node can have used (late replies are ignored).
         self._ids = itertools.count(time.time_ns())
 
@@ -141,10 +143,9 @@ class ReadIndex:
             for reader in readers:
                 reader("no_leader")
             return
-        for reader in readers:
-            read_id = next(self._ids)
-            self._asked[read_id] = (now + self._timeout, reader)
-            self._view.send(leader, {"type": READ_INDEX, "id": read_id})
+        read_id = next(self._ids)
+        self._asked[read_id] = (now + self._timeout, readers)
+        self._view.send(leader, {"type": READ_INDEX, "id": read_id})
 
     def _confirmed(self, round_: _Round) -> None:
         for reader in round_.readers:
@@ -172,8 +173,9 @@ class ReadIndex:
         for round_id in [i for i, r in self._rounds.items() if r.deadline < now]:
             self._fail(self._rounds.pop(round_id).readers, "no_quorum")
         for read_id in [i for i, (deadline, _r) in self._asked.items() if deadline < now]:
-            _deadline, reader = self._asked.pop(read_id)
-            reader("no_leader")
+            _deadline, readers = self._asked.pop(read_id)
+            for reader in readers:
+                reader("no_leader")
 
     def _wait_for_apply(self, index: int, reader: ReadCallback) -> None:
         self._applied_waiters.append((index, time.monotonic() + self._timeout, reader))
@@ -225,9 +227,10 @@ class ReadIndex:
             asked = self._asked.pop(message.get("id", -1), None)
             if asked is None:
                 return
-            _deadline, callback = asked
+            _deadline, readers = asked
             index = message.get("index")
-            if isinstance(index, int):
-                self._wait_for_apply(index, callback)
-            else:
-                callback(str(message.get("error", "no_leader")))
+            for waiting in readers:
+                if isinstance(index, int):
+                    self._wait_for_apply(index, waiting)
+                else:
+                    waiting(str(message.get("error", "no_leader")))

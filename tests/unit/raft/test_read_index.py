@@ -143,6 +143,25 @@ def test_a_follower_asks_the_leader_and_waits_for_its_own_apply() -> None:
     assert results == [None]
 
 
+def test_a_follower_asks_once_for_the_reads_of_one_tick() -> None:
+    follower = FakeRaft(leading=False, leader="a", applied=5)
+    reads = ReadIndex(follower, timeout=1.0)
+    results: list[str | None] = []
+    for _ in range(3):
+        reads.request(reader(results))
+    reads.tick()
+    ((_to, ask),) = follower.sent  # one request for the three
+    reads.on_message("a", {"type": READ_INDEX_REPLY, "id": ask["id"], "index": 5})
+    reads.tick()
+    assert results == [None, None, None]
+    reads.request(reader(results))
+    reads.tick()
+    reads.on_message(
+        "a", {"type": READ_INDEX_REPLY, "id": follower.sent[-1][1]["id"], "error": "x"}
+    )
+    assert results == [None, None, None, "x"]
+
+
 def test_a_follower_acks_probes_of_its_term_only() -> None:
     follower = FakeRaft(leading=False, leader="a")
     reads = ReadIndex(follower, timeout=1.0)
