@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
 import subprocess
 import time
@@ -11,11 +13,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from kvnode.client import Client
 from kvnode.cluster.chaos import FINAL_READER
 from kvnode.cluster.history import OK, Op
 from kvnode.cluster.supervisor import LocalCluster, free_ports
+from kvnode.storage.layout import RAFT_JOURNAL, RAFT_SNAPSHOT
 from tests.integration.cli_processes import ClusterUp, alive, kvnode
 from tests.integration.conftest import make_cluster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +151,41 @@ def test_a_data_dir_a_running_node_holds_is_refused(tmp_path: Path) -> None:
         assert b"Traceback" not in result.stderr
     finally:
         local.stop_all()
+
+
+def test_raft_files_that_no_longer_fit_together_are_refused(tmp_path: Path) -> None:
+    """A node whose Raft snapshot or journal was deleted stops at once, naming the file,
+    instead of leading with a log it cannot apply or forgetting what it acknowledged."""
+    local = make_cluster(tmp_path / "c", snapshot_entries=50)
+    try:
+
+        async def compact_node0() -> None:
+            async with Client(local.urls, token=local.token) as client:
+                for i in range(150):  # one entry each: the log passes snapshot_entries
+                    await client.put(f"k{i}", b"v")
+
+                async def compacted() -> bool:
+                    status = (await local.statuses(client))[0]
+                    return int(status["snapshots_written"]) >= 1
+
+                await wait_until(compacted, 60, "node1 to compact its log")
+
+        asyncio.run(compact_node0())
+    finally:
+        local.stop_all()
+    node_dir, config = local.nodes[0].data_dir, local.nodes[0].config_path
+    for missing, says in (
+        (RAFT_SNAPSHOT, b"missing while raft.journal starts at entry"),
+        (RAFT_JOURNAL, b"missing while raft.meta exists"),
+    ):
+        broken = tmp_path / f"without-{missing}"
+        shutil.copytree(node_dir, broken)
+        (broken / missing).unlink()
+        # Its own config (secret, peers) on a copy of its directory; its ports are free.
+        result = kvnode("serve", "--config", str(config), "--data-dir", str(broken))
+        assert result.returncode == 3, result.stderr
+        assert missing.encode() in result.stderr and says in result.stderr, result.stderr
+        assert b"Traceback" not in result.stderr
 
 
 def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -15,7 +15,11 @@ keeps PySyncObj's Journal interface but:
   you reply"); entries appended meanwhile share the next fsync;
 - term and vote go to `raft.meta` with tmp + fsync + rename + fsync(dir)
   *before* PySyncObj sends the vote that depends on them; an unreadable meta
-  file refuses to start instead of forgetting a vote;
+  file refuses to start instead of forgetting a vote, and so do Raft files that
+  no longer fit together: a journal gone while `raft.meta` exists (the journal is
+  created first, so its entries were lost), or a journal that starts after index 1
+  (or is empty while entries were committed) with no `raft.snapshot` holding what
+  came before;
 - compaction (`deleteEntriesTo`) forgets the compacted entries at once and
   leaves rewriting the file without them to the sync thread (`run_later`): a
   new file with the live part, synced, swapped in under the lock, and the
@@ -86,6 +90,7 @@ class DurableJournal:
         self.meta_path = directory / RAFT_META
         self._durable = durable
         self._dump_dir = dump_file.parent
+        self._dump_file = dump_file
         # Appends and truncations done (the generation) and how far the last fdatasync
         # reached. `_sync_lock` guards the file, the entry lists and these counters; it is
         # never held during an fsync. `_swap_lock` keeps a sync from another thread from
@@ -108,11 +113,18 @@ class DurableJournal:
         self._entries: list[Entry] = []
         self._offsets: list[int] = []
         if not self.path.exists():
+            if self.meta_path.exists():
+                raise CorruptFile(
+                    self.path,
+                    f"missing while {self.meta_path.name} exists: the entries this node"
+                    " stored (and perhaps acknowledged) are gone",
+                )
             atomic_write(self.path, encode_header(KIND_JOURNAL, JOURNAL_VERSION), durable=durable)
         self._file = self._recover()
         self._synced_index = self._last_index()
         self._term, self._commit_index, self._voted_for = self._load_meta()
         self._saved_commit_index = self._commit_index
+        self._check_snapshot_present()
 
     # -- recovery ------------------------------------------------------------------
 
@@ -173,6 +185,25 @@ class DurableJournal:
         start = HEADER_SIZE + META_HEAD.size
         voted = data[start : start + voted_len].decode() if voted_len else None
         return term, commit_index, voted
+
+    def _check_snapshot_present(self) -> None:
+        """Entries before the journal's first one exist only in the Raft snapshot: without
+        it the node would lead or follow with a log it cannot apply from the start."""
+        if self._dump_file.exists():
+            return
+        first = self._entries[0][1] if self._entries else None
+        if first is not None and first > 1:
+            raise CorruptFile(
+                self._dump_file,
+                f"missing while {self.path.name} starts at entry {first}: the entries"
+                " before it are only in the snapshot",
+            )
+        if first is None and self._commit_index > 1:
+            raise CorruptFile(
+                self._dump_file,
+                f"missing while {self.meta_path.name} records entries committed up to"
+                f" {self._commit_index} and {self.path.name} holds none",
+            )
 
     @on_storage_error("write the Raft term, vote and commit index")
     def _store_meta(self) -> None:

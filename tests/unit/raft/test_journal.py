@@ -77,6 +77,7 @@ def test_suffix_deletion_and_compaction_are_durable(tmp_path: Path) -> None:
     journal.deleteEntriesFrom(7)  # drop idx 8..10 (a conflicting suffix)
     journal.add(b"new", 8, 2)
     journal.deleteEntriesTo(3)  # compaction: keep idx 4..8
+    (tmp_path / "raft.snapshot").touch()  # the snapshot PySyncObj wrote before compacting
     journal.add(b"after", 9, 2)
     journal._destroy()
     reopened = open_journal(tmp_path)
@@ -90,6 +91,7 @@ def test_compaction_keeps_trailing_entries_and_a_restart_starts_at_the_snapshot(
     journal = DurableJournal(
         tmp_path, durable=True, dump_file=tmp_path / "dump", trailing_entries=3
     )
+    (tmp_path / "dump").touch()  # the snapshot PySyncObj wrote before compacting
     for idx in range(1, 21):
         journal.add(b"c%d" % idx, idx, 1)
     journal.deleteEntriesTo(9)  # PySyncObj: a snapshot at index 10 (kept from position 9)
@@ -103,3 +105,33 @@ def test_compaction_keeps_trailing_entries_and_a_restart_starts_at_the_snapshot(
     assert [e[1] for e in reopened[:]] == list(range(9, 21))
     again = DurableJournal(tmp_path, durable=True, dump_file=tmp_path / "dump")
     assert [e[1] for e in again[:]] == list(range(9, 21))  # the trim is on disk
+
+
+def test_a_missing_journal_is_refused_once_the_meta_file_exists(tmp_path: Path) -> None:
+    filled(tmp_path)
+    (tmp_path / "raft.journal").unlink()
+    with pytest.raises(CorruptFile, match=r"missing while raft\.meta exists"):
+        open_journal(tmp_path)
+
+
+def test_a_compacted_journal_without_its_snapshot_is_refused(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path)
+    (tmp_path / "raft.snapshot").touch()
+    for idx in range(1, 21):
+        journal.add(b"c%d" % idx, idx, 1)
+    journal.deleteEntriesTo(9)
+    journal.setCurrentTerm(1, None)
+    journal._destroy()
+    assert open_journal(tmp_path)[0][1] == 10
+    (tmp_path / "raft.snapshot").unlink()
+    with pytest.raises(CorruptFile, match=r"missing while raft\.journal starts at entry 10"):
+        open_journal(tmp_path)
+
+
+def test_an_emptied_journal_without_a_snapshot_is_refused(tmp_path: Path) -> None:
+    filled(tmp_path)
+    journal = open_journal(tmp_path)
+    journal.clear()
+    journal._destroy()
+    with pytest.raises(CorruptFile, match="committed up to 5"):
+        open_journal(tmp_path)

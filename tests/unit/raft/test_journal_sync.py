@@ -177,6 +177,7 @@ def compacted_journal(directory: Path, tasks: list[Callable[[], None]]) -> Durab
     for index in range(1, 11):
         journal.add(f"cmd{index}".encode(), index, 1)
     journal.sync_now()
+    (directory / "raft.snapshot").touch()  # the snapshot at 5 that PySyncObj wrote first
     journal.deleteEntriesTo(5)  # the tick thread, after a snapshot at 5: memory only
     assert [entry[1] for entry in journal[:]] == [6, 7, 8, 9, 10] and len(tasks) == 1
     return journal
