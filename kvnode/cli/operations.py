@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +64,18 @@ def backup(file: Path, endpoint: str | None, client: ClientOptions) -> None:
                 raise click.ClickException("the download does not match its SHA-256")
             return int(response.headers["X-KV-Index"]), digest.hexdigest(), size
 
+    # SIGTERM unwinds like Ctrl-C, so that the partial file goes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    done = False
     try:
         index, sha256, size = client.run(download)
         image = read_snapshot(partial)
+        done = True
     except (StorageError, click.ClickException) as exc:
-        partial.unlink(missing_ok=True)
         fail(f"backup failed: {exc}", 1)
+    finally:
+        if not done:  # failed, Ctrl-C or SIGTERM: no partial file left behind
+            partial.unlink(missing_ok=True)
     os.replace(partial, file)
     fsync_dir(file.resolve().parent)
     keys = len(list(image.items))
@@ -99,7 +109,7 @@ def restore(file: Path, config_path: Path) -> None:
         fail(str(exc), EXIT_CONFIG)
     except StorageError as exc:
         fail(f"{file}: not a usable backup: {exc}", EXIT_STORAGE)
-    click.echo(f"restored revision {image.index} into {config.data_dir}")
+    click.echo(f"restored revision {image.revision} (log index {image.index}) into {config.data_dir}")
 
 
 async def all_keys(c: Client, prefix: str) -> AsyncIterator[dict[str, Any]]:
@@ -149,38 +159,114 @@ def export_keys(prefix: str, client: ClientOptions) -> None:
 def import_keys(file: Any, client: ClientOptions) -> None:
     """Write every key of a `kvnode export` FILE (or stdin) into the cluster.
 
-    A key with a deadline keeps it (as the time left); one whose deadline has passed is
-    skipped.
+    The whole file is checked before anything is written: one bad line (named by its
+    number) writes nothing. Keys then go in transactions of up to IMPORT_BATCH_KEYS, each
+    all or nothing; if one fails, the keys written before it are reported. A key with a
+    deadline keeps it (as the time left); one whose deadline has passed is skipped.
     """
-    import base64
+    head = file.peek(len(SNAPSHOT_MAGIC))[: len(SNAPSHOT_MAGIC)] if hasattr(file, "peek") else b""
+    if head == SNAPSHOT_MAGIC:
+        fail(f"{file.name} is a backup, not an export: use `kvnode restore`", EXIT_CONFIG)
+    try:
+        keys = [key for key in read_export(file) if key is not None]
+    except ValueError as exc:
+        fail(f"nothing imported: {exc}", EXIT_CONFIG)
+    now_ms = time.time() * 1000
+    live = [key.as_put(now_ms) for key in keys if key.expire_at is None or key.expire_at > now_ms]
+    batches = import_batches(live)
+    written = 0
 
-    async def load(c: Client) -> tuple[int, int]:
-        written = skipped = 0
-        for number, raw in enumerate(file, start=1):
-            if not raw.strip():
-                continue
-            try:
-                item = orjson.loads(raw)
-                value = (
-                    item["value"].encode()
-                    if "value" in item
-                    else base64.b64decode(item["value_base64"], validate=True)
-                )
-                key, expire_at = item["key"], item.get("expire_at")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise click.ClickException(f"line {number}: not an exported key: {exc}") from exc
-            ttl = None
-            if expire_at:
-                ttl = (expire_at - time.time() * 1000) / 1000
-                if ttl <= 0:
-                    skipped += 1
-                    continue
-            await c.put(key, value, ttl=ttl)
-            written += 1
-        return written, skipped
+    async def load(c: Client) -> None:
+        nonlocal written
+        for batch in batches:
+            await c.txn(success=[{"put": put} for put in batch])
+            written += len(batch)
 
     try:
-        written, skipped = client.run(load)
-    except click.ClickException as exc:
-        fail(exc.message, EXIT_CONFIG)
-    click.echo(f"imported {written} keys ({skipped} already expired)")
+        client.run(load)
+    finally:
+        if written < len(live):
+            click.echo(f"imported {written} of {len(live)} keys before the failure", err=True)
+    click.echo(f"imported {written} keys ({len(keys) - len(live)} already expired)")
+
+
+IMPORT_BATCH_KEYS = 128  # a transaction's most operations (max_txn_ops' default)
+IMPORT_BATCH_BYTES = 256 * 1024  # well under max_value_bytes, which bounds a txn's values
+SNAPSHOT_MAGIC = b"KVN\0"
+EXPORT_FIELDS = frozenset({"key", "value", "value_base64", "expire_at"})
+
+
+@dataclass(frozen=True)
+class ExportedKey:
+    """One line of `kvnode export`, checked."""
+
+    key: str
+    value: dict[str, str]  # {"value": text} or {"value_base64": b64}, as exported
+    size: int
+    expire_at: int | None
+
+    def as_put(self, now_ms: float) -> dict[str, Any]:
+        """The transaction put that writes it back, with the time it has left."""
+        put: dict[str, Any] = {"key": self.key, **self.value}
+        if self.expire_at is not None:
+            put["ttl"] = (self.expire_at - now_ms) / 1000
+        return put
+
+
+def read_export(lines: Any) -> Iterator[ExportedKey | None]:
+    """Every line of an export file, checked strictly (None for a blank line); a bad one
+    raises ValueError naming its number."""
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            yield None
+            continue
+        try:
+            yield exported_key(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise ValueError(f"line {number}: not an exported key: {exc}") from None
+
+
+def exported_key(item: Any) -> ExportedKey:
+    if not isinstance(item, dict):
+        raise ValueError("not a JSON object")
+    unknown = set(item) - EXPORT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
+    key, expire_at = item.get("key"), item.get("expire_at")
+    if not isinstance(key, str) or not key:
+        raise ValueError("'key' must be a non-empty string")
+    if expire_at is not None and (not isinstance(expire_at, int) or isinstance(expire_at, bool)):
+        raise ValueError("'expire_at' must be an integer (ms) or null")
+    given = [field for field in ("value", "value_base64") if field in item]
+    if len(given) != 1:
+        raise ValueError("give exactly one of 'value' and 'value_base64'")
+    (field,) = given
+    if not isinstance(item[field], str):
+        raise ValueError(f"{field!r} must be a string")
+    if field == "value":
+        size = len(item[field].encode())
+    else:
+        try:
+            size = len(base64.b64decode(item[field], validate=True))
+        except binascii.Error as exc:
+            raise ValueError(f"'value_base64' is not base64: {exc}") from None
+    return ExportedKey(key, {field: item[field]}, size, expire_at)
+
+
+def import_batches(puts: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Transactions of at most IMPORT_BATCH_KEYS puts and about IMPORT_BATCH_BYTES of
+    values (a larger value goes alone)."""
+    batches: list[list[dict[str, Any]]] = []
+    size = 0
+    for put in puts:
+        length = len(put.get("value", put.get("value_base64", "")))
+        if (
+            not batches
+            or len(batches[-1]) >= IMPORT_BATCH_KEYS
+            or size + length > IMPORT_BATCH_BYTES
+        ):
+            batches.append([])
+            size = 0
+        batches[-1].append(put)
+        size += length
+    return batches

@@ -2,6 +2,7 @@
 
     <data_dir>/
       kvnode.lock     held (flock) by the one node using the directory (storage/dir_lock.py)
+      restore.incomplete  present while `kvnode restore` fills the directory
       raft.journal    the Raft log (raft/pysyncobj/journal.py)
       raft.meta       term, vote and commit index
       raft.snapshot   the last Raft snapshot: a kvnode snapshot image
@@ -24,9 +25,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kvnode.storage.errors import NotKvnodeFile, StorageFailure
+from kvnode.storage.errors import CorruptFile, NotKvnodeFile, StorageFailure
 
 DATA_DIR_LOCK = "kvnode.lock"
+RESTORE_MARK = "restore.incomplete"
 RAFT_JOURNAL = "raft.journal"
 RAFT_META = "raft.meta"
 RAFT_SNAPSHOT = "raft.snapshot"
@@ -43,6 +45,7 @@ METADATA_FILE = "metadata.bin"
 NODE_ENTRIES = frozenset(
     {
         DATA_DIR_LOCK,
+        RESTORE_MARK,
         RAFT_JOURNAL,
         RAFT_META,
         RAFT_SNAPSHOT,
@@ -69,20 +72,27 @@ def refuse_foreign(directory: Path, names: list[str], advice: str) -> None:
         )
 
 
-def check_node_dir(data_dir: Path) -> None:
-    """A node's directory must be empty or hold at least one of kvnode's own entries."""
+def check_node_dir(data_dir: Path, *, restoring: bool = False) -> None:
+    """A node's directory must be empty or hold at least one of kvnode's own entries, and
+    (but to `kvnode restore` itself) not be one that a restore left unfinished."""
     if not data_dir.exists():
         return
     names = [p.name for p in data_dir.iterdir()]
     if not NODE_ENTRIES & set(names):
         refuse_foreign(data_dir, names, "use an empty directory")
+    if RESTORE_MARK in names and not restoring:
+        raise CorruptFile(
+            data_dir / RESTORE_MARK,
+            "a `kvnode restore` into this directory did not finish, so it holds only part"
+            " of the backup; run the restore again (it starts over)",
+        )
 
 
-def prepare_node_dir(data_dir: Path) -> None:
+def prepare_node_dir(data_dir: Path, *, restoring: bool = False) -> None:
     """Create a node's directory, or check that an existing one is kvnode's; then refuse to
     start on one that cannot take a write (a full or read-only disk): the node would
     otherwise join, fall behind and stop at its first journal append."""
-    check_node_dir(data_dir)
+    check_node_dir(data_dir, restoring=restoring)
     data_dir.mkdir(parents=True, exist_ok=True)
     probe = data_dir / WRITE_PROBE
     try:
