@@ -109,7 +109,9 @@ def restore(file: Path, config_path: Path) -> None:
         fail(str(exc), EXIT_CONFIG)
     except StorageError as exc:
         fail(f"{file}: not a usable backup: {exc}", EXIT_STORAGE)
-    click.echo(f"restored revision {image.revision} (log index {image.index}) into {config.data_dir}")
+    click.echo(
+        f"restored revision {image.revision} (log index {image.index}) into {config.data_dir}"
+    )
 
 
 async def all_keys(c: Client, prefix: str) -> AsyncIterator[dict[str, Any]]:

@@ -153,7 +153,10 @@ class GuardedAppRunner(web.AppRunner):
         node_headers: Callable[[], dict[str, str]],
         **kwargs: Any,
     ) -> None:
-        super().__init__(app, **kwargs)
+        # Bodies stay as sent: kvnode refuses compressed ones (415) before reading them, and
+        # aiohttp would otherwise inflate them as they arrive (a bomb, or a traceback when
+        # it drains a malformed one after the refusal).
+        super().__init__(app, auto_decompress=False, **kwargs)
         self._limits = (header_timeout, max_connections, node_headers)
 
     async def _make_server(self) -> web.Server:

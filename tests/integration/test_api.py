@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import time
 from collections.abc import Iterator
@@ -233,19 +234,31 @@ def test_bad_input_is_a_json_4xx_and_changes_nothing(
     assert http.json("GET", "/health")[0] == 200, "the server keeps serving"
 
 
+@pytest.mark.parametrize("request_head", [b"PUT /kv/slow", b"POST /txn", b"POST /cluster/members"])
 def test_a_body_slower_than_the_read_timeout_is_refused(
-    http: Http, shared_cluster: LocalCluster
+    http: Http, shared_cluster: LocalCluster, request_head: bytes
 ) -> None:
     host, port = shared_cluster.nodes[0].http_addr.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
-            b"PUT /kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"
+            request_head + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"'
         )  # 8 bytes never come; the node's body_timeout is 1 s
         response = sock.recv(4096)
     assert response.startswith(b"HTTP/1.1 408"), response[:100]
     assert b'"error":"body_timeout"' in response
     assert http("GET", "/kv/slow")[0] == 404
     assert http.json("GET", "/health")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/kv/gz", "/txn", "/cluster/members"])
+@pytest.mark.parametrize("body", [b"abc", gzip.compress(b'{"compare":[]}')])
+def test_compressed_bodies_are_refused_whole_or_malformed(
+    http: Http, path: str, body: bytes
+) -> None:
+    method = "PUT" if path.startswith("/kv/") else "POST"
+    got, reply = http.json(method, path, data=body, headers={"Content-Encoding": "gzip"})
+    assert (got, reply["error"]) == (415, "unsupported_encoding"), reply
+    assert http("GET", "/kv/gz")[0] == 404
 
 
 def test_ttl_expires_on_every_node_and_the_expiry_is_replicated(

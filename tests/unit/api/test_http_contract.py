@@ -174,6 +174,10 @@ def test_a_chunked_value_without_a_length_is_held_to_the_same_limit(api: Api) ->
         ("GET", "/kv/a?consistency=eventual", 400, "bad_consistency"),
         ("PUT", "/kv/", 400, "bad_key"),
         ("PUT", "/kv/%FF", 400, "bad_key"),
+        ("PUT", "/kv/a?prev_value=%FF", 400, "bad_encoding"),
+        ("GET", "/kv/?prefix=%FF", 400, "bad_encoding"),
+        ("GET", "/kv/?start_after=a%C3", 400, "bad_encoding"),
+        ("GET", "/kv/?%FF=1", 400, "bad_encoding"),
         ("PUT", "/kv/" + "k" * 1025, 400, "bad_key"),
         ("GET", "/status?x=1", 400, "unknown_parameter"),
         ("GET", "/nowhere", 404, "not_found"),
@@ -188,6 +192,16 @@ def test_bad_input_is_a_json_4xx_and_writes_nothing(
     if status == 405:
         assert "PUT" in reply.headers["Allow"]
     assert api("GET", "/kv/?prefix=").json == []
+
+
+def test_a_compare_with_undecodable_bytes_never_matches_a_replacement_character(
+    api: Api,
+) -> None:
+    assert api("PUT", "/kv/r", data="\ufffd".encode()).status == 201
+    error(api("PUT", "/kv/r?prev_value=%FF", data=b"new"), 400, "bad_encoding")
+    error(api("DELETE", "/kv/r?prev_value=%FF"), 400, "bad_encoding")
+    assert api("GET", "/kv/r").body == "\ufffd".encode()
+    assert api("PUT", "/kv/r?prev_value=%EF%BF%BD", data=b"new").status == 200  # real U+FFFD
 
 
 def test_a_key_may_hold_a_newline(api: Api) -> None:
