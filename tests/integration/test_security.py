@@ -295,4 +295,27 @@ def test_a_huge_or_trickled_peer_frame_is_dropped_and_the_leader_keeps_leading(
         local.stop_all()
     text = local.nodes[leader].log_path.read_text()
     assert "announced a frame of 2147483647 bytes" in text
-    assert "no authenticated message within" in text
+    assert "not authenticated as a member within" in text
+
+
+def test_silent_or_half_sent_peer_connections_are_dropped(tmp_path: Path) -> None:
+    """A connection that sends nothing, or half a frame, is closed at the handshake
+    deadline (it used to stay for 90 s and more, each holding a descriptor); the node
+    serves on."""
+    local = make_cluster(tmp_path / "c")
+    try:
+        leader = asyncio.run(leader_of(local))
+        host, port = local.nodes[leader].raft_addr.rsplit(":", 1)
+        silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(8)]
+        try:
+            silent[0].sendall(struct.pack("i", 100) + b"a" * 50)  # half a frame, then nothing
+            for sock in silent:
+                assert closed_within(sock, HANDSHAKE_SECONDS + 5), "a silent connection was kept"
+        finally:
+            for sock in silent:
+                sock.close()
+        load = asyncio.run(write_load(local.urls, 20))
+        assert len(load.acked) == 20, load.errors[:3]
+    finally:
+        local.stop_all()
+    assert "not authenticated as a member within" in local.nodes[leader].log_path.read_text()

@@ -24,14 +24,17 @@ Private names read or written (name-mangled state of PySyncObj's classes):
   `__raftNextIndex`, `__serializer`, `__otherNodes`, `__connectedNodes`,
   `__lastResponseTime`, `__raftMatchIndex`, `__recvTransmission`; and `_applyCommand`
   with `_COMMAND_TYPE`.
-- `TCPTransport._onNodeDisconnected` (overridden in raft/pysyncobj/transport.py).
+- `TCPTransport._onNodeDisconnected` (overridden in raft/pysyncobj/transport.py), and
+  `TCPTransport._unknownConnections` (accepted connections not yet identified, swept
+  there for the handshake deadline and capped).
 - `Serializer`: `__useFork` (PySyncObj forks only for its own pickle serializer) and
   `__pid` (its child, stopped with the node).
 - `TcpConnection`: `__processRead`, `__processParseMessage`, `__readBuffer`.
 
 Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick`,
 `SyncObj._checkCommandsToApply` and `SyncObj._doDestroy` (raft/pysyncobj/node.py),
-`TCPTransport._onMessageReceived` and `TCPTransport._createServer` (raft/pysyncobj/transport.py).
+`TCPTransport._onMessageReceived`, `_createServer`, `_onNewIncomingConnection` and
+`_onTick` (raft/pysyncobj/transport.py).
 """
 
 from __future__ import annotations
@@ -329,15 +332,19 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
             self._warn("frame", refused)
             self.disconnect()
             return False
-        if (
-            self._handshake_deadline
-            and not self._frames_received
-            and time.monotonic() - self._opened_at > HANDSHAKE_SECONDS
-        ):
-            self._warn("handshake", f"no authenticated message within {HANDSHAKE_SECONDS} s")
-            self.disconnect()
+        if not self._frames_received and self.handshake_overdue(time.monotonic()):
+            self.refuse(f"not authenticated as a member within {HANDSHAKE_SECONDS:g} s")
             return False
         return more
+
+    def handshake_overdue(self, now: float) -> bool:
+        """An accepted connection that had HANDSHAKE_SECONDS to authenticate."""
+        return self._handshake_deadline and now - self._opened_at > HANDSHAKE_SECONDS
+
+    def refuse(self, why: str) -> None:
+        """Close an accepted connection that may not stay, saying why (rate-limited)."""
+        self._warn("handshake", why)
+        self.disconnect()
 
     def _TcpConnection__processParseMessage(self) -> Any:
         message = super()._TcpConnection__processParseMessage()

@@ -12,10 +12,13 @@ The policy here, applied by `BoundedTcpConnection` (adapter.py):
   before any byte of the frame is kept (the largest legitimate frame is one
   log entry with the largest value, plus headroom);
 - a buffer that grows in place (bytearray), so reading is linear;
-- a deadline for the first complete frame on an accepted connection (the
-  handshake): one that has not authenticated within `HANDSHAKE_SECONDS` is
-  dropped even if it trickles bytes, which would otherwise keep PySyncObj's
-  idle timeout at bay;
+- a deadline on an accepted connection (the handshake): one that has not
+  authenticated and named its member within `HANDSHAKE_SECONDS` is dropped,
+  whether it trickles bytes (which would keep PySyncObj's idle timeout at bay),
+  sent half a frame or sends nothing at all (the transport looks every tick);
+- at most `MAX_UNAUTHENTICATED` accepted connections waiting for their handshake:
+  beyond it a new one is closed at once, so silent connections cannot use up
+  the descriptors the journal needs;
 - a rate-limited log line whenever a frame fails to authenticate or decode, a
   frame is too long, or a peer hangs up before authenticating.
 """
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FRAME_HEADER = struct.Struct("i")  # PySyncObj's length prefix (native int)
 HANDSHAKE_SECONDS = 5.0
+MAX_UNAUTHENTICATED = 64  # a cluster has at most 9 members; each connects a few times
 FRAME_HEADROOM_BYTES = 1024 * 1024
 
 peer_warnings = LogLimiter(log)

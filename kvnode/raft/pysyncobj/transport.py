@@ -35,6 +35,7 @@ message covered. A conflict at or below the commit index fail-stops the node.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kvnode.log_limit import LogLimiter
@@ -47,6 +48,7 @@ from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
 from kvnode.raft.pysyncobj import peer_pickle
 from kvnode.raft.pysyncobj.adapter import TransportBase, node_address
 from kvnode.raft.pysyncobj.journal import DurableJournal
+from kvnode.raft.pysyncobj.peer_connection import HANDSHAKE_SECONDS, MAX_UNAUTHENTICATED
 from kvnode.raft.pysyncobj.snapshot_gate import SnapshotGate
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,22 @@ class SyncedTransport(TransportBase):
     def bind_journal(cls, journal: DurableJournal, syncer: JournalSyncer) -> type[SyncedTransport]:
         """A subclass bound to one node's journal (PySyncObj instantiates the class itself)."""
         return type("BoundSyncedTransport", (cls,), {"journal": journal, "syncer": syncer})
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:
+        """Accept a peer connection, unless MAX_UNAUTHENTICATED connections already wait to
+        authenticate: each holds a descriptor, and a node out of descriptors cannot sync
+        its journal."""
+        if len(self._unknownConnections) >= MAX_UNAUTHENTICATED:
+            conn.refuse(f"{MAX_UNAUTHENTICATED} connections are already authenticating")
+            return
+        super()._onNewIncomingConnection(conn)
+
+    def _onTick(self) -> None:
+        super()._onTick()
+        if self._unknownConnections:
+            now = time.monotonic()
+            for conn in [c for c in self._unknownConnections if c.handshake_overdue(now)]:
+                conn.refuse(f"not authenticated as a member within {HANDSHAKE_SECONDS:g} s")
 
     def _createServer(self) -> None:
         """A lone node without a cluster secret has no one to listen to: it opens no peer
