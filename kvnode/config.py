@@ -60,6 +60,7 @@ class NodeConfig:
     max_txn_ops: int = 128  # compares, and ops in each branch, of one transaction
     watch_history: int = 100_000  # changes kept for watches from a past revision
     watch_history_bytes: int = 256 * 1024 * 1024  # ...and at most this many bytes of them
+    max_watchers: int = 10_000  # long-polls and streams served at once (beyond: 503)
     append_entries_period: float = 0.05
     election_timeout_min: float = 0.4
     election_timeout_max: float = 1.4
@@ -244,6 +245,7 @@ def validate(config: NodeConfig) -> None:
         "max_txn_ops": config.max_txn_ops,
         "watch_history": config.watch_history,
         "watch_history_bytes": config.watch_history_bytes,
+        "max_watchers": config.max_watchers,
         "append_entries_period": config.append_entries_period,
     }
     for key, value in positive.items():

@@ -37,6 +37,7 @@ MAX_TIMEOUT_SECONDS = 300.0
 PROGRESS_SECONDS = 5.0  # an idle stream says where it stands at least this often
 CHECK_SECONDS = 0.5  # how often a waiting watch looks at the leader and the client
 NDJSON = "application/x-ndjson"
+EVENT_OVERHEAD_BYTES = 100  # an event's JSON beyond its key and value, about
 
 
 def event(change: Change) -> dict[str, Any]:
@@ -87,6 +88,14 @@ async def watch(
         0,
         MAX_TIMEOUT_SECONDS,
     )
+    if service.watches.watchers >= service.config.max_watchers:
+        raise ApiError(
+            503,
+            "too_many_watchers",
+            f"this node serves {service.config.max_watchers} watches already (max_watchers);"
+            " retry, or watch another node",
+            {"Retry-After": "1"},
+        )
     if not service.config.unsafe_local_reads:
         await service.read_barrier()
     try:
@@ -98,7 +107,7 @@ async def watch(
     try:
         if mode == "stream":
             return await stream(request, service, subscription)
-        return await long_poll(service, subscription, timeout)
+        return await long_poll(request, service, subscription, timeout)
     finally:
         service.watches.unsubscribe(subscription)
 
@@ -107,9 +116,12 @@ def leader_lost(service: Service) -> bool:
     return service.leaderless_seconds() > service.config.election_timeout_max
 
 
-async def long_poll(service: Service, subscription: Subscription, timeout: float) -> web.Response:
-    """Every retained change from the revision on, as soon as there is one; `[]` after
-    `timeout` seconds without any."""
+async def long_poll(
+    request: web.Request, service: Service, subscription: Subscription, timeout: float
+) -> web.Response:
+    """The retained changes from the revision on (at most about `max_list_bytes` of them,
+    whole revisions, the next revision in `X-KV-Next-Revision`), as soon as there is one;
+    `[]` after `timeout` seconds without any. It ends as soon as its client has gone."""
     deadline = time.monotonic() + timeout
     while True:
         batch = subscription.take()
@@ -118,6 +130,8 @@ async def long_poll(service: Service, subscription: Subscription, timeout: float
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
+        if client_gone(request):  # nobody to answer: 499, as nginx logs it
+            raise ApiError(499, "client_gone", "the client went away")
         if leader_lost(service):
             raise Unavailable("no_leader", "this node has lost its leader; watch another node")
         await subscription.wait(min(remaining, CHECK_SECONDS))
@@ -126,15 +140,28 @@ async def long_poll(service: Service, subscription: Subscription, timeout: float
         status = 410 if ended["error"] == "revision_compacted" else 503
         extra = {k: v for k, v in ended.items() if k not in ("type", "error", "message")}
         raise ApiError(status, ended["error"], ended["message"], **extra)
-    if batch.changes:
-        next_revision = batch.changes[-1].revision + 1
+    events = page(batch.changes, service.config.max_list_bytes)
+    if events:
+        next_revision = events[-1]["revision"] + 1
     else:
         next_revision = max(subscription.from_revision, batch.revision + 1)
     return json_response(
-        200,
-        [event(change) for change in batch.changes],
-        {"X-KV-Next-Revision": str(next_revision), "X-KV-Index": str(batch.revision)},
+        200, events, {"X-KV-Next-Revision": str(next_revision), "X-KV-Index": str(batch.revision)}
     )
+
+
+def page(changes: list[Change], max_bytes: int) -> list[dict[str, Any]]:
+    """The events of `changes` up to about `max_bytes` of JSON, cut between revisions only
+    (a revision's changes, a transaction's say, are never split), and at least one."""
+    events: list[dict[str, Any]] = []
+    size = 0
+    for change in changes:
+        if size > max_bytes and change.revision != events[-1]["revision"]:
+            break
+        events.append(event(change))
+        size += len(change.key) + len(change.value or b"") + EVENT_OVERHEAD_BYTES
+    return events
+
 
 
 async def stream(

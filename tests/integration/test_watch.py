@@ -8,6 +8,7 @@ import asyncio
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -233,3 +234,26 @@ def test_kvnode_watch_prints_changes_as_json_lines_until_ctrl_c(
         "key": "cli/a",
         "value": "1",
     }
+
+
+def test_abandoned_long_polls_end_and_free_their_watcher_slots(tmp_path: Path) -> None:
+    """Clients that ask for a 300 s long-poll and hang up: the node notices and ends each,
+    so they hold neither memory nor the `max_watchers` slots they took."""
+    local = make_cluster(tmp_path / "c", max_watchers=5)
+    try:
+        host, port = local.nodes[0].http_addr.split(":")
+        for _ in range(5):
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(b"GET /kv/g?watch=true&timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+
+        async def a_watch_is_served() -> bool:
+            async with Client([local.urls[0]], timeout=5) as client:
+                status, _body, _headers = await client.request(
+                    "GET", "/kv/g", params={"watch": "true", "timeout": "0"}, idempotent=True
+                )
+                return status == 200
+
+        asyncio.run(wait_until(a_watch_is_served, 15, "the abandoned long-polls to end"))
+    finally:
+        local.stop_all()
+    assert_clean_logs(local)

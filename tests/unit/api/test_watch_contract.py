@@ -146,6 +146,56 @@ def test_a_revision_older_than_the_history_is_410_with_the_oldest_kept(tmp_path:
         api.close()
 
 
+def test_a_long_poll_reply_is_paged_between_revisions(tmp_path: Path) -> None:
+    api = make_api(tmp_path, max_list_bytes=4096)
+    try:
+        value = b"v" * 1000
+        for i in range(20):
+            api("PUT", f"/kv/p/{i:02d}", data=value)
+        txn = {"compare": [], "success": [{"delete_prefix": {"prefix": "p/"}}]}
+        deleted_at = api("POST", "/txn", data=orjson.dumps(txn)).json["revision"]
+        seen: list[dict[str, Any]] = []
+        replies, next_revision = 0, 1
+        while next_revision <= deleted_at:
+            reply = api("GET", f"/kv/?prefix=p/&watch=true&from_revision={next_revision}")
+            assert reply.status == 200 and len(reply.body) < 4096 + 2000, len(reply.body)
+            page: list[dict[str, Any]] = reply.json
+            seen += page
+            replies += 1
+            next_revision = int(reply.headers["X-KV-Next-Revision"])
+        assert replies > 5, "the puts were not paged"
+        assert [e["key"] for e in seen if e["type"] == "put"] == [f"p/{i:02d}" for i in range(20)]
+        deletes = [e for e in seen if e["type"] == "delete"]
+        assert len(deletes) == 20 and {e["revision"] for e in deletes} == {deleted_at}
+    finally:
+        api.close()
+
+
+def test_watches_beyond_max_watchers_are_503(tmp_path: Path) -> None:
+    api = make_api(tmp_path, max_watchers=2)
+    try:
+
+        async def three_at_once() -> list[int]:
+            async def one(timeout: float) -> int:
+                path = f"/kv/w?watch=true&timeout={timeout}"
+                async with api.client.request("GET", path) as reply:
+                    return reply.status
+
+            async def two_held() -> bool:
+                return api.service.watches.watchers == 2
+
+            held = [asyncio.ensure_future(one(30)) for _ in range(2)]
+            await wait_until(two_held, 10, "two watchers")
+            third = await one(0)
+            async with api.client.request("PUT", "/kv/w", data=b"end"):
+                pass  # releases the two held long-polls
+            return [*(await asyncio.gather(*held)), third]
+
+        assert api.loop.run_until_complete(three_at_once()) == [200, 200, 503]
+    finally:
+        api.close()
+
+
 def test_the_history_is_rebuilt_from_the_wal_after_a_restart(tmp_path: Path) -> None:
     api = make_api(tmp_path)
     revisions = [api("PUT", f"/kv/k{i}", data=f"{i}".encode()).json["revision"] for i in range(5)]
