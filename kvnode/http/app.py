@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -126,6 +127,16 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+SINGLE_HEADERS = (
+    "X-Request-Id",
+    "If-Match",
+    "If-None-Match",
+    "Authorization",
+    CLUSTER_HEADER,
+    "Content-Encoding",
+)
+BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
 SERVICE = web.AppKey("service", Service)
 METRICS = web.AppKey("metrics", Metrics)
 
@@ -137,6 +148,7 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     service = request.app[SERVICE]
     started = time.perf_counter()
     try:
+        check_single_headers(request)
         check_token(request, service.config.auth_token)
         check_cluster(request, service)
         response = await handler(request)
@@ -190,6 +202,16 @@ def check_cluster(request: web.Request, service: Service) -> None:
         )
 
 
+def check_single_headers(request: web.Request) -> None:
+    """A header that says one thing (a request id, a condition, a token, a cluster) given
+    twice is refused: taking the first one silently could turn a retry or a
+    compare-and-swap into something else."""
+    headers = request.headers
+    for name in SINGLE_HEADERS:
+        if name in headers and len(headers.getall(name)) > 1:
+            raise ApiError(400, "repeated_header", f"{name} is given more than once", header=name)
+
+
 def check_token(request: web.Request, token: str) -> None:
     """With `auth_token` set, every route but /health needs `Authorization: Bearer <token>`."""
     if not token or request.path in UNAUTHENTICATED_PATHS:
@@ -213,6 +235,10 @@ def parse_request_id(request: web.Request) -> str:
 
 def parse_key(request: web.Request) -> str:
     raw = request.rel_url.raw_path[len(KV_PREFIX) :]
+    if request.rel_url.raw_fragment or "#" in request.raw_path:
+        raise ApiError(400, "bad_key", "the key holds a raw '#'; percent-encode it as %23")
+    if BAD_PERCENT_ESCAPE.search(raw):
+        raise ApiError(400, "bad_key", "the key holds a '%' that is not a %XX escape")
     try:
         key = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:

@@ -79,10 +79,10 @@ def value_of(item: dict[str, Any], where: str) -> bytes:
         raise bad(where, "'value_base64' is not valid base64") from None
 
 
-def number(item: dict[str, Any], name: str, where: str, maximum: int) -> int:
+def number(item: dict[str, Any], name: str, where: str, maximum: int, minimum: int = 0) -> int:
     value = item.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
-        raise bad(where, f"{name!r} must be an integer from 0 to {maximum}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise bad(where, f"{name!r} must be an integer from {minimum} to {maximum}")
     return value
 
 
@@ -142,11 +142,13 @@ def parse_op(raw: Any, where: str, issued_at_ms: int) -> TxnOp:
                 )
             op.put.expire_at_ms = issued_at_ms + math.ceil(ttl * 1000)
         if "lease" in fields:
-            op.put.lease = number(fields, "lease", where, MAX_REVISION)
+            op.put.lease = number(fields, "lease", where, MAX_REVISION, minimum=1)
     elif kind == "delete":
         op.delete.key = key_of(only_fields(body, {"key"}, where), where)
     elif kind == "delete_prefix":
         op.delete_prefix.prefix = key_of(only_fields(body, {"prefix"}, where), where, "prefix")
+        if not op.delete_prefix.prefix:
+            raise bad(where, "an empty prefix would delete every key; name a prefix")
     elif kind == "get":
         op.get.key = key_of(only_fields(body, {"key"}, where), where)
     else:
@@ -154,7 +156,7 @@ def parse_op(raw: Any, where: str, issued_at_ms: int) -> TxnOp:
         op.list.prefix = key_of(fields, where, "prefix")
         op.list.limit = DEFAULT_LIST_LIMIT
         if "limit" in fields:
-            op.list.limit = max(1, number(fields, "limit", where, MAX_LIST_LIMIT))
+            op.list.limit = number(fields, "limit", where, MAX_LIST_LIMIT, minimum=1)
     return op
 
 

@@ -163,7 +163,6 @@ def page(changes: list[Change], max_bytes: int) -> list[dict[str, Any]]:
     return events
 
 
-
 async def stream(
     request: web.Request, service: Service, subscription: Subscription
 ) -> web.StreamResponse:

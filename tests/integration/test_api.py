@@ -282,3 +282,23 @@ def test_ttl_expires_on_every_node_and_the_expiry_is_replicated(
 
     wait_until_sync(physically_removed, 10, "the Expire command to be applied")
     asyncio.run(converged(shared_cluster))
+
+
+@pytest.mark.parametrize("target", [b"/kv/bend/a%zz", b"/kv/bend/a%2", b"/kv/bend/a#b"])
+def test_a_key_path_the_parser_would_bend_is_refused(
+    http: Http, shared_cluster: LocalCluster, target: bytes
+) -> None:
+    """A malformed escape or a raw '#' (which the URL parser takes as a fragment, cutting
+    the key) is refused, never stored under a key other than the one written."""
+    host, port = shared_cluster.nodes[0].http_addr.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"PUT " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+            b"Connection: close\r\n\r\nv"
+        )
+        response = b""
+        while chunk := sock.recv(4096):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 400"), response[:200]
+    assert b'"error":"bad_key"' in response
+    assert http("GET", "/kv/?prefix=bend/")[2] == b"[]"

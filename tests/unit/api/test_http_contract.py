@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from multidict import CIMultiDict
 
 from tests.unit.api.local_consensus import LEADER
 from tests.unit.api.served_api import Api, error, make_api
@@ -202,6 +203,15 @@ def test_a_compare_with_undecodable_bytes_never_matches_a_replacement_character(
     error(api("DELETE", "/kv/r?prev_value=%FF"), 400, "bad_encoding")
     assert api("GET", "/kv/r").body == "\ufffd".encode()
     assert api("PUT", "/kv/r?prev_value=%EF%BF%BD", data=b"new").status == 200  # real U+FFFD
+
+
+@pytest.mark.parametrize("name", ["X-Request-Id", "If-Match", "If-None-Match"])
+def test_a_header_given_twice_is_refused(api: Api, name: str) -> None:
+    value = {"X-Request-Id": "r1", "If-Match": '"1"', "If-None-Match": "*"}[name]
+    twice = CIMultiDict([(name, value), (name, value)])
+    body = error(api("PUT", "/kv/h", data=b"v", headers=twice), 400, "repeated_header")
+    assert body["header"] == name
+    assert api("GET", "/kv/h").status == 404
 
 
 def test_a_key_may_hold_a_newline(api: Api) -> None:

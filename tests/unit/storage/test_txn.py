@@ -155,6 +155,9 @@ def test_a_retried_txn_gets_the_first_reply(store: Store) -> None:
         {"compare": [], "extra": []},
         {"compare": [{"key": "", "target": "exists", "op": "==", "value": True}]},
         {"success": [{"get": {"key": "k"}}] * 129},
+        {"success": [{"put": {"key": "k", "value": "1", "lease": 0}}]},
+        {"success": [{"list": {"prefix": "p/", "limit": 0}}]},
+        {"success": [{"delete_prefix": {"prefix": ""}}]},
     ],
 )
 def test_bad_transactions_are_refused_before_anything_is_proposed(body: dict[str, Any]) -> None:
