@@ -49,6 +49,7 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kvnode", prog_name="kvnode", message="%(prog)s %(version)s")
 def main() -> None:
     """kvnode: a Raft-replicated, durable key-value server."""
 
@@ -249,4 +250,25 @@ def echo_write(result: WriteResult, as_json: bool, verb: str) -> None:
 
 
 def read_value(value: str | None) -> bytes:
-    return value.encode() if value is not None else sys.stdin.buffer.read()
+    """VALUE as the bytes the shell passed (any bytes, as `os.fsencode` recovers them from
+    the arguments), or standard input."""
+    return as_bytes(value) if value is not None else sys.stdin.buffer.read()
+
+
+def as_bytes(argument: str) -> bytes:
+    """An argument's bytes exactly as given: Python decodes argv with surrogateescape, so
+    bytes that are not UTF-8 come back as they were, not as an encoding error."""
+    return os.fsencode(argument)
+
+
+def utf8_text(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for keys and prefixes: they are UTF-8 text (values may be any
+    bytes), so an argument that is not is a usage error, not a traceback."""
+    if value is not None:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise click.BadParameter(
+                "must be UTF-8 text (keys are text; values may be any bytes)", param=param
+            ) from None
+    return value

@@ -10,21 +10,23 @@ import click
 from kvnode.cli.common import (
     EXIT_CONFIG,
     ClientOptions,
+    as_bytes,
     client_command,
     echo_json,
     echo_write,
     fail,
     main,
     read_value,
+    utf8_text,
 )
-from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, value_fields
 
 if TYPE_CHECKING:
     from kvnode.client import Client
 
 
 @main.command()
-@click.argument("key")
+@click.argument("key", callback=utf8_text)
 @click.argument("value", required=False)
 @click.option("--ttl", type=float, help="Seconds until the key expires.")
 @click.option("--lease", type=click.IntRange(1), help="Attach KEY to this lease (kvnode lease).")
@@ -47,7 +49,7 @@ def put(
 
 
 @main.command()
-@click.argument("key")
+@click.argument("key", callback=utf8_text)
 @click.option(
     "--consistency",
     type=click.Choice(CONSISTENCY_MODES),
@@ -56,7 +58,8 @@ def put(
 )
 @client_command
 def get(key: str, consistency: str, client: ClientOptions) -> None:
-    """Print the value of KEY (exit code 1 if it does not exist).
+    """Print the value of KEY (exit code 1 if it does not exist): text with a newline,
+    any other bytes exactly as stored (with --json: `value_base64`).
 
     \b
     Examples:
@@ -70,18 +73,20 @@ def get(key: str, consistency: str, client: ClientOptions) -> None:
         echo_json(
             {
                 "key": key,
-                "value": found.value.decode(errors="replace"),
+                **value_fields(found.value),
                 "revision": found.revision,
                 "create_revision": found.create_revision,
                 "expire_at": found.expire_at,
             }
         )
     else:
-        sys.stdout.buffer.write(found.value + b"\n")
+        sys.stdout.buffer.write(
+            found.value + (b"\n" if "value" in value_fields(found.value) else b"")
+        )
 
 
 @main.command()
-@click.argument("key")
+@click.argument("key", callback=utf8_text)
 @click.option("--prev-value", help="Only if the current value equals this.")
 @click.option("--prev-revision", type=int, help="Only if the current revision equals this.")
 @client_command
@@ -95,7 +100,7 @@ def delete(
       kvnode delete greeting
       kvnode delete lock --prev-value me
     """
-    expected = prev_value.encode() if prev_value is not None else None
+    expected = as_bytes(prev_value) if prev_value is not None else None
     revision = client.run(lambda c: c.delete(key, prev_value=expected, prev_revision=prev_revision))
     if client.as_json:
         echo_json({"deleted": True, "revision": revision})
@@ -104,7 +109,7 @@ def delete(
 
 
 @main.command()
-@click.argument("key")
+@click.argument("key", callback=utf8_text)
 @click.argument("value", required=False)
 @click.option("--prev-value", help="Swap only if the current value equals this.")
 @click.option("--prev-revision", type=int, help="Swap only if the current revision equals this.")
@@ -132,7 +137,7 @@ def cas(
     if given != 1:
         fail("give exactly one of --prev-value, --prev-revision, --create-only", EXIT_CONFIG)
     data = read_value(value)
-    expected = prev_value.encode() if prev_value is not None else None
+    expected = as_bytes(prev_value) if prev_value is not None else None
     result = client.run(
         lambda c: c.put(
             key,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib.metadata
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +53,36 @@ def test_put_reads_the_value_from_stdin_and_get_json(endpoints: str) -> None:
     assert kvnode("put", "cli/blob", "--ttl", "60", *e, stdin=b"from stdin").returncode == 0
     shown = orjson.loads(kvnode("get", "cli/blob", "--json", *e).stdout)
     assert shown["value"] == "from stdin" and shown["expire_at"] > time.time() * 1000
+
+
+def test_binary_values_round_trip_and_a_binary_key_is_a_usage_error(endpoints: str) -> None:
+    e = ("--endpoints", endpoints)
+    put = subprocess.run(
+        [sys.executable, "-m", "kvnode", "put", "cli/bin", b"\xff\xfe\x01", *e],
+        capture_output=True,
+        timeout=30,
+    )
+    assert put.returncode == 0, put.stderr
+    assert kvnode("get", "cli/bin", *e).stdout == b"\xff\xfe\x01"  # exactly, no newline
+    shown = orjson.loads(kvnode("get", "cli/bin", "--json", *e).stdout)
+    assert shown["value_base64"] == base64.b64encode(b"\xff\xfe\x01").decode()
+    assert kvnode("put", "cli/bin", *e, stdin=b"\x00\xff").returncode == 0
+    assert kvnode("get", "cli/bin", *e).stdout == b"\x00\xff"
+    assert kvnode("put", "cli/bin", *e, stdin=b"\xff\x01").returncode == 0
+    swapped = subprocess.run(
+        [sys.executable, "-m", "kvnode", "cas", "cli/bin", "t", "--prev-value", b"\xff\x01", *e],
+        capture_output=True,
+        timeout=30,
+    )
+    assert swapped.returncode == 0, swapped.stderr  # compared with the exact bytes given
+    assert kvnode("get", "cli/bin", *e).stdout == b"t\n"
+    bad_key = subprocess.run(
+        [sys.executable, "-m", "kvnode", "put", b"cli/\xff", "v", *e],
+        capture_output=True,
+        timeout=30,
+    )
+    assert bad_key.returncode == 2 and b"must be UTF-8 text" in bad_key.stderr, bad_key.stderr
+    assert b"Traceback" not in bad_key.stderr
 
 
 def test_status_shows_one_leader(endpoints: str) -> None:
@@ -199,6 +232,12 @@ def test_cluster_up_is_ready_quickly_and_ctrl_c_leaves_nothing_behind(tmp_path: 
         assert result.returncode == 0
         assert up.interrupt() == 0
         assert not [pid for pid in up.node_pids if alive(pid)]
+
+
+def test_version_is_the_installed_one() -> None:
+    result = kvnode("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().split() == ["kvnode", importlib.metadata.version("kvnode")]
 
 
 def test_invalid_flag_value_is_a_usage_error() -> None:
