@@ -5,6 +5,7 @@ by command-line flags; validated up front so a bad setting fails with one clear 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import tomllib
@@ -91,9 +92,10 @@ class NodeConfig:
     def single_node(self) -> bool:
         return not self.peers and not self.join
 
-    @property
+    @functools.cached_property
     def client_url(self) -> str:
-        """This node's HTTP API as others reach it (`advertise_url` or derived)."""
+        """This node's HTTP API as others reach it (`advertise_url` or derived); worked out
+        once (it is in every reply's X-KV-Leader on the leader)."""
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
         host, port = self.http_host_port

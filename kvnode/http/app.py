@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kvnode import commands
@@ -37,6 +36,7 @@ from kvnode.contract import (
 )
 from kvnode.http.lease import add_lease_routes, lease_not_found
 from kvnode.http.members import add_membership_routes
+from kvnode.http.metrics import Metrics
 from kvnode.http.request import (
     ASCII_SECONDS,
     BODY_TIMEOUT,
@@ -70,61 +70,6 @@ GET_PARAMS = frozenset({"consistency"})
 DELETE_PARAMS = frozenset({"prev_value", "prev_value_base64", "prev_revision"})
 LIST_PARAMS = frozenset({"prefix", "limit", "values", "consistency", "start_after"})
 NO_PARAMS: frozenset[str] = frozenset()
-HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"})
-
-
-class Metrics:
-    """Prometheus metrics of one node (own registry: several nodes may share a process)."""
-
-    def __init__(self, service: Service) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "kvnode_http_requests", "HTTP requests", ["method", "status"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "kvnode_http_request_seconds",
-            "HTTP request latency",
-            ["method"],
-            registry=self.registry,
-        )
-        gauges = {
-            "kvnode_raft_term": "term",
-            "kvnode_raft_commit_index": "commit_index",
-            "kvnode_applied_index": "applied_index",
-            "kvnode_keys": "keys",
-            "kvnode_wal_bytes": "wal_bytes",
-            "kvnode_journal_bytes": "journal_bytes",
-            "kvnode_snapshots_installed": "snapshots_installed",
-        }
-        self._status_gauges = [
-            (Gauge(name, field.replace("_", " "), registry=self.registry), field)
-            for name, field in gauges.items()
-        ]
-        self._is_leader = Gauge("kvnode_is_leader", "1 on the leader", registry=self.registry)
-        self._service = service
-        # The labelled series, looked up once: `labels()` takes a lock and builds a key on
-        # every call, a cost paid by every request.
-        self._counted: dict[tuple[str, int], Any] = {}
-        self._timed: dict[str, Any] = {}
-
-    def record(self, method: str, status: int, seconds: float) -> None:
-        if method not in HTTP_METHODS:
-            method = "other"  # a client's made-up method must not grow the series forever
-        counted = self._counted.get((method, status))
-        if counted is None:
-            counted = self._counted[method, status] = self.requests.labels(method, str(status))
-        timed = self._timed.get(method)
-        if timed is None:
-            timed = self._timed[method] = self.latency.labels(method)
-        counted.inc()
-        timed.observe(seconds)
-
-    def render(self) -> bytes:
-        status = self._service.status()  # scraped often: no digest, which is O(keys)
-        for gauge, field in self._status_gauges:
-            gauge.set(status[field])
-        self._is_leader.set(1 if status["role"] == "leader" else 0)
-        return generate_latest(self.registry)
 
 
 SINGLE_HEADERS = (
@@ -136,6 +81,7 @@ SINGLE_HEADERS = (
     "Content-Encoding",
 )
 BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+REQUEST_ID = re.compile(f"[!-~]{{0,{MAX_REQUEST_ID_LENGTH}}}", re.ASCII)  # visible ASCII
 
 SERVICE = web.AppKey("service", Service)
 METRICS = web.AppKey("metrics", Metrics)
@@ -224,7 +170,7 @@ def check_token(request: web.Request, token: str) -> None:
 def parse_request_id(request: web.Request) -> str:
     """The client's id for this write (X-Request-Id); a retry under it is applied at most once."""
     request_id = request.headers.get("X-Request-Id", "")
-    if len(request_id) > MAX_REQUEST_ID_LENGTH or not all(33 <= ord(c) < 127 for c in request_id):
+    if not REQUEST_ID.fullmatch(request_id):
         raise ApiError(
             400,
             "bad_request_id",

@@ -98,6 +98,7 @@ class KvService:
             self.consensus,
             self.write,
             directory=lambda: self.machine.members,
+            member=self.machine.member,
             applied_index=lambda: self.machine.last_applied,
         )
 

@@ -96,12 +96,14 @@ class Membership:
         consensus: Consensus,
         write: Callable[[bytes], Awaitable[Outcome]],
         directory: Callable[[], dict[str, Member]],
+        member: Callable[[str], Member | None],
         applied_index: Callable[[], int],
     ) -> None:
         self._config = config
         self._consensus = consensus
         self._write = write
-        self._directory = directory
+        self._directory = directory  # a copy of the whole directory, for listings
+        self._member = member  # one entry: on every reply's X-KV-Leader
         self._applied_index = applied_index
         self._changing = asyncio.Lock()
 
@@ -113,7 +115,7 @@ class Membership:
             return None
         if raft_addr == self._config.raft_addr:
             return self._config.client_url
-        member = self._directory().get(raft_addr)  # one dict lookup: no lock needed
+        member = self._member(raft_addr)
         return member.http_url if member is not None and member.http_url else None
 
     def leader_url(self) -> str | None:
@@ -258,7 +260,7 @@ class Membership:
         own = Member(self._config.node_id, self._config.client_url)
         address = self._config.raft_addr
         while True:
-            current = self._directory().get(address) == own
+            current = self._member(address) == own
             await asyncio.sleep(PUBLISH_CHECK_SECONDS if current else PUBLISH_RETRY_SECONDS)
             if current or self._consensus.leader() is None:
                 continue

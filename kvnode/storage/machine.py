@@ -575,6 +575,12 @@ class StateMachine:
         with self._lock.for_reads():
             return dict(self._keys.members)
 
+    def member(self, raft_addr: str) -> Member | None:
+        """One entry of the member directory. Without the lock: one lookup in a dict that
+        is only ever changed or replaced whole in one step, of an immutable record (it is
+        read for every reply's X-KV-Leader)."""
+        return self._keys.members.get(raft_addr)
+
     def next_deadline(self) -> int | None:
         """The earliest TTL deadline of any stored key (ms), or None."""
         with self._lock.for_reads():
