@@ -8,15 +8,19 @@ other threads might have locked at fork time (no logging, no locks): it encodes 
 immutable view and writes with plain system calls. Memory can grow up to twofold
 while it runs, as pages the parent changes are copied.
 
-The child runs at the lowest CPU priority (`yield_cpu`): encoding millions of
-keys keeps a core busy for seconds, and on a small machine (every node's child
+The child runs at the lowest CPU priority (`settle_in_child`): encoding millions
+of keys keeps a core busy for seconds, and on a small machine (every node's child
 at once, on two cores) the parent's tick thread waited for a core behind them:
-heartbeats 50-200 ms late.
+heartbeats 50-200 ms late. It also closes every socket it inherited: a child still
+writing when its node was killed would otherwise hold the node's HTTP and Raft
+ports, and the node restarted at once could not listen on them ("Address already
+in use"). The data directory's lock it keeps (dir_lock.py: the restart waits for it).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 import traceback
 from collections.abc import Callable
@@ -48,9 +52,23 @@ FORK_TIMES = ForkTimes()
 os.register_at_fork(before=FORK_TIMES.before, after_in_parent=FORK_TIMES.after_in_parent)
 
 
-def yield_cpu() -> None:
-    """In a forked child: let every normal-priority thread (the nodes') run first."""
+def settle_in_child() -> None:
+    """First thing in a forked child: let every normal-priority thread (the nodes') run
+    first, and let go of the parent's sockets."""
     os.nice(LOWEST_PRIORITY)
+    close_inherited_sockets()
+
+
+def close_inherited_sockets() -> None:
+    """Close this process's socket descriptors (listening ones included); the parent's
+    copies stay open. Files are left alone: the child writes its own."""
+    for name in os.listdir("/proc/self/fd"):
+        descriptor = int(name)
+        try:
+            if stat.S_ISSOCK(os.fstat(descriptor).st_mode):
+                os.close(descriptor)
+        except OSError:
+            pass  # the directory's own descriptor, gone by now
 
 
 class ForkedTask:
@@ -72,7 +90,7 @@ class ForkedTask:
             self.pid = pid
             return
         try:  # the child: write, then leave without running any of the parent's cleanup
-            yield_cpu()
+            settle_in_child()
             work()
         except BaseException:
             os.write(2, f"{self.name} failed in pid {os.getpid()}:\n".encode())

@@ -71,7 +71,7 @@ from kvnode.raft.pysyncobj.wakeup import Wakeup
 from kvnode.raft.read_index import ReadCallback, ReadIndex
 from kvnode.raft.voters import load_voters, save_voters
 from kvnode.storage import Entry, Outcome
-from kvnode.storage.background import FORK_TIMES, yield_cpu
+from kvnode.storage.background import FORK_TIMES, settle_in_child
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import KIND_SNAPSHOT, fsync_dir
 from kvnode.storage.image import peek_index
@@ -438,15 +438,16 @@ class RaftNode(SyncObjBase):
         """Write a Raft snapshot. PySyncObj calls this in a forked child (see
         `serialize_in_child`): a frozen copy of this process with only the tick thread,
         which was not applying anything when it forked (the state machine's lock starts
-        afresh in a child: state_lock.py). The child runs at the lowest CPU priority
-        (background.py) and leaves through PySyncObj's `os._exit`."""
+        afresh in a child: state_lock.py). The child runs at the lowest CPU priority,
+        without the node's sockets (background.py), and leaves through PySyncObj's
+        `os._exit`."""
         if os.getpid() == self._pid:  # not forked (fork unavailable)
             try:
                 self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
             except (StorageError, OSError) as exc:
                 fail_stop(f"cannot write a snapshot: {exc}")
             return
-        yield_cpu()
+        settle_in_child()
         self.machine.snapshot(Path(file_name), extra=encode_raft_data(raft_data))
 
     def _deserialize(self, file_name: str) -> RaftData:

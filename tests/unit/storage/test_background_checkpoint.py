@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,12 +54,15 @@ def test_a_background_checkpoint_replaces_the_wal_it_covers(tmp_path: Path) -> N
     reopened.close(checkpoint=False)
 
 
-def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path: Path) -> None:
+def held_checkpoint(tmp_path: Path) -> tuple[StateMachine, int, int, int]:
+    """A machine whose background checkpoint child waits half-way through its write: the
+    machine, the child's pid, and the pipe (read end, write end) whose write end the test
+    closes to let it go on."""
     parent, reached = os.getpid(), tmp_path / "child-mid-write"
     held, holding = os.pipe()  # the child reads `held` until it is killed (or we close it)
 
     def hold_the_child(step: str) -> None:
-        """In the child, half-way through the checkpoint: wait there to be killed."""
+        """In the child, half-way through the checkpoint: wait there."""
         if step == f"{STATE_FILE}:tmp-written" and os.getpid() != parent:
             os.close(holding)  # the parent's copy alone keeps the pipe open
             reached.touch()
@@ -75,6 +79,11 @@ def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path
     child = sm._checkpointer.pid
     assert child, "no background checkpoint started"
     wait_until_sync(reached.exists, CHILD_SECONDS, "the child to reach its temporary file")
+    return sm, child, held, holding
+
+
+def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path: Path) -> None:
+    sm, child, held, holding = held_checkpoint(tmp_path)
     os.kill(child, signal.SIGKILL)
     os.close(holding)
     os.close(held)
@@ -92,6 +101,20 @@ def test_a_child_killed_mid_checkpoint_stops_the_node_and_loses_nothing(tmp_path
     assert reopened.last_applied == applied and reopened.digest() == reference.digest()
     assert not (tmp_path / "node" / PREVIOUS_WAL_FILE).exists()  # checkpointed at once
     reopened.close(checkpoint=False)
+
+
+def test_a_checkpoint_child_lets_go_of_the_node_s_sockets(tmp_path: Path) -> None:
+    """A child still writing when its node is killed must not keep the node's ports: the
+    node restarted at once has to listen on them again."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        sm, child, held, holding = held_checkpoint(tmp_path)
+        links = [os.readlink(f"/proc/{child}/fd/{fd}") for fd in os.listdir(f"/proc/{child}/fd")]
+        assert not [link for link in links if link.startswith("socket:")], links
+        with socket.create_connection(listening.getsockname(), timeout=5):
+            pass  # the parent's own socket is untouched
+        os.close(holding)  # lets the child finish
+        os.close(held)
+    sm.close()  # waits for the child's checkpoint
 
 
 def test_a_crash_inside_the_rotation_loses_nothing(tmp_path: Path) -> None:
