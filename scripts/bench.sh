@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks. Usage: scripts/bench.sh storage [--json FILE] [--entries N]
+#                   scripts/bench.sh http-floor [--seconds S] [--rounds N] [--connections C]
 #                   scripts/bench.sh stall [--keys N] [--duration S] [--json FILE]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,5 +10,6 @@ shift || true
 case "$what" in
   storage) exec python3 -m kvnode.bench.storage "$@" ;;
   stall) exec python3 -m kvnode.bench.stall "$@" ;;
-  *) echo "usage: scripts/bench.sh storage|stall [options]   (see --help of each)" >&2; exit 2 ;;
+  http-floor) exec python3 -m kvnode.bench.floor run "$@" ;;
+  *) echo "usage: scripts/bench.sh storage|stall|http-floor [options]   (see --help of each)" >&2; exit 2 ;;
 esac
