@@ -172,6 +172,8 @@ async def read_body(request: web.Request, limit: int, too_large: ApiError) -> by
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, "body_timeout", "the request body arrived too slowly") from None
+    except ConnectionError:  # the client went before its body ended: nothing was applied
+        raise ApiError(400, "incomplete_body", "the connection closed mid-body") from None
     return b"".join(chunks)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -302,3 +303,20 @@ def test_a_key_path_the_parser_would_bend_is_refused(
     assert response.startswith(b"HTTP/1.1 400"), response[:200]
     assert b'"error":"bad_key"' in response
     assert http("GET", "/kv/?prefix=bend/")[2] == b"[]"
+
+
+def test_a_client_gone_mid_body_writes_nothing_and_logs_no_traceback(
+    http: Http, shared_cluster: LocalCluster
+) -> None:
+    def refused_puts() -> int:
+        text = http("GET", "/metrics")[2].decode()
+        found = re.search(r'kvnode_http_requests_total\{method="PUT",status="400"\} (\S+)', text)
+        return int(float(found.group(1))) if found else 0
+
+    before = refused_puts()
+    host, port = shared_cluster.nodes[0].http_addr.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"PUT /kv/midbody HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123")
+    wait_until_sync(lambda: refused_puts() > before, 10, "the cut request to be answered 400")
+    assert http("GET", "/kv/midbody")[0] == 404
+    assert "unhandled error" not in shared_cluster.nodes[0].log_path.read_text()
