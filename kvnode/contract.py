@@ -14,6 +14,7 @@ DEFAULT_ENDPOINTS = ("127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003")
 WRONG_CLUSTER = "wrong_cluster"
 DEFAULT_LIST_LIMIT = 1000
 MAX_LIST_LIMIT = 100_000
+MAX_TTL_SECONDS = 10 * 365 * 24 * 3600  # of a key or a lease: ten years
 
 
 def value_fields(value: bytes, name: str = "value") -> dict[str, str]:

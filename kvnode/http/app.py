@@ -31,6 +31,7 @@ from kvnode.contract import (
     CONSISTENCY_MODES,
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
+    MAX_TTL_SECONDS,
     WRONG_CLUSTER,
     value_fields,
 )
@@ -57,7 +58,6 @@ from kvnode.service import KeyRecord, Outcome, Service, Status
 log = logging.getLogger(__name__)
 
 KV_PREFIX = "/kv/"
-MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 RETRY_AFTER_SECONDS = "1"
 MAX_REQUEST_ID_LENGTH = 128
 UNAUTHENTICATED_PATHS = frozenset({"/health"})

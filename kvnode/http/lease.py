@@ -16,6 +16,7 @@ from aiohttp import web
 
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
+from kvnode.contract import MAX_TTL_SECONDS
 from kvnode.http.request import (
     MAX_REVISION,
     ApiError,
@@ -27,7 +28,6 @@ from kvnode.http.request import (
 )
 from kvnode.service import Outcome, Service, Status
 
-MAX_LEASE_TTL_SECONDS = 10 * 365 * 24 * 3600
 NO_PARAMS: frozenset[str] = frozenset()
 
 
@@ -53,7 +53,7 @@ def add_lease_routes(router: web.UrlDispatcher, service_key: web.AppKey[Service]
         query = query_of(request, frozenset({"ttl"}))
         if "ttl" not in query:
             raise ApiError(400, "bad_ttl", "a lease needs ?ttl=SECONDS")
-        ttl = parse_seconds(query["ttl"], "ttl", "bad_ttl", 0.001, MAX_LEASE_TTL_SECONDS)
+        ttl = parse_seconds(query["ttl"], "ttl", "bad_ttl", 0.001, MAX_TTL_SECONDS)
         ttl_ms = math.ceil(ttl * 1000)
         outcome = await request.app[service_key].write(
             commands.lease_grant(ttl_ms, issued_at_ms=wall_clock_ms())

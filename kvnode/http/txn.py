@@ -18,7 +18,7 @@ from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Compare, KeyState, Txn, TxnOp, TxnReply
 from kvnode.config import MAX_KEY_BYTES
-from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, value_fields
+from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_TTL_SECONDS, value_fields
 from kvnode.http.request import (
     MAX_REVISION,
     ApiError,
@@ -43,7 +43,6 @@ OPERATORS = {
 }
 OP_KINDS = ("put", "delete", "delete_prefix", "get", "list")
 BRANCHES = ("success", "failure")
-MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 BODY_OVERHEAD_BYTES = 64 * 1024  # JSON around the values of a transaction
 
 
