@@ -47,6 +47,7 @@ class NodeConfig:
     checkpoint_entries: int = CHECKPOINT_EVERY_ENTRIES
     checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS
     snapshot_entries: int = 5000
+    snapshot_bytes: int = 64 * 1024 * 1024  # ...or once the live log holds this many bytes
     snapshot_seconds: float = 300.0
     # Checkpoints and Raft snapshots are written by a forked child (copy-on-write memory),
     # so a large state does not hold up heartbeats. false: written in the Raft thread,
@@ -238,6 +239,7 @@ def validate(config: NodeConfig) -> None:
         "checkpoint_entries": config.checkpoint_entries,
         "checkpoint_seconds": config.checkpoint_seconds,
         "snapshot_entries": config.snapshot_entries,
+        "snapshot_bytes": config.snapshot_bytes,
         "snapshot_seconds": config.snapshot_seconds,
         "max_value_bytes": config.max_value_bytes,
         "request_timeout": config.request_timeout,

@@ -134,6 +134,32 @@ def test_wiped_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
     assert_clean_logs(local)
 
 
+def test_large_values_compact_the_log_by_bytes(tmp_path: Path) -> None:
+    """40 writes of 100 KiB to one key: far below snapshot_entries, but past snapshot_bytes
+    (1 MiB), so every node compacts and its journal stays near that size, not 4 MB."""
+    local = make_cluster(tmp_path / "c", snapshot_bytes=1024 * 1024)
+    try:
+
+        async def scenario() -> None:
+            async with Client(local.urls, timeout=10) as client:
+                for i in range(40):
+                    await client.put("big", bytes([i]) * 100 * 1024)
+
+            async def bounded() -> bool:
+                found = await statuses(local)
+                return all(
+                    s["snapshots_written"] >= 1 and s["journal_bytes"] < 2 * 1024 * 1024
+                    for s in found.values()
+                )
+
+            await wait_until(bounded, 30, "every journal to be compacted by bytes")
+
+        asyncio.run(scenario())
+    finally:
+        local.stop_all()
+    assert_clean_logs(local)
+
+
 def test_journal_and_wal_stay_bounded(tmp_path: Path) -> None:
     local = make_cluster(tmp_path / "c", snapshot_entries=300, checkpoint_entries=100)
     try:

@@ -84,7 +84,13 @@ class DurableJournal:
     vote, commit index), made durable."""
 
     def __init__(
-        self, directory: Path, *, durable: bool, dump_file: Path, trailing_entries: int = 0
+        self,
+        directory: Path,
+        *,
+        durable: bool,
+        dump_file: Path,
+        trailing_entries: int = 0,
+        trailing_bytes: int | None = None,
     ) -> None:
         self.path = directory / RAFT_JOURNAL
         self.meta_path = directory / RAFT_META
@@ -110,6 +116,7 @@ class DurableJournal:
         # TrailingLogs): a follower a little behind catches up from the log instead of
         # needing the whole snapshot, which on a large state takes seconds to install.
         self._trailing = trailing_entries
+        self._trailing_bytes = trailing_bytes  # and no more bytes of them than this
         self._entries: list[Entry] = []
         self._offsets: list[int] = []
         if not self.path.exists():
@@ -262,6 +269,13 @@ class DurableJournal:
     def size_bytes(self) -> int:
         return self._file.size
 
+    @property
+    def live_bytes(self) -> int:
+        """The bytes of the entries not compacted away (the file keeps forgotten ones until
+        the sync thread rewrites it)."""
+        with self._sync_lock:
+            return self._file.size - self._offsets[0] if self._offsets else 0
+
     # -- PySyncObj's Journal interface ------------------------------------------------
 
     @on_storage_error("append to the Raft journal")
@@ -306,8 +320,19 @@ class DurableJournal:
         A restart before that finds them still in the file and trims to the snapshot
         (`start_at_snapshot`)."""
         self.compactions += 1  # each follows a snapshot this node wrote
-        self._forget_before(max(0, entryTo - self._trailing))
+        self._forget_before(self._trailing_start(entryTo))
         self.run_later(self._rewrite_live_part, "compact the Raft journal")
+
+    def _trailing_start(self, entry_to: int) -> int:
+        """The first list position kept when compacting to `entry_to`: the trailing entries
+        before it, no more of them than `trailing_bytes` of large values hold."""
+        start = max(0, entry_to - self._trailing)
+        if self._trailing_bytes is not None and start < entry_to:
+            with self._sync_lock:
+                end = self._offsets[entry_to] if entry_to < len(self._offsets) else self._file.size
+                while start < entry_to and end - self._offsets[start] > self._trailing_bytes:
+                    start += 1
+        return start
 
     def _forget_before(self, position: int) -> None:
         with self._sync_lock:

@@ -163,8 +163,9 @@ class RaftNode(SyncObjBase):
             Path(config.data_dir),
             durable=config.durable,
             dump_file=self.dump_path,
-            # Less than snapshot_entries, or the log would stay over the compaction threshold.
+            # Less than the thresholds, or the log would stay over them after compacting.
             trailing_entries=config.snapshot_entries // TRAILING_FRACTION,
+            trailing_bytes=config.snapshot_bytes // TRAILING_FRACTION,
         )
         snapshot_index = self._snapshot_index()
         if snapshot_index:
@@ -367,6 +368,10 @@ class RaftNode(SyncObjBase):
             self._known_leader = leader
             self._leaderless_since = time.monotonic() if leader is None else None
         self._save_voters_if_changed()
+        if self.journal.live_bytes > self.kv_config.snapshot_bytes:
+            # PySyncObj compacts on entries or time only: a few large values would grow the
+            # log, and this process's memory, without bound. (A no-op while one is written.)
+            self.forceLogCompaction()
         self.read_index.tick()
         if self._isLeader() and self.raftCommitIndex > self._announced_commit:
             self._announced_commit = self.raftCommitIndex

@@ -135,3 +135,20 @@ def test_an_emptied_journal_without_a_snapshot_is_refused(tmp_path: Path) -> Non
     journal._destroy()
     with pytest.raises(CorruptFile, match="committed up to 5"):
         open_journal(tmp_path)
+
+
+def test_compaction_keeps_no_more_trailing_bytes_than_asked(tmp_path: Path) -> None:
+    (tmp_path / "raft.snapshot").touch()
+    journal = DurableJournal(
+        tmp_path,
+        durable=False,
+        dump_file=tmp_path / "raft.snapshot",
+        trailing_entries=10,
+        trailing_bytes=2500,
+    )
+    for idx in range(1, 21):
+        journal.add(b"x" * 1000, idx, 1)  # a frame a little over 1000 bytes
+    before = journal.live_bytes
+    journal.deleteEntriesTo(15)
+    assert journal[0][1] == 14  # two trailing entries fit in 2500 bytes, not ten
+    assert journal.live_bytes < before
