@@ -63,6 +63,7 @@ class NodeConfig:
     watch_history: int = 100_000  # changes kept for watches from a past revision
     watch_history_bytes: int = 256 * 1024 * 1024  # ...and at most this many bytes of them
     max_watchers: int = 10_000  # long-polls and streams served at once (beyond: 503)
+    quota_bytes: int = 2 * 1024**3  # keys and values beyond which writes that add get 507
     append_entries_period: float = 0.05
     election_timeout_min: float = 0.4
     election_timeout_max: float = 1.4
@@ -250,6 +251,7 @@ def validate(config: NodeConfig) -> None:
         "watch_history": config.watch_history,
         "watch_history_bytes": config.watch_history_bytes,
         "max_watchers": config.max_watchers,
+        "quota_bytes": config.quota_bytes,
         "append_entries_period": config.append_entries_period,
     }
     for key, value in positive.items():

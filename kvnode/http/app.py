@@ -53,7 +53,7 @@ from kvnode.http.request import (
 )
 from kvnode.http.txn import post_txn
 from kvnode.http.watch import WATCH_PARAMS, watch
-from kvnode.service import KeyRecord, Outcome, Service, Status
+from kvnode.service import KeyRecord, Outcome, QuotaExceeded, Service, Status
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         )
     except Indeterminate as exc:
         response = error_response(504, "indeterminate", str(exc), indeterminate=True)
+    except QuotaExceeded as exc:
+        response = error_response(507, "quota_exceeded", str(exc))
     except web.HTTPException as exc:
         code = exc.reason.lower().replace(" ", "_")
         response = error_response(
@@ -305,6 +307,7 @@ async def put_key(request: web.Request) -> web.Response:
     lease = parse_lease(query, ttl, when)
     request_id = parse_request_id(request)
     value = await read_value(request)
+    request.app[SERVICE].refuse_over_quota(request_id)
     issued = wall_clock_ms()
     expire_at = issued + math.ceil(ttl * 1000) if ttl else 0
     outcome = await request.app[SERVICE].write(

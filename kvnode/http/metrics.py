@@ -29,6 +29,8 @@ STATUS_GAUGES = {
     "kvnode_raft_commit_index": "commit_index",
     "kvnode_applied_index": "applied_index",
     "kvnode_keys": "keys",
+    "kvnode_store_bytes": "store_bytes",
+    "kvnode_quota_bytes": "quota_bytes",
     "kvnode_wal_bytes": "wal_bytes",
     "kvnode_journal_bytes": "journal_bytes",
     "kvnode_snapshots_installed": "snapshots_installed",

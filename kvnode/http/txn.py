@@ -236,6 +236,8 @@ async def post_txn(request: web.Request, service: Service, request_id: str) -> w
     issued = wall_clock_ms()
     body = await read_json(request, limit, what="transaction", too_large="txn_too_large")
     txn = parse_txn(body, service.config.max_txn_ops, issued)
+    if any(op.WhichOneof("op") == "put" for op in (*txn.success, *txn.failure)):
+        service.refuse_over_quota(request_id)
     outcome = await service.write(commands.txn(txn, issued_at_ms=issued, request_id=request_id))
     headers = index_header(outcome.log_index)
     if outcome.status is Status.NOT_FOUND:

@@ -5,6 +5,13 @@
 `join` (`kvnode serve --join`) and `restore` (a node's data directory from a backup).
 """
 
-from kvnode.service.kv_service import KeyRecord, KvService, Outcome, Service, Status
+from kvnode.service.kv_service import (
+    KeyRecord,
+    KvService,
+    Outcome,
+    QuotaExceeded,
+    Service,
+    Status,
+)
 
-__all__ = ["KeyRecord", "KvService", "Outcome", "Service", "Status"]
+__all__ = ["KeyRecord", "KvService", "Outcome", "QuotaExceeded", "Service", "Status"]

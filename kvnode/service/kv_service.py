@@ -62,6 +62,11 @@ class Service(Protocol):
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = False) -> dict[str, Any]: ...
     def ready(self) -> bool: ...
+    def refuse_over_quota(self, request_id: str) -> None: ...
+
+
+class QuotaExceeded(Exception):
+    """The store is at its space quota: a write that adds data is refused unapplied."""
 
 
 def new_cluster_id() -> str:
@@ -135,6 +140,21 @@ class KvService:
         data, _crc = await asyncio.to_thread(encode_parts, KIND_SNAPSHOT, image, count)
         return data, image.revision
 
+    def refuse_over_quota(self, request_id: str) -> None:
+        """Before a write that adds data: 507 once the store holds `quota_bytes` (like etcd's
+        NOSPACE alarm), so reads, deletes and compaction go on and the space can be
+        freed. The retry of a write already applied passes: it adds nothing, and its
+        first answer must not be turned into a refusal."""
+        quota = self.config.quota_bytes
+        if self.machine.data_bytes < quota:
+            return
+        if request_id and self.machine.knows_request(request_id):
+            return
+        raise QuotaExceeded(
+            f"the store holds {self.machine.data_bytes} bytes, at or past quota_bytes"
+            f" ({quota}); delete keys to make room"
+        )
+
     def leader(self) -> str | None:
         """The leader's HTTP URL (None while no leader, or its URL, is known)."""
         return self.membership.leader_url()
@@ -160,6 +180,8 @@ class KvService:
             "wal_bytes": machine.wal_bytes,
             "checkpoint_bytes": machine.checkpoint_bytes,
             "keys": machine.keys,
+            "store_bytes": self.machine.data_bytes,
+            "quota_bytes": self.config.quota_bytes,
             "digest": machine.digest,
         }
 
@@ -216,4 +238,4 @@ class KvService:
         self.machine.close(checkpoint=False)
 
 
-__all__ = ["KeyRecord", "KvService", "Outcome", "Service", "Status"]
+__all__ = ["KeyRecord", "KvService", "Outcome", "QuotaExceeded", "Service", "Status"]

@@ -50,6 +50,9 @@ class Keyspace:
         cluster_id: str = "",
     ) -> None:
         self._data: SortedDict[str, KeyRecord] = SortedDict(items)
+        # About how many bytes the keys and values take (key characters + value bytes):
+        # what a space quota is measured against.
+        self.data_bytes = sum(_size(key, record) for key, record in self._data.items())
         self.leases = LeaseTable(leases)
         for key, record in self._data.items():
             if record.lease:
@@ -317,7 +320,9 @@ class Keyspace:
         old = self._data.get(key)
         if old is not None:
             self._untrack(key, old)
+            self.data_bytes -= _size(key, old)
         self._data[key] = record
+        self.data_bytes += _size(key, record)
         if record.expire_at_ms:
             self._deadlines.add((record.expire_at_ms, key))
         if record.lease:
@@ -334,11 +339,16 @@ class Keyspace:
         if old is None:
             return
         self._untrack(key, old)
+        self.data_bytes -= _size(key, old)
         self.on_change(Change(kind, key, index, old.create_revision, None))
 
 
 def _ignore(change: Change) -> None:
     pass
+
+
+def _size(key: str, record: KeyRecord) -> int:
+    return len(key) + len(record.value)
 
 
 def _holds(condition: Condition, current: KeyRecord | None) -> bool:

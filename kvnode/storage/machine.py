@@ -575,6 +575,17 @@ class StateMachine:
         with self._lock.for_reads():
             return dict(self._keys.members)
 
+    @property
+    def data_bytes(self) -> int:
+        """About how many bytes the keys and values take. Any thread: one int read."""
+        return self._keys.data_bytes
+
+    def knows_request(self, request_id: str) -> bool:
+        """Whether a write under `request_id` was applied and is still remembered (a retry
+        of it changes nothing)."""
+        with self._lock.for_reads():
+            return self._keys.requests.get(request_id) is not None
+
     def member(self, raft_addr: str) -> Member | None:
         """One entry of the member directory. Without the lock: one lookup in a dict that
         is only ever changed or replaced whole in one step, of an immutable record (it is

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
+import orjson
 import pytest
 from multidict import CIMultiDict
 
@@ -248,3 +249,28 @@ def test_status_health_ready_and_metrics(api: Api) -> None:
     # Methods kvnode does not serve share one series instead of adding one each.
     assert b'method="other",status="405"} 2.0' in metrics.body
     assert b"PROPFIND" not in metrics.body
+
+
+def test_writes_that_add_data_stop_at_the_quota_while_reads_and_deletes_go_on(
+    tmp_path: Path,
+) -> None:
+    api = make_api(tmp_path, quota_bytes=100)
+    try:
+        first = api("PUT", "/kv/a", data=b"x" * 60, headers={"X-Request-Id": "q1"})
+        assert first.status == 201
+        assert api("PUT", "/kv/b", data=b"y" * 60).status == 201  # 61 bytes held: under
+        body = error(api("PUT", "/kv/c", data=b"z"), 507, "quota_exceeded")
+        assert "quota_bytes" in body["message"]
+        txn = {"compare": [], "success": [{"put": {"key": "d", "value": "1"}}]}
+        error(api("POST", "/txn", data=orjson.dumps(txn)), 507, "quota_exceeded")
+        retried = api("PUT", "/kv/a", data=b"x" * 60, headers={"X-Request-Id": "q1"})
+        assert retried.json["revision"] == first.json["revision"]  # its first answer
+        assert api("GET", "/kv/a").status == 200
+        status = api("GET", "/status").json
+        assert status["store_bytes"] == 122 and status["quota_bytes"] == 100
+        assert b"kvnode_store_bytes 122.0" in api("GET", "/metrics").body
+        deletes = {"compare": [], "success": [{"delete": {"key": "b"}}]}
+        assert api("POST", "/txn", data=orjson.dumps(deletes)).status == 200
+        assert api("PUT", "/kv/c", data=b"z").status == 201  # room again
+    finally:
+        api.close()
