@@ -28,6 +28,7 @@ from kvnode.http.request import (
     write_failure,
 )
 from kvnode.service import Outcome, Service, Status
+from kvnode.storage.outcome import MAX_TXN_REPLY_BYTES
 
 TARGETS = {
     "value": Compare.VALUE,
@@ -242,6 +243,14 @@ async def post_txn(request: web.Request, service: Service, request_id: str) -> w
     headers = index_header(outcome.log_index)
     if outcome.status is Status.NOT_FOUND:
         raise ApiError(404, "lease_not_found", "a put names a lease that does not exist", headers)
+    if outcome.status is Status.TOO_LARGE:
+        raise ApiError(
+            413,
+            "txn_reply_too_large",
+            f"the reply would pass {MAX_TXN_REPLY_BYTES} bytes; nothing was applied (list"
+            " with a smaller limit, or split the transaction)",
+            headers,
+        )
     if outcome.status is not Status.OK:
         raise write_failure(outcome, "")
     return json_response(200, reply_json(txn, outcome), headers)

@@ -12,7 +12,8 @@ one's outcome.
 The table lives in the key space, so it is rebuilt by WAL replay and carried
 in checkpoints and snapshots. It is bounded deterministically, from the log
 alone: an id is forgotten once DEDUP_MAX_ENTRIES newer ids were recorded, or
-once the log clock has moved DEDUP_WINDOW_MS past the time it was issued.
+once the log clock has moved DEDUP_WINDOW_MS past the time it was issued (checked
+at every command applied, with or without an id, so the table empties on its own).
 A client must therefore retry within that window.
 """
 
@@ -54,9 +55,13 @@ class RequestLog:
 
     def record(self, record: RequestRecord, log_clock_ms: int) -> None:
         self._by_id[record.request_id] = record
+        while len(self._by_id) > DEDUP_MAX_ENTRIES:
+            self._by_id.popitem(last=False)
+        self.expire(log_clock_ms)
+
+    def expire(self, log_clock_ms: int) -> None:
+        """Forget the ids issued more than DEDUP_WINDOW_MS before the log clock (oldest
+        first: the table is in the order ids were recorded)."""
         oldest_kept = log_clock_ms - DEDUP_WINDOW_MS
-        while self._by_id and (
-            len(self._by_id) > DEDUP_MAX_ENTRIES
-            or next(iter(self._by_id.values())).issued_at_ms < oldest_kept
-        ):
+        while self._by_id and next(iter(self._by_id.values())).issued_at_ms < oldest_kept:
             self._by_id.popitem(last=False)

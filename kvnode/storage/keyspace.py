@@ -26,7 +26,7 @@ from kvnode.commands_pb2 import Command, Condition, Txn, TxnOp, TxnOpReply, TxnR
 from kvnode.storage.changes import Change, ChangeKind
 from kvnode.storage.dedup import RequestLog, RequestRecord
 from kvnode.storage.leases import LeaseTable
-from kvnode.storage.outcome import Outcome, Status
+from kvnode.storage.outcome import MAX_TXN_REPLY_BYTES, Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
 from kvnode.storage.txn import holds, key_state
 
@@ -36,6 +36,7 @@ REVISIONLESS = frozenset(
     {"noop", "member_publish", "member_forget", "lease_renew_all", "cluster_init"}
 )
 _DIGEST_LEASE = struct.Struct("<QQQ")
+REPLY_ITEM_OVERHEAD_BYTES = 32  # a listed key's revisions and deadline
 
 
 class Keyspace:
@@ -135,6 +136,7 @@ class Keyspace:
         """Apply one decoded command at the next revision and return its outcome (with
         `log_index`: the store revision once it is applied). Never raises."""
         self.log_clock_ms = max(self.log_clock_ms, command.issued_at_ms)
+        self.requests.expire(self.log_clock_ms)
         request_id = command.request_id
         if request_id:
             earlier = self.requests.get(request_id)
@@ -233,10 +235,36 @@ class Keyspace:
             lease = step.put.lease if step.WhichOneof("op") == "put" else 0
             if lease and self.leases.live(lease, self.log_clock_ms) is None:
                 return Outcome(Status.NOT_FOUND, 0)  # a put to a lease that is gone: no-op
+        if self._reply_bound(branch) > MAX_TXN_REPLY_BYTES:
+            return Outcome(Status.TOO_LARGE, 0)  # refused whole, before any op runs
         reply = TxnReply(succeeded=succeeded)
         for step in branch:
             reply.replies.append(self._txn_op(index, step))
         return Outcome(Status.OK, index, detail=reply.SerializeToString())
+
+    def _reply_bound(self, branch: Iterable[TxnOp]) -> int:
+        """At least the size of the reply `branch` would make: what its gets and lists
+        would return, counting the branch's own puts (which they see) at full size. Past
+        MAX_TXN_REPLY_BYTES it stops counting."""
+        puts = {s.put.key: len(s.put.value) for s in branch if s.WhichOneof("op") == "put"}
+        bound = 0
+        for step in branch:
+            kind = step.WhichOneof("op")
+            if kind == "get":
+                record = self._live(step.get.key)
+                stored = len(record.value) if record else 0
+                bound += len(step.get.key) + max(stored, puts.get(step.get.key, 0))
+            elif kind == "list":
+                prefix = step.list.prefix
+                found = self.scan(prefix, self.log_clock_ms)
+                for key, record in itertools.islice(found, step.list.limit):
+                    bound += len(key) + len(record.value) + REPLY_ITEM_OVERHEAD_BYTES
+                    if bound > MAX_TXN_REPLY_BYTES:
+                        return bound
+                bound += sum(len(k) + n for k, n in puts.items() if k.startswith(prefix))
+            if bound > MAX_TXN_REPLY_BYTES:
+                return bound
+        return bound
 
     def _txn_op(self, index: int, step: TxnOp) -> TxnOpReply:
         kind = step.WhichOneof("op")

@@ -5,6 +5,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
+# A transaction's reply is kept in the request-id table, and so in every checkpoint and
+# backup while its id is remembered: it is bounded, by a constant (the same on every
+# replica: the refusal is decided at apply time).
+MAX_TXN_REPLY_BYTES = 4 * 1024 * 1024
+
 
 class Status(Enum):
     OK = "ok"
@@ -13,6 +18,9 @@ class Status(Enum):
     INVALID = "invalid"
     # The request id was already used for a different request; nothing was applied.
     REQUEST_ID_REUSED = "request_id_reused"
+    # A transaction whose reply could pass MAX_TXN_REPLY_BYTES; nothing was applied.
+    # (Last: state images store a status by its position here.)
+    TOO_LARGE = "too_large"
 
 
 class Outcome(NamedTuple):

@@ -135,3 +135,13 @@ def test_a_new_leader_renews_every_lease(api: Api) -> None:
 )
 def test_bad_lease_requests_are_400(api: Api, method: str, path: str, code: str) -> None:
     error(api(method, path, data=b"v" if method == "PUT" else None), 400, code)
+
+
+def test_a_transaction_whose_reply_would_be_too_large_is_413_and_applies_nothing(
+    api: Api,
+) -> None:
+    for i in range(5):
+        assert api("PUT", f"/kv/amp/{i}", data=b"x" * (1024 * 1024 - 100)).status == 201
+    body = {"compare": [], "success": [{"delete": {"key": "amp/0"}}, {"list": {"prefix": ""}}]}
+    error(api("POST", "/txn", json=body), 413, "txn_reply_too_large")
+    assert api("GET", "/kv/amp/0").status == 200

@@ -96,3 +96,12 @@ def test_the_table_stays_bounded_by_count_and_by_time(tmp_path: Path) -> None:
     later = 1_000_000 + DEDUP_WINDOW_MS + 1
     machine.apply([Entry(3 + total, 1, put("k", b"v", "late", at=later))])
     assert machine.stats().request_ids == 1, "ids older than the window are forgotten"
+
+
+def test_ids_are_forgotten_by_time_even_when_no_new_id_comes(tmp_path: Path) -> None:
+    machine = StateMachine(tmp_path / "sm", fsync=False)
+    machine.apply([Entry(3, 1, put("k", b"v", "only", at=1000))])
+    assert machine.stats().request_ids == 1
+    later = 1000 + DEDUP_WINDOW_MS + 1
+    machine.apply([Entry(4, 1, commands.put("k", b"w", issued_at_ms=later))])  # no id
+    assert machine.stats().request_ids == 0

@@ -271,3 +271,17 @@ def test_the_member_directory_survives_checkpoint_restart_and_snapshot(tmp_path:
     other = Store(tmp_path / "b")
     other.machine.restore(reopened.machine.snapshot(tmp_path / "handoff.snap"))
     assert {a: tuple(m) for a, m in other.machine.members.items()} == expected
+
+
+def test_a_transaction_whose_reply_could_pass_the_bound_is_refused_whole(store: Store) -> None:
+    big = "x" * (1024 * 1024)
+    for i in range(3):
+        store.put(f"amp/{i}", big)
+    lists = [{"list": {"prefix": "amp/"}}] * 2  # 6 MiB of reply from 3 MiB of data
+    body = {"compare": [], "success": [{"put": {"key": "amp/new", "value": "1"}}, *lists]}
+    txn = parse_txn(body, 128, NOW)
+    outcome = store.apply(commands.txn(txn, issued_at_ms=NOW, request_id="amp"))
+    assert outcome.status is Status.TOO_LARGE
+    assert store.machine.read("amp/new", NOW)[0] is None, "nothing of it was applied"
+    fits = {"compare": [], "success": [{"list": {"prefix": "amp/", "limit": 2}}]}
+    assert len(store.txn(fits)["responses"][0]["list"]["items"]) == 2
