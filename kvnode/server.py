@@ -17,11 +17,9 @@ import signal
 import socket
 from pathlib import Path
 
-from aiohttp import web
-
 from kvnode.config import ConfigError, NodeConfig, split_address
 from kvnode.http.app import create_app
-from kvnode.http.guard import GuardedAppRunner, check_aiohttp_version
+from kvnode.http.guard import GuardedAppRunner, GuardedTCPSite, check_aiohttp_version
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters
 from kvnode.service import KvService
@@ -106,7 +104,15 @@ async def _serve_locked(config: NodeConfig) -> None:
     try:
         await runner.setup()
         host, port = config.http_host_port
-        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
+        site = GuardedTCPSite(
+            runner,
+            host,
+            port,
+            reuse_address=True,
+            ssl_context=tls,
+            handshake_timeout=config.header_timeout,
+        )
+        await site.start()
         log.info(
             "serving %s on %s (at most %d connections), Raft on %s, peers %s, data in %s"
             " (fsync=%s)",

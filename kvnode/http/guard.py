@@ -166,3 +166,30 @@ class GuardedAppRunner(web.AppRunner):
         guarded = cast(GuardedServer, server)
         guarded.header_timeout, guarded.max_connections, guarded.node_headers = self._limits
         return guarded
+
+
+class GuardedTCPSite(web.TCPSite):
+    """aiohttp's TCPSite with a deadline on the TLS handshake: asyncio's default is 60 s,
+    so a client that opens a connection and stalls the handshake held it that long,
+    where a plain connection's request head gets `header_timeout`."""
+
+    def __init__(
+        self, runner: web.BaseRunner, *args: Any, handshake_timeout: float, **kwargs: Any
+    ) -> None:
+        super().__init__(runner, *args, **kwargs)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # aiohttp's own bookkeeping of its sites
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )

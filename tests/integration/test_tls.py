@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,8 +85,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @contextlib.contextmanager
-def serve_tls(tmp_path: Path, pki: Pki, *, mutual: bool) -> Iterator[str]:
-    """One `kvnode serve` with HTTPS (and client certificates when `mutual`)."""
+def serve_tls(
+    tmp_path: Path, pki: Pki, *, mutual: bool, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """One `kvnode serve` with HTTPS (and client certificates when `mutual`), with more
+    settings in `env` if given."""
     http, raft = free_ports(2)
     args = [
         "serve",
@@ -96,6 +100,7 @@ def serve_tls(tmp_path: Path, pki: Pki, *, mutual: bool) -> Iterator[str]:
         "KVNODE_TLS_CERT_FILE": str(pki.server_cert),
         "KVNODE_TLS_KEY_FILE": str(pki.server_key),
         "KVNODE_TLS_CLIENT_CA_FILE": str(pki.ca) if mutual else "",
+        **(env or {}),
     }
     node = subprocess.Popen(
         [sys.executable, "-m", "kvnode", *args],
@@ -175,3 +180,13 @@ def test_half_a_tls_configuration_is_refused_at_startup(tmp_path: Path, pki: Pki
     )
     assert result.returncode == 2
     assert b"tls_cert_file and tls_key_file" in result.stderr
+
+
+def test_a_stalled_tls_handshake_is_cut_off_at_the_header_timeout(tmp_path: Path, pki: Pki) -> None:
+    """asyncio waits 60 s for a TLS handshake by default; a node gives it header_timeout."""
+    with serve_tls(tmp_path, pki, mutual=False, env={"KVNODE_HEADER_TIMEOUT": "1"}) as endpoint:
+        asyncio.run(ready(endpoint, pki, with_cert=False))
+        host, port = endpoint.split(":")
+        # Closed long before asyncio's 60 s: recv would time out after 10 s otherwise.
+        with socket.create_connection((host, int(port)), timeout=10) as stalled:
+            assert stalled.recv(1) == b"", "the node sent something to a silent client"
