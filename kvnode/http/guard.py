@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -66,6 +67,7 @@ PARSER_ERROR_CODES = {
 
 
 warnings = LogLimiter(log)
+VERSIONED_REQUEST_LINE = re.compile(rb" HTTP/\d(\.\d)?\r?$")
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -99,6 +101,25 @@ class GuardedRequestHandler(RequestHandler):
             # Bytes of a new request head, not a body of one being served: start its clock.
             started = self._partial_since = self._loop.time()
             self._loop.call_later(self._guard.header_timeout, self._head_overdue, started)
+            first_line = data.split(b"\n", 1)
+            if len(first_line) == 2 and not VERSIONED_REQUEST_LINE.search(first_line[0]):
+                self._refuse_simple_request()
+
+    def _refuse_simple_request(self) -> None:
+        """An HTTP/0.9 request ("GET /", no version, no headers) waits for a head that never
+        ends: answer 400 at once instead of holding it until header_timeout."""
+        if self.transport is None:
+            return
+        body = orjson.dumps(
+            {"error": "bad_request", "message": "a request line needs an HTTP/1.x version"}
+        )
+        headers = "".join(f"{k}: {v}\r\n" for k, v in self._guard.node_headers().items())
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            + headers.encode()
+            + b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        self.transport.close()
 
     def _head_overdue(self, started: float) -> None:
         if self._partial_since == started and self.transport is not None:

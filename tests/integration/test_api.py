@@ -320,3 +320,17 @@ def test_a_client_gone_mid_body_writes_nothing_and_logs_no_traceback(
     wait_until_sync(lambda: refused_puts() > before, 10, "the cut request to be answered 400")
     assert http("GET", "/kv/midbody")[0] == 404
     assert "unhandled error" not in shared_cluster.nodes[0].log_path.read_text()
+
+
+def test_a_request_line_without_a_version_is_answered_at_once(
+    http: Http, shared_cluster: LocalCluster
+) -> None:
+    """HTTP/0.9's "GET /path" has no head to wait for: 400 now, not a wait for
+    header_timeout (10 s, past this socket's own timeout)."""
+    host, port = shared_cluster.nodes[0].http_addr.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /kv/x\r\n")
+        response = sock.recv(4096)
+    assert response.startswith(b"HTTP/1.1 400"), response[:100]
+    assert b'"error":"bad_request"' in response and b"X-KV-Node" in response
+    assert http.json("GET", "/health")[0] == 200
