@@ -11,10 +11,11 @@ one's outcome.
 
 The table lives in the key space, so it is rebuilt by WAL replay and carried
 in checkpoints and snapshots. It is bounded deterministically, from the log
-alone: an id is forgotten once DEDUP_MAX_ENTRIES newer ids were recorded, or
-once the log clock has moved DEDUP_WINDOW_MS past the time it was issued (checked
-at every command applied, with or without an id, so the table empties on its own).
-A client must therefore retry within that window.
+alone: an id is forgotten once DEDUP_MAX_ENTRIES newer ids were recorded, once the
+replies kept (a transaction's) pass DEDUP_MAX_REPLY_BYTES, or once the log clock
+has moved DEDUP_WINDOW_MS past the time it was issued (checked at every command
+applied, with or without an id, so the table empties on its own). A client must
+therefore retry within that window.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kvnode.storage.outcome import Outcome
 
 DEDUP_MAX_ENTRIES = 100_000
 DEDUP_WINDOW_MS = 10 * 60 * 1000
+DEDUP_MAX_REPLY_BYTES = 64 * 1024 * 1024  # of transaction replies kept for their retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class RequestLog:
         self._by_id: OrderedDict[str, RequestRecord] = OrderedDict(
             (record.request_id, record) for record in records
         )
+        self._reply_bytes = sum(len(record.outcome.detail) for record in self._by_id.values())
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -55,8 +58,11 @@ class RequestLog:
 
     def record(self, record: RequestRecord, log_clock_ms: int) -> None:
         self._by_id[record.request_id] = record
-        while len(self._by_id) > DEDUP_MAX_ENTRIES:
-            self._by_id.popitem(last=False)
+        self._reply_bytes += len(record.outcome.detail)
+        while (
+            len(self._by_id) > DEDUP_MAX_ENTRIES or self._reply_bytes > DEDUP_MAX_REPLY_BYTES
+        ) and len(self._by_id) > 1:
+            self._forget_oldest()
         self.expire(log_clock_ms)
 
     def expire(self, log_clock_ms: int) -> None:
@@ -64,4 +70,8 @@ class RequestLog:
         first: the table is in the order ids were recorded)."""
         oldest_kept = log_clock_ms - DEDUP_WINDOW_MS
         while self._by_id and next(iter(self._by_id.values())).issued_at_ms < oldest_kept:
-            self._by_id.popitem(last=False)
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        _request_id, record = self._by_id.popitem(last=False)
+        self._reply_bytes -= len(record.outcome.detail)

@@ -7,7 +7,13 @@ from pathlib import Path
 from kvnode import commands
 from kvnode.commands import condition
 from kvnode.storage import Entry, Outcome, StateMachine, Status
-from kvnode.storage.dedup import DEDUP_MAX_ENTRIES, DEDUP_WINDOW_MS
+from kvnode.storage.dedup import (
+    DEDUP_MAX_ENTRIES,
+    DEDUP_MAX_REPLY_BYTES,
+    DEDUP_WINDOW_MS,
+    RequestLog,
+    RequestRecord,
+)
 
 
 def put(key: str, value: bytes, request_id: str, at: int = 1000, **kw: object) -> bytes:
@@ -105,3 +111,15 @@ def test_ids_are_forgotten_by_time_even_when_no_new_id_comes(tmp_path: Path) -> 
     later = 1000 + DEDUP_WINDOW_MS + 1
     machine.apply([Entry(4, 1, commands.put("k", b"w", issued_at_ms=later))])  # no id
     assert machine.stats().request_ids == 0
+
+
+def test_the_replies_kept_for_retries_stay_bounded_in_bytes() -> None:
+    table = RequestLog()
+    reply = b"r" * (10 * 1024 * 1024)  # a large transaction reply
+    for i in range(8):
+        outcome = Outcome(Status.OK, i + 1, detail=reply)
+        table.record(RequestRecord(f"txn-{i}", i + 1, 1000, outcome), log_clock_ms=1000)
+    kept = [record.request_id for record in table]
+    assert sum(len(r.outcome.detail) for r in table) <= DEDUP_MAX_REPLY_BYTES
+    assert kept == [f"txn-{i}" for i in range(8 - len(kept), 8)], "the oldest go first"
+    assert "txn-7" in kept
