@@ -31,19 +31,31 @@ EXPORT_PAGE = 1000
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--endpoint", help="The node to back up from (default: the first of --endpoints).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option(
+    "--inspect", is_flag=True, help="Check an existing backup FILE and describe it; no node."
+)
 @client_command
-def backup(file: Path, endpoint: str | None, client: ClientOptions) -> None:
+def backup(
+    file: Path, endpoint: str | None, force: bool, inspect: bool, client: ClientOptions
+) -> None:
     """Save a consistent snapshot of the whole state to FILE, from a live node.
 
     Writes go on meanwhile. The file is checked (SHA-256 and CRC) before it is put in
-    place. Restore it with `kvnode restore`.
+    place; an existing FILE is kept unless --force. Restore it with `kvnode restore`.
 
     \b
-    Example:
+    Examples:
       kvnode backup kvnode.snap --endpoint 127.0.0.1:8001
+      kvnode backup --inspect kvnode.snap
     """
     from kvnode.storage.snapshot import read_snapshot
 
+    if inspect:
+        describe_backup(file)
+        return
+    if file.exists() and not force:
+        fail(f"{file} exists; give --force to replace it", EXIT_CONFIG)
     partial = file.with_name(file.name + TMP_SUFFIX)
 
     async def download(c: Client) -> tuple[int, str, int]:
@@ -80,6 +92,23 @@ def backup(file: Path, endpoint: str | None, client: ClientOptions) -> None:
     fsync_dir(file.resolve().parent)
     keys = len(list(image.items))
     click.echo(f"backup of revision {index}: {keys} keys, {size} bytes, sha256 {sha256} -> {file}")
+
+
+def describe_backup(file: Path) -> None:
+    """`backup --inspect`: verify FILE (every checksum) and say what it holds."""
+    from kvnode.storage.snapshot import read_snapshot
+
+    try:
+        image = read_snapshot(file)
+    except StorageError as exc:
+        fail(f"{file}: not a usable backup: {exc}", EXIT_STORAGE)
+    data = file.read_bytes()
+    click.echo(
+        f"{file}: checksums ok; revision {image.revision}, log index {image.index}"
+        f" (term {image.term}), {len(list(image.items))} keys,"
+        f" {len(list(image.leases))} leases, cluster {image.cluster_id or 'unnamed'},"
+        f" {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"
+    )
 
 
 @main.command()

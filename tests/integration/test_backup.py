@@ -66,6 +66,16 @@ def test_a_backup_restored_to_three_nodes_is_the_same_store(
     saved = asyncio.run(writes_meanwhile())
     assert saved.returncode == 0, saved.stderr
     assert b"backup of revision" in saved.stdout
+    kept = kvnode_against(cluster, "backup", str(backup))
+    assert kept.returncode == 2 and b"give --force" in kept.stderr, kept.stderr
+    described = kvnode_against(cluster, "backup", "--inspect", str(backup))
+    assert described.returncode == 0 and b"checksums ok; revision " in described.stdout
+    damaged = tmp_path / "damaged.snap"
+    data = bytearray(backup.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    refused = kvnode_against(cluster, "backup", "--inspect", str(damaged))
+    assert refused.returncode == 3 and b"not a usable backup" in refused.stderr
 
     restored = LocalCluster(tmp_path / "restored", settings=FAST_SETTINGS)
     try:
