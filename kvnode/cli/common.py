@@ -52,6 +52,12 @@ def fail(message: str, code: int) -> NoReturn:
 @click.version_option(package_name="kvnode", prog_name="kvnode", message="%(prog)s %(version)s")
 def main() -> None:
     """kvnode: a Raft-replicated, durable key-value server."""
+    # Data directories, their files and backups hold every key: this user's alone, as
+    # etcd keeps its data directory at 0700.
+    os.umask(PRIVATE_UMASK)
+
+
+PRIVATE_UMASK = 0o077
 
 
 DEFAULT_CLUSTER_DATA = "data"  # where `kvnode cluster up` keeps its nodes, by default

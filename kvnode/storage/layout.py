@@ -94,6 +94,7 @@ def prepare_node_dir(data_dir: Path, *, restoring: bool = False) -> None:
     otherwise join, fall behind and stop at its first journal append."""
     check_node_dir(data_dir, restoring=restoring)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # made by an older kvnode, or by hand: its files are private
     probe = data_dir / WRITE_PROBE
     try:
         with open(probe, "wb") as handle:

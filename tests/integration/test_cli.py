@@ -7,6 +7,7 @@ import base64
 import importlib.metadata
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -207,6 +208,9 @@ def test_raft_files_that_no_longer_fit_together_are_refused(tmp_path: Path) -> N
     finally:
         local.stop_all()
     node_dir, config = local.nodes[0].data_dir, local.nodes[0].config_path
+    assert stat.S_IMODE(node_dir.stat().st_mode) == 0o700, "the data directory is private"
+    for private in (node_dir / "raft.journal", node_dir / "sm", node_dir / "sm" / "wal.log"):
+        assert stat.S_IMODE(private.stat().st_mode) & 0o077 == 0, private
     for missing, says in (
         (RAFT_SNAPSHOT, b"missing while raft.journal starts at entry"),
         (RAFT_JOURNAL, b"missing while raft.meta exists"),
