@@ -53,6 +53,12 @@ def test_a_node_with_a_wrong_secret_never_joins(tmp_path: Path) -> None:
             assert peer_view["connected"] is False
             assert found[2]["keys"] == 0 and found[2]["leader"] is None
 
+            async def every_node_said_why() -> bool:
+                # A hang-up is reported once it repeats (a peer stopping hangs up once too).
+                return all("cluster_secret?" in n.log_path.read_text() for n in local.nodes)
+
+            await wait_until(every_node_said_why, 30, "every node to log the failed secret")
+
         asyncio.run(scenario())
     finally:
         local.stop_all()

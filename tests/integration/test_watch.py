@@ -177,6 +177,8 @@ def test_a_follower_killed_after_checkpoints_serves_the_same_window_as_the_leade
     finally:
         local.stop_all()
     assert_clean_logs(local)
+    for node in local.nodes:  # a killed peer is not a peer with another secret
+        assert "cluster_secret?" not in node.log_path.read_text(), node.node_id
 
 
 async def window(url: str, prefix: str, from_revision: int) -> list[Any]:

@@ -39,6 +39,7 @@ Protected hooks overridden by subclasses elsewhere: `SyncObj._onTick`,
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -278,6 +279,10 @@ class TransportBase(TCPTransport):  # type: ignore[misc]
         self._ready = True  # PySyncObj waits for this flag before ticking
 
 
+UNANSWERED: collections.Counter[str] = collections.Counter()  # peer -> hang-ups in a row
+UNANSWERED_BEFORE_WARNING = 3
+
+
 class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
     """PySyncObj's peer connection with the limits of peer_connection.py: a cap on frame
     length checked before any byte of the frame is kept, a buffer that grows in place, a
@@ -312,7 +317,13 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
             and self.state == CONNECTION_STATE.CONNECTED
             and not self._frames_received
         ):
-            self._warn("closed", "it hung up before authenticating (a different cluster_secret?)")
+            # A peer stopping, killed or just resumed hangs up like this once; one with
+            # another secret does so at every attempt: only that is worth a warning.
+            UNANSWERED[self._peer] += 1
+            if UNANSWERED[self._peer] >= UNANSWERED_BEFORE_WARNING:
+                self._warn(
+                    "closed", "it hung up before authenticating (a different cluster_secret?)"
+                )
         super().disconnect()
 
     def _warn(self, reason: str, detail: str) -> None:
@@ -350,6 +361,7 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
         message = super()._TcpConnection__processParseMessage()
         if message is not None:
             self._frames_received += 1
+            UNANSWERED.pop(self._peer, None)
         elif self.state == CONNECTION_STATE.DISCONNECTED:
             self._warn(
                 "auth", "a message failed to authenticate or decode (a different cluster_secret?)"
