@@ -18,6 +18,7 @@ import socket
 from pathlib import Path
 
 from kvnode.config import ConfigError, NodeConfig, split_address
+from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.http.app import create_app
 from kvnode.http.guard import GuardedAppRunner, GuardedTCPSite, check_aiohttp_version
 from kvnode.raft.consensus import RaftConsensus
@@ -132,6 +133,7 @@ async def _serve_locked(config: NodeConfig) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+        await hand_over_if_leading(service, config)
     finally:
         for task in (sweeper, publisher):
             if task is not None:
@@ -141,3 +143,22 @@ async def _serve_locked(config: NodeConfig) -> None:
         await runner.cleanup()
         service.close()
         log.info("stopped cleanly")
+
+
+async def hand_over_if_leading(service: KvService, config: NodeConfig) -> None:
+    """A leader that is stopped on purpose first asks its most caught-up follower to take
+    over (Raft's TimeoutNow), so writes pause for a round trip, not for an election
+    timeout. Bounded: a stop never waits more than an election timeout for it."""
+    if not config.peers or not service.consensus.is_leader():
+        return
+    try:
+        await asyncio.wait_for(
+            service.consensus.hand_over_leadership(), config.election_timeout_max
+        )
+    except Unavailable as exc:
+        log.info("stopping without handing leadership over (%s)", exc.reason)
+        return
+    except (Indeterminate, TimeoutError):
+        log.info("stopping without handing leadership over (no answer in time)")
+        return
+    log.info("handed leadership over before stopping")

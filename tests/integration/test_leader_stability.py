@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster
+from tests.integration import conftest
 from tests.integration.conftest import converged, leader_of, statuses, write_load
 from tests.waiting import wait_until
 
@@ -85,3 +87,23 @@ def test_a_leader_cut_off_from_both_followers_steps_down(cluster: LocalCluster) 
         assert time.monotonic() - started < 5, "check-quorum should act within ~1.4 s"
 
     asyncio.run(scenario())
+
+
+def test_a_leader_stopped_on_purpose_hands_over_first(tmp_path: Path) -> None:
+    """SIGTERM to the leader: it asks a follower to take over before it stops, so the
+    others have a new leader without waiting out an election timeout."""
+    local = conftest.make_cluster(tmp_path / "c")
+    try:
+        leader = asyncio.run(leader_of(local))
+        assert local.stop(leader) == 0
+        assert "handed leadership over before stopping" in local.nodes[leader].log_path.read_text()
+        others = [i for i in range(local.size) if i != leader]
+
+        async def new_leader() -> bool:
+            found = await statuses(local)
+            return {found[i]["role"] for i in others} == {"leader", "follower"}
+
+        asyncio.run(wait_until(new_leader, 30, "the others to have a leader"))
+    finally:
+        local.stop_all()
+    conftest.assert_clean_logs(local)
