@@ -13,7 +13,7 @@ elections, built from leases and transactions on a `KvClient`), and here
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kvnode.client import errors
@@ -56,6 +56,19 @@ class SyncClient:
             return self._loop.run_until_complete(method(*args, **kwargs))
 
         return call
+
+    def watch(self, *args: Any, **kwargs: Any) -> Iterator[WatchEvent]:
+        """`Client.watch`, as a blocking iterator: each event once it arrives. Closing the
+        iterator (or leaving the loop over it) ends the watch."""
+        events = self._client.watch(*args, **kwargs)
+        try:
+            while True:
+                try:
+                    yield self._loop.run_until_complete(anext(events))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run_until_complete(events.aclose())
 
     def close(self) -> None:
         self._loop.run_until_complete(self._client.close())

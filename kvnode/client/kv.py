@@ -26,7 +26,7 @@ import copy
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import quote
@@ -528,7 +528,7 @@ class KvClient:
         *,
         prefix: str | None = None,
         from_revision: int | None = None,
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncGenerator[WatchEvent, None]:
         """Every change of `key` (or of the keys under `prefix`) from `from_revision` on
         (default: from now), in revision order, for as long as the caller iterates.
 

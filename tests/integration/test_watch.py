@@ -259,3 +259,14 @@ def test_abandoned_long_polls_end_and_free_their_watcher_slots(tmp_path: Path) -
     finally:
         local.stop_all()
     assert_clean_logs(local)
+
+
+def test_the_blocking_client_watches_too(shared_cluster: LocalCluster) -> None:
+    with SyncClient(shared_cluster.urls, timeout=10) as client:
+        first = client.put("sync/w", b"1")
+        client.put("sync/w", b"2")
+        events = client.watch("sync/w", from_revision=first.revision)
+        seen = [next(events), next(events)]
+        events.close()  # ends the watch
+        assert [(e.type, e.value) for e in seen] == [("put", b"1"), ("put", b"2")]
+        assert client.get("sync/w").value == b"2"  # the client is still usable
