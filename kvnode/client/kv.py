@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import os
 import ssl
 import time
 import uuid
@@ -364,7 +365,10 @@ class KvClient:
             return status, body, response_headers
         if isinstance(last_error, WrongCluster):
             raise last_error
-        raise Unavailable(0, "unreachable", f"no endpoint answered: {last_error!r}")
+        tried = ", ".join(target for _position, target in targets)
+        raise Unavailable(
+            0, "unreachable", f"no endpoint answered (tried {tried}): {in_words(last_error)}"
+        )
 
     async def write(
         self,
@@ -729,6 +733,16 @@ class KvClient:
         )
         status: dict[str, Any] = orjson.loads(body)
         return status
+
+
+def in_words(error: BaseException | None) -> str:
+    """Why a node could not be reached, as a person would say it (not aiohttp's repr)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        number = error.os_error.errno
+        return os.strerror(number).lower() if number else str(error.os_error)
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    return str(error) or type(error).__name__ if error is not None else "no endpoint to try"
 
 
 def _raise_if_cancelled() -> None:

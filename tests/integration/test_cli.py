@@ -104,6 +104,9 @@ def test_unreachable_endpoints_are_one_line_errors() -> None:
     result = kvnode("get", "x", "--endpoints", f"127.0.0.1:{port}", "--timeout", "2")
     assert result.returncode == 1
     assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+    said = result.stderr.decode()
+    assert f"tried http://127.0.0.1:{port}" in said and "connection refused" in said, said
+    assert "ClientConnectorError" not in said
 
 
 def write(path: Path, text: str) -> Path:
