@@ -148,13 +148,11 @@ async def _serve_locked(config: NodeConfig) -> None:
 async def hand_over_if_leading(service: KvService, config: NodeConfig) -> None:
     """A leader that is stopped on purpose first asks its most caught-up follower to take
     over (Raft's TimeoutNow), so writes pause for a round trip, not for an election
-    timeout. Bounded: a stop never waits more than an election timeout for it."""
+    timeout. Bounded: a stop waits at most `request_timeout` for it."""
     if not config.peers or not service.consensus.is_leader():
         return
     try:
-        await asyncio.wait_for(
-            service.consensus.hand_over_leadership(), config.election_timeout_max
-        )
+        await asyncio.wait_for(service.consensus.hand_over_leadership(), config.request_timeout)
     except Unavailable as exc:
         log.info("stopping without handing leadership over (%s)", exc.reason)
         return
