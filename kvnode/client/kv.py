@@ -737,6 +737,8 @@ class KvClient:
 
 def in_words(error: BaseException | None) -> str:
     """Why a node could not be reached, as a person would say it (not aiohttp's repr)."""
+    if isinstance(error, aiohttp.ClientSSLError):  # a certificate or a TLS handshake
+        return str(error)
     if isinstance(error, aiohttp.ClientConnectorError):
         number = error.os_error.errno
         return os.strerror(number).lower() if number else str(error.os_error)
