@@ -17,16 +17,17 @@ class FakeNode:
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
+        self._asked = asyncio.Event()
 
     def request_read(self, callback: Any) -> None:
         self.requests.append(callback)
+        self._asked.set()
 
-
-async def next_turns() -> None:
-    """Two turns of the loop: the tasks just made start waiting in the first, and the
-    end-of-turn request they scheduled runs in the second."""
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    async def asked(self, count: int) -> None:
+        """Return once `count` requests have come (each within 5 s)."""
+        while len(self.requests) < count:
+            self._asked.clear()
+            await asyncio.wait_for(self._asked.wait(), 5)
 
 
 def test_the_reads_of_one_turn_share_one_request() -> None:
@@ -34,10 +35,10 @@ def test_the_reads_of_one_turn_share_one_request() -> None:
         node = FakeNode()
         barrier = ReadBarrier(node, timeout=5.0)  # type: ignore[arg-type]
         first = [asyncio.ensure_future(barrier.wait()) for _ in range(20)]
-        await next_turns()  # they all wait in one turn; the request goes at its end
+        await node.asked(1)  # they all wait in one turn; the request goes at its end
         assert len(node.requests) == 1
         later = asyncio.ensure_future(barrier.wait())  # arrived after: needs its own
-        await next_turns()
+        await node.asked(2)
         assert len(node.requests) == 2
         first[0].cancel()  # its client went away
         node.requests[0](None)
