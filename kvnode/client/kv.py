@@ -744,7 +744,9 @@ def in_words(error: BaseException | None) -> str:
         return os.strerror(number).lower() if number else str(error.os_error)
     if isinstance(error, TimeoutError):
         return "no answer in time"
-    return str(error) or type(error).__name__ if error is not None else "no endpoint to try"
+    if error is None:
+        return "no endpoint to try"
+    return str(error) or type(error).__name__
 
 
 def _raise_if_cancelled() -> None:

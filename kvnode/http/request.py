@@ -77,6 +77,8 @@ def refuse_undecodable(raw_query: str) -> None:
     """400 for a parameter whose percent-decoded bytes are not UTF-8: the parser would
     turn them into U+FFFD, so `prev_value=%ff` would compare equal to a stored U+FFFD and
     a compare-and-swap succeed that must not."""
+    if "%" not in raw_query and raw_query.isascii():
+        return  # nothing to decode (most queries: on every read's path)
     for pair in raw_query.split("&"):
         name, _equals, value = pair.partition("=")
         for part, what in ((name, "name"), (value, "value")):

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from kvnode.client import Client, Indeterminate, Unavailable
+from kvnode.client.kv import in_words
 
 
 def _answer(status: int, code: str) -> web.Response:
@@ -172,3 +173,9 @@ def test_a_watch_stops_when_cancelled_even_if_the_cancellation_became_a_timeout(
             await asyncio.wait_for(watching, 5)
 
     asyncio.run(scenario())
+
+
+def test_why_a_node_was_unreachable_is_said_in_words() -> None:
+    assert in_words(None) == "no endpoint to try"
+    assert in_words(TimeoutError()) == "no answer in time"
+    assert in_words(ValueError("odd")) == "odd"
