@@ -123,7 +123,7 @@ class Membership:
 
     def members(self) -> list[dict[str, Any]]:
         """`GET /cluster/members`: every voter as this node sees it."""
-        directory = dict(self._directory())
+        directory = self._directory()  # a copy already
         leader = self._consensus.leader()
         listed = []
         for voter in self._consensus.voters():
