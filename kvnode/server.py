@@ -133,16 +133,23 @@ async def _serve_locked(config: NodeConfig) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+        # The node's own proposals stop first: a leader busy expiring keys would keep
+        # running ahead of the follower it wants to hand over to.
+        await _end_tasks(sweeper, publisher)
         await hand_over_if_leading(service, config)
     finally:
-        for task in (sweeper, publisher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await _end_tasks(sweeper, publisher)
         await runner.cleanup()
         service.close()
         log.info("stopped cleanly")
+
+
+async def _end_tasks(*tasks: asyncio.Task[None] | None) -> None:
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def hand_over_if_leading(service: KvService, config: NodeConfig) -> None:

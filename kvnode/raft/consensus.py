@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from kvnode.config import NodeConfig
-from kvnode.consensus import StateMachine, Voter
+from kvnode.consensus import StateMachine, Unavailable, Voter
 from kvnode.raft.batcher import WriteBatcher
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.raft.pysyncobj.node import RaftNode
 from kvnode.storage import Outcome
+
+HAND_OVER_RETRY_SECONDS = 0.01
+"""How soon a denied hand-over is asked again: about one append round trip."""
 
 
 class RaftConsensus:
@@ -63,7 +67,17 @@ class RaftConsensus:
         )
 
     async def hand_over_leadership(self) -> None:
-        await self._proposer.submit(self.node.hand_over_leadership)
+        """PySyncObj denies a hand-over while no connected follower holds every entry, and a
+        busy leader is often an entry or two ahead. Ask again until one catches up; the
+        caller bounds the whole wait."""
+        while True:
+            try:
+                await self._proposer.submit(self.node.hand_over_leadership)
+                return
+            except Unavailable as exc:
+                if exc.reason != "denied" or not self.node.is_leader():
+                    raise
+            await asyncio.sleep(HAND_OVER_RETRY_SECONDS)
 
     def status(self) -> dict[str, Any]:
         return self.node.status()

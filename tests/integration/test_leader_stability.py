@@ -13,7 +13,7 @@ import pytest
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster
 from tests.integration import conftest
-from tests.integration.conftest import converged, leader_of, statuses, write_load
+from tests.integration.conftest import LoadResult, converged, leader_of, statuses, write_load
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -90,12 +90,31 @@ def test_a_leader_cut_off_from_both_followers_steps_down(cluster: LocalCluster) 
 
 
 def test_a_leader_stopped_on_purpose_hands_over_first(tmp_path: Path) -> None:
-    """SIGTERM to the leader: it asks a follower to take over before it stops, so the
-    others have a new leader without waiting out an election timeout."""
+    """SIGTERM to the leader while writes stream in: it asks a follower to take over
+    before it stops (waiting for one to catch up with the entries it keeps appending), so
+    the others have a new leader without waiting out an election timeout."""
     local = conftest.make_cluster(tmp_path / "c")
     try:
-        leader = asyncio.run(leader_of(local))
-        assert local.stop(leader) == 0
+
+        async def scenario() -> int:
+            leader = await leader_of(local)
+            followers = [url for i, url in enumerate(local.urls) if i != leader]
+            stop_load, result = asyncio.Event(), LoadResult()
+            load = asyncio.create_task(
+                write_load(followers, 100_000, result=result, stop=stop_load)
+            )
+
+            async def writes_landing() -> bool:
+                return len(result.acked) >= 50
+
+            await wait_until(writes_landing, 30, "writes to land")
+            code = await asyncio.to_thread(local.stop, leader)
+            stop_load.set()
+            await load
+            return leader if code == 0 else -1
+
+        leader = asyncio.run(scenario())
+        assert leader >= 0, "the leader did not stop cleanly"
         assert "handed leadership over before stopping" in local.nodes[leader].log_path.read_text()
         others = [i for i in range(local.size) if i != leader]
 
