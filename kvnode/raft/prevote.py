@@ -13,6 +13,16 @@ timeout (a leader never grants one). Only with a majority of grants does the
 node let PySyncObj start the real election; otherwise its term stays put and a
 live leader's next heartbeat makes it a follower again. Pre-votes change no
 state on the nodes that answer them.
+
+Leader stickiness (Raft thesis §4.2.3) closes the path around pre-vote: a real
+`request_vote` for a higher term is ignored, term and all, while the node hears
+from a live leader (or is one). A stray or forged vote request would otherwise
+move a node to its term, out of reach of the leader's heartbeats. The one
+election that must pass while the leader lives is the one the leader asks for
+(TimeoutNow, on hand-over): its vote requests carry `HAND_OVER` and may raise
+the term by one only. A node whose term got ahead anyway answers the lower-term
+leader with `TERM_AHEAD`, and that leader steps down, so that an election
+brings the node back (as etcd does with pre-vote on).
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PRE_VOTE = "kv_pre_vote"
 PRE_VOTE_REPLY = "kv_pre_vote_reply"
+HAND_OVER = "kv_hand_over"  # in a request_vote: sent because the leader handed over
+TERM_AHEAD = "kv_term_ahead"  # to a leader whose term is behind the sender's
 LEADER_STATE = 2  # PySyncObj's _RAFT_STATE.LEADER
 
 
@@ -50,6 +62,7 @@ class PreVote:
         self._asking_for: int | None = None  # term of the pre-vote round under way
         self._grants = 0
         self._permitted: int | None = None  # term PySyncObj may start an election for
+        self._handed_over: int | None = None  # term the leader asked this node to stand for
 
     def heard_from_leader(self) -> None:
         self._last_leader_contact = time.monotonic()
@@ -58,6 +71,29 @@ class PreVote:
         """The leader asked this node to stand now (Raft's TimeoutNow, when it steps aside):
         no pre-vote round, which the others would refuse while they hear from it."""
         self._permitted, self._asking_for = self._view.raft_term() + 1, None
+        self._handed_over = self._permitted
+
+    def mark_vote_request(self, message: dict[str, Any]) -> None:
+        """Vote requests of an election the leader asked for say so (see the module doc)."""
+        if message.get("term") == self._handed_over:
+            message[HAND_OVER] = True
+
+    def ignores_vote_request(self, message: dict[str, Any]) -> bool:
+        """Leader stickiness: True for a request_vote that must not even raise the term."""
+        term, own = message.get("term"), self._view.raft_term()
+        if not isinstance(term, int) or term <= own:
+            return False  # PySyncObj refuses these without changing anything
+        if message.get(HAND_OVER) is True and term == own + 1:
+            return False
+        return self._leader_alive()
+
+    def _leader_alive(self) -> bool:
+        """This node leads (check-quorum demotes it otherwise), or heard from a leader
+        within the minimum election timeout."""
+        return (
+            self._view.raft_state() == LEADER_STATE
+            or time.monotonic() - self._last_leader_contact < self._quiet_period
+        )
 
     def before_tick(self) -> None:
         """Hold PySyncObj's election back until a pre-vote round for it has been won."""
@@ -86,11 +122,7 @@ class PreVote:
         view = self._view
         index, term = view.last_log()
         up_to_date = (message["last_log_term"], message["last_log_index"]) >= (term, index)
-        leader_alive = (
-            view.raft_state() == LEADER_STATE
-            or time.monotonic() - self._last_leader_contact < self._quiet_period
-        )
-        granted = message["term"] > view.raft_term() and up_to_date and not leader_alive
+        granted = message["term"] > view.raft_term() and up_to_date and not self._leader_alive()
         view.send(peer, {"type": PRE_VOTE_REPLY, "term": message["term"], "granted": granted})
 
     def on_reply(self, message: dict[str, Any]) -> None:

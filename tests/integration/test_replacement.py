@@ -7,14 +7,10 @@ crash during catch-up."""
 from __future__ import annotations
 
 import asyncio
-import pickle
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +19,9 @@ import pytest
 from kvnode.client import Client, KvError
 from kvnode.cluster.supervisor import LocalCluster, free_ports
 from tests.integration.conftest import converged, leader_of, statuses, write_load
+from tests.integration.peer_wire import connect_as, frame, read_frame
 from tests.waiting import wait_until
 
-FRAME = struct.Struct("i")
 TERM = 7
 
 
@@ -35,8 +31,12 @@ class Voter:
 
     def __init__(self, base: Path) -> None:
         self.data = base / "voter"
-        self.http, self.raft, *peer_ports = free_ports(4)
-        self.peers = [f"127.0.0.1:{port}" for port in peer_ports]
+        self.http, *raft_ports = free_ports(4)
+        # A node takes a connection only from a peer of higher address (the lower one is
+        # dialled, never dials): the voter gets the lowest, so that both may ask it.
+        own, *peers = sorted(f"127.0.0.1:{port}" for port in raft_ports)
+        self.raft = int(own.rsplit(":", 1)[1])
+        self.peers = peers
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *flags: str) -> None:
@@ -72,8 +72,7 @@ class Voter:
 
     def ask_vote(self, candidate: int) -> bool:
         """Request a vote in TERM as peer `candidate`; True if the node grants it."""
-        with socket.create_connection(("127.0.0.1", self.raft), timeout=5) as sock:
-            sock.sendall(frame(self.peers[candidate]))
+        with connect_as(f"127.0.0.1:{self.raft}", self.peers[candidate]) as sock:
             request = {
                 "type": "request_vote",
                 "term": TERM,
@@ -94,27 +93,6 @@ class Voter:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
-
-
-def frame(message: Any) -> bytes:
-    body = zlib.compress(pickle.dumps(message))
-    return FRAME.pack(len(body)) + body
-
-
-def read_frame(sock: socket.socket) -> Any:
-    head = receive(sock, FRAME.size)
-    (length,) = FRAME.unpack(head)
-    return pickle.loads(zlib.decompress(receive(sock, length)))
-
-
-def receive(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
 def test_a_wiped_node_votes_twice_in_a_term_unless_it_joins_as_existing(tmp_path: Path) -> None:

@@ -184,6 +184,13 @@ class SyncObjBase(SyncObj):  # type: ignore[misc]
     def make_election_due(self) -> None:
         self._SyncObj__raftElectionDeadline = 0
 
+    def adopt_term(self, term: int) -> None:
+        """What PySyncObj does on a vote request for a higher term, short of voting: take
+        the term (no vote cast in it) and follow no one."""
+        self._SyncObj__setCurrentTerm(term, None)
+        self._SyncObj__setState(syncobj_module._RAFT_STATE.FOLLOWER)
+        self.forget_leader()
+
     def send(self, peer: Any, message: dict[str, Any]) -> None:
         self._SyncObj__transport.send(peer, message)
 

@@ -351,6 +351,19 @@ class RaftNode(SyncObjBase):
         self.send_append_entries_next_tick()
         self.wakeup.notify()
 
+    def step_down_behind(self, peer: str, term: Any) -> None:
+        """A peer's term is ahead of this leader's (prevote.py, TERM_AHEAD): leading on would
+        keep that peer out for good, so take its term and let an election follow."""
+        if not self.is_leader() or not isinstance(term, int) or term <= self.raftCurrentTerm:
+            return
+        log.warning(
+            "%s is at term %d, ahead of this leader's term %d: stepping down for an election",
+            peer,
+            term,
+            self.raftCurrentTerm,
+        )
+        self.adopt_term(term)
+
     def _log_role_change(self, old: int, new: int) -> None:
         log.info("role %s -> %s in term %d", ROLES.get(old), ROLES.get(new), self.raftCurrentTerm)
 

@@ -44,7 +44,7 @@ from kvnode.raft.failstop import fail_stop
 from kvnode.raft.follower_append import AppendPlan, Entry, plan_append
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.outbox import Outbox
-from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY
+from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY, TERM_AHEAD
 from kvnode.raft.pysyncobj import peer_pickle
 from kvnode.raft.pysyncobj.adapter import TransportBase, node_address
 from kvnode.raft.pysyncobj.journal import DurableJournal
@@ -60,6 +60,14 @@ cluster_warnings = LogLimiter(log)
 UNSYNCED_MESSAGES = frozenset(
     {"append_entries", "apply_command", "apply_command_response", *read_index.MESSAGES}
 )
+
+
+def names_a_peer_or_command(message: Any, commands: dict[str, Any]) -> bool:
+    if isinstance(message, str):
+        return True
+    if not isinstance(message, list) or not message or not isinstance(message[0], str):
+        return False
+    return message[0] in commands
 
 
 class SyncedTransport(TransportBase):
@@ -88,6 +96,32 @@ class SyncedTransport(TransportBase):
             return
         super()._onNewIncomingConnection(conn)
 
+    def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:
+        """The first message of an accepted connection names the peer it comes from.
+        PySyncObj takes any name; refused here instead:
+        - anything but a name or a utility command (a dict raised on the tick thread);
+        - a member this node dials itself: of two members the higher address connects,
+          so that claim is false, and taking it would put the accepted socket in place of
+          this node's own connection to the member, which is then redialled without ever
+          saying who is calling: the two would stay cut off until restarted;
+        - "readonly": kvnode has no read-only members, and one could still vote."""
+        if self._syncObj.encryptor and not conn.sendRandKey:
+            super()._onIncomingMessageReceived(conn, message)  # the cipher's nonce comes first
+            return
+        why = None
+        if not names_a_peer_or_command(message, self._onUtilityMessageCallbacks):
+            why = "its first message names no peer"
+        elif message == "readonly":
+            why = "it asks to be a read-only member, which kvnode does not have"
+        elif isinstance(message, str) and message in self._nodeAddrToNode:
+            if self._shouldConnect(self._nodeAddrToNode[message]):
+                why = f"it claims to be {message}, a member this node connects to itself"
+        if why is not None:
+            conn.refuse(why)
+            self._unknownConnections.discard(conn)
+            return
+        super()._onIncomingMessageReceived(conn, message)
+
     def _onTick(self) -> None:
         super()._onTick()
         if self._unknownConnections:
@@ -108,6 +142,8 @@ class SyncedTransport(TransportBase):
         cluster_id = self.node.machine.cluster_id
         if cluster_id and isinstance(message, dict):
             message["cluster_id"] = cluster_id  # PySyncObj builds a fresh dict per send
+        if message.get("type") == "request_vote":
+            self.node.prevote.mark_vote_request(message)
         limit = self._acknowledge_limit.get(node)
         if (
             limit is not None
@@ -145,6 +181,24 @@ class SyncedTransport(TransportBase):
             return
         if kind in read_index.MESSAGES:
             self.node.read_index.on_message(node, message)
+            return
+        if kind == "request_vote" and prevote.ignores_vote_request(message):
+            log.info(
+                "ignored a vote request for term %r from %s: a live leader is known",
+                message.get("term"),
+                node_address(node),
+            )
+            return
+        if kind == TERM_AHEAD:
+            self.node.step_down_behind(node_address(node), message.get("term"))
+            return
+        if (
+            kind == "append_entries"
+            and isinstance(message.get("term"), int)
+            and message["term"] < self.node.raftCurrentTerm
+        ):
+            # PySyncObj ignores a leader of an older term; say so, or this node stays out.
+            self.send(node, {"type": TERM_AHEAD, "term": self.node.raftCurrentTerm})
             return
         if kind == "append_entries" and message.get("term", -1) >= self.node.raftCurrentTerm:
             prevote.heard_from_leader()

@@ -57,7 +57,10 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
     transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
     transport._outbox = Outbox()
     transport._acknowledge_limit = {}
-    transport._syncObj = SimpleNamespace(machine=SimpleNamespace(cluster_id=""))
+    transport._syncObj = SimpleNamespace(
+        machine=SimpleNamespace(cluster_id=""),
+        prevote=SimpleNamespace(mark_vote_request=lambda message: None),
+    )
     return transport
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvnode.raft.prevote import LEADER_STATE, PRE_VOTE, PRE_VOTE_REPLY, PreVote
+from kvnode.raft.prevote import HAND_OVER, LEADER_STATE, PRE_VOTE, PRE_VOTE_REPLY, PreVote
 
 FOLLOWER = 0
 
@@ -117,3 +117,38 @@ def test_a_less_complete_log_or_an_old_term_is_refused() -> None:
     assert not granted(raft)
     prevote.on_request("b", request(log_term=6, index=1))
     assert granted(raft)
+
+
+def vote_request(term: int, **mark: bool) -> dict[str, Any]:
+    return {"type": "request_vote", "term": term, "last_log_index": 100, "last_log_term": 5, **mark}
+
+
+def test_a_vote_request_is_ignored_while_a_live_leader_is_known() -> None:
+    """Leader stickiness: without it, one stray request_vote moves the term."""
+    raft = FakeRaft()
+    prevote = PreVote(raft, 60.0)
+    assert not prevote.ignores_vote_request(vote_request(10**6)), "no leader heard yet"
+    prevote.heard_from_leader()
+    assert prevote.ignores_vote_request(vote_request(10**6))
+    assert not prevote.ignores_vote_request(vote_request(5)), "PySyncObj refuses a stale term"
+    assert PreVote(FakeRaft(state=LEADER_STATE), 0.4).ignores_vote_request(vote_request(6))
+
+
+def test_only_the_election_a_leader_asked_for_passes_and_only_one_term_up() -> None:
+    raft = FakeRaft()
+    prevote = PreVote(raft, 60.0)
+    prevote.heard_from_leader()
+    assert not prevote.ignores_vote_request(vote_request(6, **{HAND_OVER: True}))
+    assert prevote.ignores_vote_request(vote_request(7, **{HAND_OVER: True}))
+
+
+def test_the_vote_requests_of_a_handed_over_election_carry_the_mark() -> None:
+    raft = FakeRaft()
+    prevote = PreVote(raft, 0.4)
+    own = vote_request(6)
+    prevote.mark_vote_request(own)
+    assert HAND_OVER not in own, "an election of its own timer is not a hand-over"
+    prevote.leader_hands_over()
+    own = vote_request(6)
+    prevote.mark_vote_request(own)
+    assert own.get(HAND_OVER) is True
