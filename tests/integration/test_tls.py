@@ -38,8 +38,8 @@ class Pki:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
     ca = issue(directory, "ca", None)
-    issue(directory, "server", ca)
-    issue(directory, "client", ca)
+    issue(directory, "server", ca, usage="server")
+    issue(directory, "client", ca, usage="client")
     return Pki(
         *(directory / f for f in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"))
     )
@@ -122,6 +122,10 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path: Path, pki: 
         mine = ("--cert", str(pki.client_cert), "--key", str(pki.client_key))
         accepted = kvnode("put", "m", "1", *tls, *mine)
         assert accepted.returncode == 0, accepted.stderr
+        a_node_s = ("--cert", str(pki.server_cert), "--key", str(pki.server_key))
+        posing = kvnode("put", "m", "2", *tls, *a_node_s)
+        assert posing.returncode == 1, "a server certificate passed as a client's"
+        assert b"Traceback" not in posing.stderr
 
 
 def test_half_a_tls_configuration_is_refused_at_startup(tmp_path: Path, pki: Pki) -> None:

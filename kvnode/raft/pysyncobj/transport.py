@@ -113,9 +113,12 @@ class SyncedTransport(TransportBase):
             why = "its first message names no peer"
         elif message == "readonly":
             why = "it asks to be a read-only member, which kvnode does not have"
-        elif isinstance(message, str) and message in self._nodeAddrToNode:
-            if self._shouldConnect(self._nodeAddrToNode[message]):
-                why = f"it claims to be {message}, a member this node connects to itself"
+        elif (
+            isinstance(message, str)
+            and message in self._nodeAddrToNode
+            and self._shouldConnect(self._nodeAddrToNode[message])
+        ):
+            why = f"it claims to be {message}, a member this node connects to itself"
         if why is not None:
             conn.refuse(why)
             self._unknownConnections.discard(conn)
