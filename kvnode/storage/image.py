@@ -4,7 +4,7 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=7        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=8        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
@@ -12,7 +12,8 @@ self-contained snapshot handed to other nodes. All integers little-endian:
     record*     key_len u32 | value_len u32 | create_rev u64 | mod_rev u64 |
                 expire_at_ms u64 | (version >= 4) lease u64 | key (UTF-8) | value
     req_count   u64   (version >= 2) number of request-id records that follow
-    request*    id_len u16 | index u64 | issued_at_ms u64 | status u8 |
+    request*    id_len u16 | index u64 | issued_at_ms u64 | status u8 (its position
+                in outcome.Status; too_large, the sixth, from version 8) |
                 revision u64 | created u8 | expire_at_ms u64 | id (UTF-8) |
                 (version >= 3) fingerprint_len u8 | fingerprint |
                 (version >= 4) detail_len u32 | detail (a transaction's reply)
@@ -50,13 +51,16 @@ from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
 
-IMAGE_VERSION = 7
+IMAGE_VERSION = 8
 FIRST_VERSION_WITH_REQUESTS = 2
 FIRST_VERSION_WITH_FINGERPRINTS = 3
 FIRST_VERSION_WITH_LEASES = 4
 FIRST_VERSION_WITH_MEMBERS = 5
 FIRST_VERSION_WITH_REVISION = 6
 FIRST_VERSION_WITH_CLUSTER_ID = 7
+# A kvnode that knows 7 statuses at most would misread a stored `too_large` reply: the
+# version tells it to upgrade instead.
+FIRST_VERSION_WITH_TOO_LARGE = 8
 CLUSTER_ID_LEN = struct.Struct("<H")
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM_V3 = struct.Struct("<IIQQQ")
@@ -72,6 +76,7 @@ REQUEST = struct.Struct("<HQQBQBQ")
 FINGERPRINT_LEN = struct.Struct("<B")
 STATUS_CODES = {status: code for code, status in enumerate(Status)}
 STATUSES = list(Status)
+STATUSES_BEFORE_TOO_LARGE = STATUSES[: STATUSES.index(Status.TOO_LARGE)]
 EXTRA_LEN = struct.Struct("<I")
 
 
@@ -224,6 +229,9 @@ def decode_image(
             items.append((key, KeyRecord(value, *fields)))
         requests: list[RequestRecord] = []
         if version >= FIRST_VERSION_WITH_REQUESTS:
+            known = (
+                STATUSES if version >= FIRST_VERSION_WITH_TOO_LARGE else STATUSES_BEFORE_TOO_LARGE
+            )
             (request_count,) = REQUEST_COUNT.unpack_from(data, offset)
             offset += REQUEST_COUNT.size
             for _ in range(request_count):
@@ -238,9 +246,7 @@ def decode_image(
                     fingerprint, offset = _prefixed(data, offset, FINGERPRINT_LEN)
                 if version >= FIRST_VERSION_WITH_LEASES:
                     detail, offset = _prefixed(data, offset, DETAIL_LEN)
-                outcome = Outcome(
-                    STATUSES[status], revision, bool(created), expire_at, detail=detail
-                )
+                outcome = Outcome(known[status], revision, bool(created), expire_at, detail=detail)
                 requests.append(RequestRecord(request_id, index_, issued, outcome, fingerprint))
         if version >= FIRST_VERSION_WITH_LEASES:
             (lease_count,) = LEASE_COUNT.unpack_from(data, offset)
