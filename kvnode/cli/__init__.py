@@ -10,6 +10,7 @@ from kvnode.cli import (  # noqa: F401 - imported for the commands they register
     chaos,
     cluster,
     coordination,
+    health,
     keys,
     membership,
     operations,

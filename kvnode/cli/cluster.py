@@ -10,6 +10,7 @@ import click
 
 from kvnode.cli.common import (
     DEFAULT_CLUSTER_DATA,
+    EXIT_FAILED,
     echo_json,
     fail,
     main,
@@ -96,7 +97,7 @@ def cluster_up(
     except ControlError as exc:
         fail(str(exc), exc.exit_code)
     except TimeoutError as exc:
-        fail(f"the cluster did not come up: {exc}", 1)
+        fail(f"the cluster did not come up: {exc}", EXIT_FAILED)
 
 
 def ask_cluster(data_dir: str, request: dict[str, Any]) -> dict[str, Any]:

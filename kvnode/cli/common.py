@@ -22,14 +22,22 @@ from kvnode.cluster.control import ControlError
 from kvnode.contract import DEFAULT_ENDPOINTS
 
 if TYPE_CHECKING:
-    from kvnode.client import Client, WriteResult
+    from kvnode.client import Client, KvError, WriteResult
 
 # A command keeps retrying (503 while no leader is known, an unknown outcome retried under
 # its request id) for --timeout seconds: long enough for an election on a loaded machine.
 DEFAULT_TIMEOUT_SECONDS = 30.0
 ATTEMPT_SECONDS = 10.0  # one request at one node (the node itself answers 504 sooner)
-EXIT_CONFIG = 2
-EXIT_STORAGE = 3
+# Exit codes, one table for every command (docs/cli.md#exit-codes, and `kvnode --help`).
+EXIT_FAILED = 1  # unavailable, unreachable, or any other failure the message names
+EXIT_CONFIG = 2  # bad usage or configuration (click's usage errors exit 2 as well)
+EXIT_STORAGE = 3  # a data directory or file that cannot be used
+EXIT_NOT_FOUND = 4
+EXIT_COMPARE_FAILED = 5
+EXIT_UNAUTHORIZED = 6
+EXIT_WRONG_CLUSTER = 7
+EXIT_DEGRADED = 8  # `kvnode health`: a leader serves, but not every node is healthy
+EXIT_INDETERMINATE = 9  # a write whose outcome is unknown: it may yet be applied
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # how a watch or a keep-alive ends
 T = TypeVar("T")
 
@@ -43,6 +51,26 @@ def configure_logging(level: str, node_id: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def exit_code_for(error: KvError) -> int:
+    """The exit code of a command that ended with `error` (see the EXIT_ table above)."""
+    from kvnode.client import (
+        CompareFailed,
+        Indeterminate,
+        NotFound,
+        Unauthorized,
+        WrongCluster,
+    )
+
+    codes: list[tuple[type[KvError], int]] = [
+        (NotFound, EXIT_NOT_FOUND),
+        (CompareFailed, EXIT_COMPARE_FAILED),
+        (Unauthorized, EXIT_UNAUTHORIZED),
+        (WrongCluster, EXIT_WRONG_CLUSTER),
+        (Indeterminate, EXIT_INDETERMINATE),
+    ]
+    return next((code for kind, code in codes if isinstance(error, kind)), EXIT_FAILED)
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"kvnode: {message}", err=True)
     sys.exit(code)
@@ -51,7 +79,15 @@ def fail(message: str, code: int) -> NoReturn:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvnode", prog_name="kvnode", message="%(prog)s %(version)s")
 def main() -> None:
-    """kvnode: a Raft-replicated, durable key-value server."""
+    """kvnode: a Raft-replicated, durable key-value server.
+
+    \b
+    Exit codes: 0 done; 1 unavailable or unreachable (or another failure);
+    2 bad usage or configuration; 3 unusable data directory or file; 4 not found;
+    5 compare failed; 6 unauthorized; 7 wrong cluster; 8 degraded (health);
+    9 outcome unknown (the write may yet be applied); 125 lock lost (lock, elect);
+    128+N ended by signal N. Each is explained in docs/cli.md.
+    """
     # Data directories, their files and backups hold every key: this user's alone, as
     # etcd keeps its data directory at 0700.
     os.umask(PRIVATE_UMASK)
@@ -119,8 +155,14 @@ class ClientOptions:
     tls: TlsFiles = TlsFiles()
     cluster_id: str | None = None
 
-    def run(self, action: Callable[[Client], Awaitable[T]], *, keep_trying: bool = False) -> T:
-        """Run `action(client)`; client errors become one line and exit code 1. Retries stop
+    def run(
+        self,
+        action: Callable[[Client], Awaitable[T]],
+        *,
+        keep_trying: bool = False,
+        retry_reads: bool = True,
+    ) -> T:
+        """Run `action(client)`; client errors become one line and their exit code. Retries stop
         after --timeout seconds, or never with `keep_trying` (a watch outlives outages)."""
         from kvnode.client import Client, KvError
 
@@ -131,7 +173,7 @@ class ClientOptions:
                 endpoint_list,
                 timeout=min(self.timeout, ATTEMPT_SECONDS),
                 token=self.token,
-                retry_reads=True,
+                retry_reads=retry_reads,
                 write_deadline=deadline,
                 tls=self.tls.context(),
                 cluster_id=self.cluster_id,
@@ -141,7 +183,7 @@ class ClientOptions:
         try:
             return asyncio.run(runner())
         except KvError as exc:
-            fail(str(exc), 1)
+            fail(str(exc), exit_code_for(exc))
         except ValueError as exc:
             fail(str(exc), EXIT_CONFIG)
 

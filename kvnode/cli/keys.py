@@ -1,14 +1,15 @@
-"""The key commands: put, get, delete, cas, list, watch, and status."""
+"""The key commands: put, get, delete, cas, list and watch."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from kvnode.cli.common import (
     EXIT_CONFIG,
+    EXIT_NOT_FOUND,
     ClientOptions,
     as_bytes,
     client_command,
@@ -56,19 +57,25 @@ def put(
     default="linearizable",
     show_default=True,
 )
+@click.option(
+    "--newline/--no-newline",
+    default=None,
+    help="End the value with a newline, or not. Default: after text, not after other bytes.",
+)
 @client_command
-def get(key: str, consistency: str, client: ClientOptions) -> None:
-    """Print the value of KEY (exit code 1 if it does not exist): text with a newline,
+def get(key: str, consistency: str, newline: bool | None, client: ClientOptions) -> None:
+    """Print the value of KEY (exit code 4 if it does not exist): text with a newline,
     any other bytes exactly as stored (with --json: `value_base64`).
 
     \b
     Examples:
       kvnode get greeting
       kvnode get greeting --consistency stale --json
+      kvnode get photos/1 > photo.jpg
     """
     found = client.run(lambda c: c.get(key, consistency=consistency))
     if found is None:
-        fail(f"key {key!r} not found", 1)
+        fail(f"key {key!r} not found", EXIT_NOT_FOUND)
     if client.as_json:
         echo_json(
             {
@@ -80,9 +87,9 @@ def get(key: str, consistency: str, client: ClientOptions) -> None:
             }
         )
     else:
-        sys.stdout.buffer.write(
-            found.value + (b"\n" if "value" in value_fields(found.value) else b"")
-        )
+        if newline is None:
+            newline = "value" in value_fields(found.value)  # text
+        sys.stdout.buffer.write(found.value + (b"\n" if newline else b""))
 
 
 @main.command()
@@ -210,42 +217,3 @@ def watch(
                 click.echo(f"{event.revision} {event.type} {event.key}{shown}")
 
     client.run_until_stopped(follow)  # Ctrl-C is how a watch ends
-
-
-@main.command()
-@client_command
-def status(client: ClientOptions) -> None:
-    """Who leads, and is everyone caught up? One line per node.
-
-    \b
-    Example:
-      kvnode status --endpoints 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
-    """
-    from kvnode.client import KvError
-
-    async def gather(c: Client) -> list[tuple[str, dict[str, Any] | None]]:
-        results: list[tuple[str, dict[str, Any] | None]] = []
-        for endpoint in c.endpoints:
-            try:
-                results.append((endpoint, await c.status(endpoint=endpoint)))
-            except KvError:
-                results.append((endpoint, None))
-        return results
-
-    results = client.run(gather)
-    if client.as_json:
-        echo_json(dict(results))
-    else:
-        click.echo(
-            f"{'ENDPOINT':28} {'NODE':8} {'ROLE':10} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8}"
-        )
-        for endpoint, s in results:
-            if s is None:
-                click.echo(f"{endpoint:28} {'-':8} {'unreachable':10}")
-                continue
-            click.echo(
-                f"{endpoint:28} {s['node_id']:8} {s['role']:10} {s['term']:>5} "
-                f"{s['commit_index']:>8} {s['applied_index']:>8}"
-            )
-    if all(s is None for _e, s in results):
-        sys.exit(1)

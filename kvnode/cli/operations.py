@@ -18,7 +18,15 @@ from typing import Any
 import click
 import orjson
 
-from kvnode.cli.common import EXIT_CONFIG, EXIT_STORAGE, ClientOptions, client_command, fail, main
+from kvnode.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_STORAGE,
+    ClientOptions,
+    client_command,
+    fail,
+    main,
+)
 from kvnode.client import Client
 from kvnode.config import ConfigError, load_config
 from kvnode.storage.errors import StorageError
@@ -84,7 +92,7 @@ def backup(
         image = read_snapshot(partial)
         done = True
     except (StorageError, click.ClickException) as exc:
-        fail(f"backup failed: {exc}", 1)
+        fail(f"backup failed: {exc}", EXIT_FAILED)
     finally:
         if not done:  # failed, Ctrl-C or SIGTERM: no partial file left behind
             partial.unlink(missing_ok=True)

@@ -39,6 +39,10 @@ class Indeterminate(KvError):
     """The write may or may not have been applied (504, timeout, connection lost mid-request)."""
 
 
+class Unauthorized(KvError):
+    """401: no valid bearer token (or 403: the token may not do this)."""
+
+
 class WrongCluster(KvError):
     """409 wrong_cluster: the node belongs to another cluster than the one the client names;
     it acted on nothing."""
@@ -54,6 +58,8 @@ class WatchCompacted(KvError):
 
 
 ERRORS_BY_STATUS: dict[int, type[KvError]] = {
+    401: Unauthorized,
+    403: Unauthorized,
     404: NotFound,
     410: WatchCompacted,
     412: CompareFailed,
@@ -85,6 +91,7 @@ __all__ = [
     "Indeterminate",
     "KvError",
     "NotFound",
+    "Unauthorized",
     "Unavailable",
     "WatchCompacted",
     "WrongCluster",

@@ -40,13 +40,13 @@ def test_put_get_cas_list_delete_round_trip(endpoints: str) -> None:
     assert put.returncode == 0 and put.stdout.startswith(b"created cli/greeting at revision ")
     assert kvnode("get", "cli/greeting", *e).stdout == b"hello\n"
     failed = kvnode("cas", "cli/greeting", "hi", "--prev-value", "nope", *e)
-    assert failed.returncode == 1 and b"412 compare_failed" in failed.stderr
+    assert failed.returncode == 5 and b"412 compare_failed" in failed.stderr
     assert kvnode("cas", "cli/greeting", "hi", "--prev-value", "hello", *e).returncode == 0
     listed = orjson.loads(kvnode("list", "--prefix", "cli/", "--values", "--json", *e).stdout)
     assert [(i["key"], i["value"]) for i in listed] == [("cli/greeting", "hi")]
     assert kvnode("delete", "cli/greeting", *e).returncode == 0
     missing = kvnode("get", "cli/greeting", *e)
-    assert missing.returncode == 1 and b"not found" in missing.stderr
+    assert missing.returncode == 4 and b"not found" in missing.stderr
 
 
 def test_put_reads_the_value_from_stdin_and_get_json(endpoints: str) -> None:
@@ -65,6 +65,7 @@ def test_binary_values_round_trip_and_a_binary_key_is_a_usage_error(endpoints: s
     )
     assert put.returncode == 0, put.stderr
     assert kvnode("get", "cli/bin", *e).stdout == b"\xff\xfe\x01"  # exactly, no newline
+    assert kvnode("get", "cli/bin", "--newline", *e).stdout == b"\xff\xfe\x01\n"
     shown = orjson.loads(kvnode("get", "cli/bin", "--json", *e).stdout)
     assert shown["value_base64"] == base64.b64encode(b"\xff\xfe\x01").decode()
     assert kvnode("put", "cli/bin", *e, stdin=b"\x00\xff").returncode == 0
@@ -77,6 +78,7 @@ def test_binary_values_round_trip_and_a_binary_key_is_a_usage_error(endpoints: s
     )
     assert swapped.returncode == 0, swapped.stderr  # compared with the exact bytes given
     assert kvnode("get", "cli/bin", *e).stdout == b"t\n"
+    assert kvnode("get", "cli/bin", "--no-newline", *e).stdout == b"t"
     bad_key = subprocess.run(
         [sys.executable, "-m", "kvnode", "put", b"cli/\xff", "v", *e],
         capture_output=True,

@@ -240,9 +240,9 @@ def test_kvnode_lease_commands_grant_attach_list_and_revoke(shared_cluster: Loca
     kept = kvnode_against(shared_cluster, "lease", "keepalive", lease_id, "--once")
     assert kept.returncode == 0 and b"renewed" in kept.stdout
     assert kvnode_against(shared_cluster, "lease", "revoke", lease_id).returncode == 0
-    assert kvnode_against(shared_cluster, "get", "svc/web").returncode == 1  # gone with its lease
+    assert kvnode_against(shared_cluster, "get", "svc/web").returncode == 4  # gone with its lease
     missing = kvnode_against(shared_cluster, "lease", "revoke", lease_id)
-    assert missing.returncode == 1 and b"lease_not_found" in missing.stderr
+    assert missing.returncode == 4 and b"lease_not_found" in missing.stderr
 
 
 def test_revoking_a_lease_deletes_its_keys_at_one_revision_on_every_node(

@@ -247,7 +247,7 @@ def test_auth_token_guards_every_route_but_health(tmp_path: Path) -> None:
         asyncio.run(scenario())
         endpoints = ",".join(n.http_addr for n in local.nodes)
         cli = [sys.executable, "-m", "kvnode", "get", "a", "--endpoints", endpoints]
-        assert subprocess.run(cli, capture_output=True).returncode == 1
+        assert subprocess.run(cli, capture_output=True).returncode == 6  # unauthorized
         ok = subprocess.run([*cli, "--token", "t0ken"], capture_output=True)
         assert ok.returncode == 0 and ok.stdout == b"v\n"
         env = {**os.environ, "KVNODE_TOKEN": "t0ken"}

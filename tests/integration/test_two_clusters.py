@@ -63,7 +63,7 @@ def test_each_cli_talks_only_to_the_cluster_of_its_directory(tmp_path: Path) -> 
             KVNODE_ENDPOINTS=second.endpoints,
             KVNODE_CLUSTER_ID=first_id,
         )
-        assert wrong.returncode != 0 and "wrong_cluster" in wrong.stderr
+        assert wrong.returncode == 7 and "wrong_cluster" in wrong.stderr
         assert first_id in wrong.stderr and second_id in wrong.stderr
         assert kvnode_in(second.workdir, "get", "owner").stdout == "b\n"
 
