@@ -96,10 +96,12 @@ class Compare(_message.Message):
     def __init__(self, key: _Optional[str] = ..., target: _Optional[_Union[Compare.Target, str]] = ..., op: _Optional[_Union[Compare.Operator, str]] = ..., value: _Optional[bytes] = ..., number: _Optional[int] = ..., exists: _Optional[bool] = ...) -> None: ...
 
 class DeletePrefix(_message.Message):
-    __slots__ = ("prefix",)
+    __slots__ = ("prefix", "end")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     prefix: str
-    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+    end: str
+    def __init__(self, prefix: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
 
 class Get(_message.Message):
     __slots__ = ("key",)
@@ -108,12 +110,14 @@ class Get(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class List(_message.Message):
-    __slots__ = ("prefix", "limit")
+    __slots__ = ("prefix", "limit", "end")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     limit: int
-    def __init__(self, prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    end: str
+    def __init__(self, prefix: _Optional[str] = ..., limit: _Optional[int] = ..., end: _Optional[str] = ...) -> None: ...
 
 class TxnOp(_message.Message):
     __slots__ = ("put", "delete", "delete_prefix", "get", "list")

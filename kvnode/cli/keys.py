@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -93,26 +93,60 @@ def get(key: str, consistency: str, newline: bool | None, client: ClientOptions)
 
 
 @main.command()
-@click.argument("key", callback=utf8_text)
+@click.argument("key", required=False, callback=utf8_text)
 @click.option("--prev-value", help="Only if the current value equals this.")
 @click.option("--prev-revision", type=int, help="Only if the current revision equals this.")
+@click.option(
+    "--prefix", callback=utf8_text, help="Delete every key under this prefix instead of one KEY."
+)
+@click.option(
+    "--end", callback=utf8_text, help="With --prefix: only keys before this one (exclusive)."
+)
 @client_command
 def delete(
-    key: str, prev_value: str | None, prev_revision: int | None, client: ClientOptions
+    key: str | None,
+    prev_value: str | None,
+    prev_revision: int | None,
+    prefix: str | None,
+    end: str | None,
+    client: ClientOptions,
 ) -> None:
-    """Delete KEY.
+    """Delete KEY, or every key under --prefix (at one revision).
 
     \b
     Examples:
       kvnode delete greeting
       kvnode delete lock --prev-value me
+      kvnode delete --prefix session/
+      kvnode delete --prefix logs/ --end logs/2026-
     """
+    if (key is None) == (prefix is None):
+        fail("give a KEY or --prefix (one of them)", EXIT_CONFIG)
+    if key is None:
+        delete_range(prefix or "", end or "", prev_value, prev_revision, client)
+        return
+    if end is not None:
+        fail("--end goes with --prefix", EXIT_CONFIG)
     expected = as_bytes(prev_value) if prev_value is not None else None
     revision = client.run(lambda c: c.delete(key, prev_value=expected, prev_revision=prev_revision))
     if client.as_json:
         echo_json({"deleted": True, "revision": revision})
     else:
         click.echo(f"deleted {key} at revision {revision}")
+
+
+def delete_range(
+    prefix: str, end: str, prev_value: str | None, prev_revision: int | None, client: ClientOptions
+) -> None:
+    if prev_value is not None or prev_revision is not None:
+        fail("--prev-value and --prev-revision take a KEY, not --prefix", EXIT_CONFIG)
+    if not prefix and not end:
+        fail("an empty --prefix without --end would delete every key", EXIT_CONFIG)
+    deleted, revision = client.run(lambda c: c.delete_prefix(prefix, end=end))
+    if client.as_json:
+        echo_json({"deleted": deleted, "revision": revision})
+    else:
+        click.echo(f"deleted {deleted} keys under {prefix!r} at revision {revision}")
 
 
 @main.command()
@@ -159,27 +193,75 @@ def cas(
 
 
 @main.command("list")
-@click.option("--prefix", default="", help="Only keys starting with this.")
-@click.option("--limit", default=DEFAULT_LIST_LIMIT, show_default=True)
+@click.option("--prefix", default="", callback=utf8_text, help="Only keys starting with this.")
+@click.option("--end", default="", callback=utf8_text, help="Only keys before this (exclusive).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    help="At most this many keys; the number left out is said on stderr. Default: every key.",
+)
 @click.option("--values", is_flag=True, help="Include values.")
+@click.option("--keys-only", is_flag=True, help="Print only the keys, one per line.")
+@click.option("--count", "count_only", is_flag=True, help="Print only how many keys there are.")
 @client_command
-def list_keys(prefix: str, limit: int, values: bool, client: ClientOptions) -> None:
-    """List keys in order.
+def list_keys(
+    prefix: str,
+    end: str,
+    limit: int | None,
+    values: bool,
+    keys_only: bool,
+    count_only: bool,
+    client: ClientOptions,
+) -> None:
+    """List keys in order, every one of them (a page at a time), or count them.
 
     \b
     Examples:
       kvnode list --prefix session/
+      kvnode list --prefix logs/2026- --end logs/2026-07 --keys-only
+      kvnode list --prefix session/ --count
       kvnode list --values --json
     """
-    items = client.run(lambda c: c.list(prefix, limit=limit, values=values))
-    if client.as_json:
-        echo_json(items)
+    if count_only:
+        counted = client.run(lambda c: c.count(prefix, end=end))
+        if client.as_json:
+            echo_json({"count": counted})
+        else:
+            click.echo(counted)
         return
-    for item in items:
-        line = f"{item['key']}\trev {item['revision']}"
-        if values:
-            line += "\t" + item.get("value", item.get("value_base64", ""))
-        click.echo(line)
+    shown: list[dict[str, Any]] = []
+
+    async def every_page(c: Client) -> int:
+        """Print (or collect, for --json) page after page; the keys left out by --limit."""
+        after = ""
+        while limit is None or len(shown) < limit:
+            want = (
+                DEFAULT_LIST_LIMIT if limit is None else min(limit - len(shown), DEFAULT_LIST_LIMIT)
+            )
+            page = await c.list_page(prefix, limit=want, values=values, end=end, start_after=after)
+            shown.extend(page.items)
+            if not client.as_json:
+                for item in page.items:
+                    click.echo(listed_line(item, values, keys_only))
+            if page.next_start_after is None:
+                return 0
+            after = page.next_start_after
+        return await c.count(prefix, end=end) - len(shown)
+
+    left_out = client.run(every_page)
+    if client.as_json:
+        echo_json(shown)
+    if left_out > 0:
+        click.echo(f"kvnode: {left_out} more keys not shown (--limit {limit})", err=True)
+
+
+def listed_line(item: dict[str, Any], values: bool, keys_only: bool) -> str:
+    if keys_only:
+        return str(item["key"])
+    line = f"{item['key']}\trev {item['revision']}"
+    if values:
+        line += "\t" + str(item.get("value", item.get("value_base64", "")))
+    return line
 
 
 @main.command()

@@ -74,6 +74,16 @@ class Value:
 
 
 @dataclass(frozen=True)
+class ListPage:
+    """One page of `GET /kv/?prefix=...`: the items as the API gives them, the store
+    revision read at, and where the next page starts (None: this was the last)."""
+
+    items: list[dict[str, Any]]
+    revision: int
+    next_start_after: str | None
+
+
+@dataclass(frozen=True)
 class WatchEvent:
     """One change: `type` is put, delete or expire; `value` is None unless put."""
 
@@ -497,20 +507,66 @@ class KvClient:
         values: bool = False,
         consistency: str = "linearizable",
         endpoint: str | None = None,
+        end: str = "",
     ) -> tuple[list[dict[str, Any]], int]:
-        """The keys under `prefix` and the store revision they were read at: watch from
-        that revision + 1 to see every later change (list, then watch)."""
+        """The keys under `prefix` (and before `end`) and the store revision they were read
+        at: watch from that revision + 1 to see every later change (list, then watch)."""
+        page = await self.list_page(
+            prefix, limit=limit, values=values, consistency=consistency, endpoint=endpoint, end=end
+        )
+        return page.items, page.revision
+
+    async def list_page(
+        self,
+        prefix: str = "",
+        *,
+        limit: int = 1000,
+        values: bool = False,
+        consistency: str = "linearizable",
+        endpoint: str | None = None,
+        end: str = "",
+        start_after: str = "",
+    ) -> ListPage:
+        """One page of a list: the next call takes `start_after=page.next_start_after`
+        while that is not None (a reply is cut at `limit` keys or `max_list_bytes`)."""
         params = {
             "prefix": prefix,
             "limit": str(limit),
             "values": "true" if values else "false",
             "consistency": consistency,
         }
+        if end:
+            params["end"] = end
+        if start_after:
+            params["start_after"] = start_after
         _status, body, headers = await self.request(
             "GET", "/kv/", params=params, endpoint=endpoint, idempotent=True
         )
         items: list[dict[str, Any]] = orjson.loads(body)
-        return items, int(headers["X-KV-Index"])
+        more = headers.get("X-KV-More") == "true" and bool(items)
+        return ListPage(items, int(headers["X-KV-Index"]), items[-1]["key"] if more else None)
+
+    async def count(
+        self, prefix: str = "", *, end: str = "", consistency: str = "linearizable"
+    ) -> int:
+        """How many keys are under `prefix` (and before `end`), without listing them."""
+        params = {"prefix": prefix, "count": "true", "consistency": consistency}
+        if end:
+            params["end"] = end
+        _status, body, _headers = await self.request("GET", "/kv/", params=params, idempotent=True)
+        return int(orjson.loads(body)["count"])
+
+    async def delete_prefix(
+        self, prefix: str, *, end: str = "", request_id: str | None = None
+    ) -> tuple[int, int]:
+        """Delete every key under `prefix` (and before `end`) at one revision; returns
+        (how many were deleted, the revision)."""
+        params = {"prefix": prefix, "confirm": "true"}
+        if end:
+            params["end"] = end
+        body = await self.write("DELETE", "/kv/", params=params, request_id=request_id)
+        reply = orjson.loads(body)
+        return int(reply["deleted"]), int(reply["revision"])
 
     async def list(
         self,
@@ -520,9 +576,15 @@ class KvClient:
         values: bool = False,
         consistency: str = "linearizable",
         endpoint: str | None = None,
+        end: str = "",
     ) -> list[dict[str, Any]]:
         items, _index = await self.list_with_index(
-            prefix, limit=limit, values=values, consistency=consistency, endpoint=endpoint
+            prefix,
+            limit=limit,
+            values=values,
+            consistency=consistency,
+            endpoint=endpoint,
+            end=end,
         )
         return items
 

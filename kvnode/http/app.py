@@ -51,7 +51,7 @@ from kvnode.http.request import (
     read_body,
     write_failure,
 )
-from kvnode.http.txn import post_txn
+from kvnode.http.txn import delete_range, post_txn
 from kvnode.http.watch import WATCH_PARAMS, watch
 from kvnode.service import KeyRecord, Outcome, QuotaExceeded, Service, Status
 
@@ -68,7 +68,8 @@ PUT_PARAMS = frozenset(
 )
 GET_PARAMS = frozenset({"consistency"})
 DELETE_PARAMS = frozenset({"prev_value", "prev_value_base64", "prev_revision"})
-LIST_PARAMS = frozenset({"prefix", "limit", "values", "consistency", "start_after"})
+LIST_PARAMS = frozenset({"prefix", "end", "limit", "values", "consistency", "start_after", "count"})
+RANGE_DELETE_PARAMS = frozenset({"prefix", "end", "confirm"})
 NO_PARAMS: frozenset[str] = frozenset()
 
 
@@ -369,6 +370,8 @@ async def get_key(request: web.Request) -> web.StreamResponse:
 
 
 async def delete_key(request: web.Request) -> web.Response:
+    if not request.match_info["key"]:
+        return await delete_keys(request)
     key = parse_key(request)
     when = parse_condition(request, query_of(request, DELETE_PARAMS), allow_exist=False)
     outcome = await request.app[SERVICE].write(
@@ -383,6 +386,39 @@ async def delete_key(request: web.Request) -> web.Response:
         {"deleted": True, "revision": outcome.revision},
         {"X-KV-Revision": str(outcome.revision), **index_header(outcome.log_index)},
     )
+
+
+async def delete_keys(request: web.Request) -> web.Response:
+    """`DELETE /kv/?prefix=P&end=E&confirm=true`. Without `confirm=true` nothing is
+    deleted: a request that lost its key name (`DELETE /kv/`) must not wipe a prefix."""
+    query = query_of(request, RANGE_DELETE_PARAMS)
+    if query.get("confirm") != "true":
+        raise ApiError(
+            400,
+            "confirm_required",
+            "deleting every key under a prefix needs confirm=true (a key goes in the path:"
+            " DELETE /kv/<key>)",
+        )
+    prefix, end = range_query(query)
+    if not prefix and not end:
+        raise ApiError(400, "bad_range", "give a prefix or an end: this would delete every key")
+    deleted, outcome = await delete_range(
+        request.app[SERVICE], prefix, end, parse_request_id(request)
+    )
+    return json_response(
+        200,
+        {"deleted": deleted, "revision": outcome.revision},
+        {"X-KV-Revision": str(outcome.revision), **index_header(outcome.log_index)},
+    )
+
+
+def range_query(query: dict[str, str]) -> tuple[str, str]:
+    """`prefix` and `end` (exclusive, "" for none) of a list, count or range delete."""
+    prefix, end = query.get("prefix", ""), query.get("end", "")
+    for name, value in (("prefix", prefix), ("end", end)):
+        if len(value.encode()) > MAX_KEY_BYTES:
+            raise ApiError(400, "bad_key", f"{name} is longer than {MAX_KEY_BYTES} bytes")
+    return prefix, end
 
 
 def listed(key: str, record: KeyRecord, with_value: bool) -> dict[str, Any]:
@@ -406,6 +442,17 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
         query = query_of(request, WATCH_PARAMS | {"prefix"})
         return await watch(request, request.app[SERVICE], query, prefix=query.get("prefix", ""))
     query = query_of(request, LIST_PARAMS)
+    prefix, end = range_query(query)
+    count = query.get("count", "false")
+    if count not in ("true", "false"):
+        raise ApiError(400, "bad_count", "count must be true or false")
+    if count == "true":
+        extra = set(query) - {"prefix", "end", "count", "consistency"}
+        if extra:
+            raise ApiError(400, "bad_count", f"count takes no {', '.join(sorted(extra))}")
+        service = await consistent_read(request, query)
+        counted, index = service.count(prefix, end)
+        return json_response(200, {"count": counted, "revision": index}, index_header(index))
     limit = parse_uint(
         query.get("limit", str(DEFAULT_LIST_LIMIT)), "limit", "bad_limit", 1, MAX_LIST_LIMIT
     )
@@ -414,7 +461,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "bad_values", "values must be true or false")
     with_values = values == "true"
     service = await consistent_read(request, query)
-    found, index = service.scan(query.get("prefix", ""), limit + 1, query.get("start_after", ""))
+    found, index = service.scan(prefix, limit + 1, query.get("start_after", ""), end)
     budget = service.config.max_list_bytes
     items: list[dict[str, Any]] = []
     for key, record in found[:limit]:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
-from kvnode.commands_pb2 import Compare, KeyState, Txn, TxnOp, TxnReply
+from kvnode.commands_pb2 import Compare, DeletePrefix, KeyState, Txn, TxnOp, TxnReply
 from kvnode.config import MAX_KEY_BYTES
 from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_TTL_SECONDS, value_fields
 from kvnode.http.request import (
@@ -146,18 +146,26 @@ def parse_op(raw: Any, where: str, issued_at_ms: int) -> TxnOp:
     elif kind == "delete":
         op.delete.key = key_of(only_fields(body, {"key"}, where), where)
     elif kind == "delete_prefix":
-        op.delete_prefix.prefix = key_of(only_fields(body, {"prefix"}, where), where, "prefix")
-        if not op.delete_prefix.prefix:
-            raise bad(where, "an empty prefix would delete every key; name a prefix")
+        fields = only_fields(body, {"prefix", "end"}, where)
+        op.delete_prefix.prefix = key_of(fields, where, "prefix")
+        op.delete_prefix.end = range_end(fields, where)
+        if not op.delete_prefix.prefix and not op.delete_prefix.end:
+            raise bad(where, "an empty prefix without an end would delete every key")
     elif kind == "get":
         op.get.key = key_of(only_fields(body, {"key"}, where), where)
     else:
-        fields = only_fields(body, {"prefix", "limit"}, where)
+        fields = only_fields(body, {"prefix", "limit", "end"}, where)
         op.list.prefix = key_of(fields, where, "prefix")
+        op.list.end = range_end(fields, where)
         op.list.limit = DEFAULT_LIST_LIMIT
         if "limit" in fields:
             op.list.limit = number(fields, "limit", where, MAX_LIST_LIMIT, minimum=1)
     return op
+
+
+def range_end(fields: dict[str, Any], where: str) -> str:
+    """The optional exclusive `end` of a delete_prefix or list ("" = none)."""
+    return key_of(fields, where, "end") if "end" in fields else ""
 
 
 def check_branch(ops: list[TxnOp], name: str) -> None:
@@ -254,3 +262,19 @@ async def post_txn(request: web.Request, service: Service, request_id: str) -> w
     if outcome.status is not Status.OK:
         raise write_failure(outcome, "")
     return json_response(200, reply_json(txn, outcome), headers)
+
+
+async def delete_range(
+    service: Service, prefix: str, end: str, request_id: str
+) -> tuple[int, Outcome]:
+    """`DELETE /kv/?prefix=P&end=E&confirm=true`: every key under the prefix (and before
+    the end) at one revision, as a one-op transaction (the same entry a txn's
+    delete_prefix makes). Returns how many keys it deleted."""
+    txn = Txn()
+    txn.success.add().delete_prefix.CopyFrom(DeletePrefix(prefix=prefix, end=end))
+    issued = wall_clock_ms()
+    outcome = await service.write(commands.txn(txn, issued_at_ms=issued, request_id=request_id))
+    if outcome.status is not Status.OK:
+        raise write_failure(outcome, prefix)
+    (done,) = TxnReply.FromString(outcome.detail).replies
+    return done.deleted, outcome

@@ -50,8 +50,9 @@ class Service(Protocol):
     async def read_barrier(self) -> None: ...
     def get(self, key: str) -> tuple[KeyRecord | None, int]: ...
     def scan(
-        self, prefix: str, limit: int, start_after: str = ""
+        self, prefix: str, limit: int, start_after: str = "", end: str = ""
     ) -> tuple[list[tuple[str, KeyRecord]], int]: ...
+    def count(self, prefix: str, end: str = "") -> tuple[int, int]: ...
     def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]: ...
     def leases(self) -> tuple[list[tuple[int, Lease]], int]: ...
     async def backup(self) -> tuple[bytes, int]: ...
@@ -118,11 +119,15 @@ class KvService:
         return self.machine.read(key, wall_clock_ms())
 
     def scan(
-        self, prefix: str, limit: int, start_after: str = ""
+        self, prefix: str, limit: int, start_after: str = "", end: str = ""
     ) -> tuple[list[tuple[str, KeyRecord]], int]:
-        """Up to `limit` live keys under `prefix` after `start_after`, in key order, and the
-        store revision they were read at."""
-        return self.machine.scan(prefix, wall_clock_ms(), start_after, limit)
+        """Up to `limit` live keys under `prefix` after `start_after` and before `end`, in
+        key order, and the store revision they were read at."""
+        return self.machine.scan(prefix, wall_clock_ms(), start_after, limit, end)
+
+    def count(self, prefix: str, end: str = "") -> tuple[int, int]:
+        """How many live keys are under `prefix` and before `end`, and the revision."""
+        return self.machine.count(prefix, end)
 
     def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]:
         """A lease (None if there is none), its keys, and the store revision read at."""

@@ -87,19 +87,26 @@ class Keyspace:
         return record
 
     def scan(
-        self, prefix: str, now_ms: int, start_after: str = ""
+        self, prefix: str, now_ms: int, start_after: str = "", end: str = ""
     ) -> Iterator[tuple[str, KeyRecord]]:
-        """Live keys starting with `prefix`, in key order, after `start_after` if given."""
+        """Live keys starting with `prefix`, in key order, after `start_after` and before
+        `end` (exclusive) if given."""
+        for key in self.stored_keys(prefix, start_after, end):
+            record = self._data[key]
+            if not record.expired(now_ms):
+                yield key, record
+
+    def stored_keys(self, prefix: str, start_after: str = "", end: str = "") -> Iterator[str]:
+        """Stored keys (live or not yet swept) under `prefix`, after `start_after`, before
+        `end`: the range of a list, a count or a delete."""
         if start_after and start_after >= prefix:
             keys = self._data.irange(minimum=start_after, inclusive=(False, True))
         else:
             keys = self._data.irange(minimum=prefix)
         for key in keys:
-            if not key.startswith(prefix):
+            if not key.startswith(prefix) or (end and key >= end):
                 return
-            record = self._data[key]
-            if not record.expired(now_ms):
-                yield key, record
+            yield key
 
     def next_deadline(self) -> int | None:
         """The earliest deadline of a key or a lease, if any."""
@@ -255,13 +262,17 @@ class Keyspace:
                 stored = len(record.value) if record else 0
                 bound += len(step.get.key) + max(stored, puts.get(step.get.key, 0))
             elif kind == "list":
-                prefix = step.list.prefix
-                found = self.scan(prefix, self.log_clock_ms)
+                prefix, end = step.list.prefix, step.list.end
+                found = self.scan(prefix, self.log_clock_ms, end=end)
                 for key, record in itertools.islice(found, step.list.limit):
                     bound += len(key) + len(record.value) + REPLY_ITEM_OVERHEAD_BYTES
                     if bound > MAX_TXN_REPLY_BYTES:
                         return bound
-                bound += sum(len(k) + n for k, n in puts.items() if k.startswith(prefix))
+                bound += sum(
+                    len(k) + n
+                    for k, n in puts.items()
+                    if k.startswith(prefix) and not (end and k >= end)
+                )
             if bound > MAX_TXN_REPLY_BYTES:
                 return bound
         return bound
@@ -276,10 +287,8 @@ class Keyspace:
             deleted = self._delete(index, step.delete.key, None)
             return TxnOpReply(deleted=int(deleted.status is Status.OK))
         if kind == "delete_prefix":
-            prefix = step.delete_prefix.prefix
-            stored = list(
-                itertools.takewhile(lambda k: k.startswith(prefix), self._data.irange(prefix))
-            )
+            doomed = step.delete_prefix
+            stored = list(self.stored_keys(doomed.prefix, end=doomed.end))
             deleted_count = 0
             for key in stored:
                 deleted_count += self._delete(index, key, None).status is Status.OK
@@ -289,9 +298,8 @@ class Keyspace:
             return TxnOpReply(found=[key_state(step.get.key, record)] if record else [])
         if kind == "list":
             limit = step.list.limit
-            found = list(
-                itertools.islice(self.scan(step.list.prefix, self.log_clock_ms), limit + 1)
-            )
+            listed = self.scan(step.list.prefix, self.log_clock_ms, end=step.list.end)
+            found = list(itertools.islice(listed, limit + 1))
             return TxnOpReply(
                 found=[key_state(key, record) for key, record in found[:limit]],
                 more=len(found) > limit,

@@ -533,13 +533,21 @@ class StateMachine:
         now_ms: int | None = None,
         start_after: str = "",
         limit: int | None = None,
+        end: str = "",
     ) -> tuple[list[tuple[str, KeyRecord]], int]:
-        """Up to `limit` live keys under `prefix` after `start_after`, in key order, and the
-        store revision they were read at."""
+        """Up to `limit` live keys under `prefix` after `start_after` and before `end`, in
+        key order, and the store revision they were read at."""
         with self._lock.for_reads():
             now = wall_clock_ms() if now_ms is None else now_ms
-            found = itertools.islice(self._keys.scan(prefix, now, start_after), limit)
+            found = itertools.islice(self._keys.scan(prefix, now, start_after, end), limit)
             return list(found), self._keys.revision
+
+    def count(self, prefix: str = "", end: str = "", now_ms: int | None = None) -> tuple[int, int]:
+        """How many live keys are under `prefix` and before `end`, and the store revision
+        counted at (one pass, nothing copied)."""
+        with self._lock.for_reads():
+            now = wall_clock_ms() if now_ms is None else now_ms
+            return sum(1 for _ in self._keys.scan(prefix, now, end=end)), self._keys.revision
 
     def lease(self, lease_id: int) -> tuple[Lease | None, list[str], int]:
         """A lease (None if there is none), its keys, and the store revision read at."""

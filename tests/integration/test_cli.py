@@ -276,3 +276,30 @@ def test_chaos_check_judges_a_saved_history_again(tmp_path: Path) -> None:
     junk = kvnode("chaos", "--check", str(tmp_path / "junk.json"))
     assert junk.returncode == 2
     assert b"not a history saved by" in junk.stderr and b"Traceback" not in junk.stderr
+
+
+def test_list_pages_through_every_key_counts_and_deletes_a_range(
+    endpoints: str, tmp_path: Path
+) -> None:
+    """More keys than one page: `list` shows them all, `--limit` says how many it left
+    out, `--count` counts, `delete --prefix --end` deletes a range at one revision."""
+    e = ("--endpoints", endpoints)
+    lines = (orjson.dumps({"key": f"big/{i:04d}", "value": "v"}) for i in range(1536))
+    dump = tmp_path / "big.jsonl"
+    dump.write_bytes(b"\n".join(lines) + b"\n")
+    assert kvnode("import", str(dump), *e, timeout=120).returncode == 0
+    every = kvnode("list", "--prefix", "big/", "--keys-only", *e)
+    assert every.stdout.decode().split() == [f"big/{i:04d}" for i in range(1536)]
+    assert kvnode("list", "--prefix", "big/", "--count", *e).stdout == b"1536\n"
+    capped = kvnode("list", "--prefix", "big/", "--limit", "10", "--keys-only", *e)
+    assert len(capped.stdout.split()) == 10 and b"1526 more keys not shown" in capped.stderr
+    ranged = kvnode("list", "--prefix", "big/", "--end", "big/0003", "--json", *e)
+    assert [i["key"] for i in orjson.loads(ranged.stdout)] == ["big/0000", "big/0001", "big/0002"]
+    gone = kvnode("delete", "--prefix", "big/", "--end", "big/0100", *e)
+    assert gone.returncode == 0 and gone.stdout.startswith(b"deleted 100 keys under 'big/'")
+    assert kvnode("list", "--prefix", "big/", "--count", *e).stdout == b"1436\n"
+    neither = kvnode("delete", *e)
+    assert neither.returncode == 2 and b"give a KEY or --prefix" in neither.stderr
+    everything = kvnode("delete", "--prefix", "", *e)
+    assert everything.returncode == 2 and b"would delete every key" in everything.stderr
+    assert kvnode("delete", "--prefix", "big/", *e).stdout.startswith(b"deleted 1436 keys")

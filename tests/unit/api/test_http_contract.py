@@ -108,6 +108,39 @@ def test_list_values_and_paging(api: Api) -> None:
     assert seen[0]["value"] == "v" * 500 and seen[-1]["value_base64"] == "/w=="
 
 
+def test_a_range_end_a_count_and_a_confirmed_delete_by_prefix(api: Api) -> None:
+    for key in ("a/1", "a/2", "a/3", "ab", "b/1"):
+        api("PUT", f"/kv/{key}", data=b"v")
+    assert [i["key"] for i in api("GET", "/kv/?prefix=a/&end=a/3").json] == ["a/1", "a/2"]
+    counted = api("GET", "/kv/?prefix=a/&count=true")
+    assert counted.json["count"] == 3 and counted.json["revision"] == 5
+    assert counted.headers["X-KV-Index"] == "5"
+    assert api("GET", "/kv/?end=b&count=true").json["count"] == 4
+    headers = {"X-Request-Id": "wipe-a"}
+    gone = api("DELETE", "/kv/?prefix=a/&end=a/3&confirm=true", headers=headers)
+    assert gone.status == 200 and gone.json == {"deleted": 2, "revision": 6}
+    again = api("DELETE", "/kv/?prefix=a/&end=a/3&confirm=true", headers=headers)
+    assert again.json == gone.json, "a retry under the same id gets the first answer"
+    assert [i["key"] for i in api("GET", "/kv/?prefix=").json] == ["a/3", "ab", "b/1"]
+    none_left = api("DELETE", "/kv/?prefix=zz/&confirm=true")
+    assert none_left.json["deleted"] == 0
+
+
+def test_a_transaction_lists_and_deletes_up_to_an_end(api: Api) -> None:
+    for key in ("t/1", "t/2", "t/3"):
+        api("PUT", f"/kv/{key}", data=b"v")
+    body = {
+        "success": [
+            {"list": {"prefix": "t/", "end": "t/3"}},
+            {"delete_prefix": {"prefix": "t/", "end": "t/2"}},
+        ]
+    }
+    reply = api("POST", "/txn", data=orjson.dumps(body)).json
+    assert [i["key"] for i in reply["responses"][0]["list"]["items"]] == ["t/1", "t/2"]
+    assert reply["responses"][1] == {"delete_prefix": {"deleted": 1}}
+    assert [i["key"] for i in api("GET", "/kv/?prefix=t/").json] == ["t/2", "t/3"]
+
+
 # -- answers that are not a plain success ------------------------------------------------
 
 
@@ -179,6 +212,14 @@ def test_a_chunked_value_without_a_length_is_held_to_the_same_limit(api: Api) ->
         ("PUT", "/kv/a?prev_value=%FF", 400, "bad_encoding"),
         ("GET", "/kv/?prefix=%FF", 400, "bad_encoding"),
         ("GET", "/kv/?start_after=a%C3", 400, "bad_encoding"),
+        ("GET", "/kv/?end=%FF", 400, "bad_encoding"),
+        ("GET", "/kv/?count=maybe", 400, "bad_count"),
+        ("GET", "/kv/?count=true&limit=5", 400, "bad_count"),
+        ("DELETE", "/kv/", 400, "confirm_required"),
+        ("DELETE", "/kv/?prefix=a", 400, "confirm_required"),
+        ("DELETE", "/kv/?prefix=a&confirm=yes", 400, "confirm_required"),
+        ("DELETE", "/kv/?confirm=true", 400, "bad_range"),
+        ("DELETE", "/kv/?prefix=a&confirm=true&limit=1", 400, "unknown_parameter"),
         ("GET", "/kv/?%FF=1", 400, "bad_encoding"),
         ("PUT", "/kv/" + "k" * 1025, 400, "bad_key"),
         ("GET", "/status?x=1", 400, "unknown_parameter"),
