@@ -60,7 +60,9 @@ log = logging.getLogger(__name__)
 KV_PREFIX = "/kv/"
 RETRY_AFTER_SECONDS = "1"
 MAX_REQUEST_ID_LENGTH = 128
-UNAUTHENTICATED_PATHS = frozenset({"/health"})
+# Liveness and readiness say nothing about the data, and probes (Docker's healthcheck,
+# a load balancer's) carry no token.
+UNAUTHENTICATED_PATHS = frozenset({"/health", "/ready"})
 LIST_ITEM_OVERHEAD_BYTES = 128  # JSON field names and numbers around each listed key
 # The query parameters each route takes; any other, or any given twice, is a 400.
 PUT_PARAMS = frozenset(
@@ -120,9 +122,18 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(500, "internal", "internal error; see the node's log")
     response.headers.update(service.node_headers())
-    metrics = request.app[METRICS]
-    metrics.record(request.method, response.status, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    request.app[METRICS].record(request.method, response.status, seconds, route_of(request))
     return response
+
+
+def route_of(request: web.Request) -> str:
+    """The latency series of a request: the route pattern that matched (`/kv/{key}`),
+    with watches apart, since a long-poll's latency is its wait."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    return resource.canonical + (" watch" if "watch" in request.query else "")
 
 
 # -- request parsing -----------------------------------------------------------------

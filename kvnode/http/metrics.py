@@ -12,8 +12,19 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from kvnode.service import Service
 
@@ -33,30 +44,41 @@ STATUS_GAUGES = {
     "kvnode_quota_bytes": "quota_bytes",
     "kvnode_wal_bytes": "wal_bytes",
     "kvnode_journal_bytes": "journal_bytes",
-    "kvnode_snapshots_installed": "snapshots_installed",
+    "kvnode_leases": "leases",
+    "kvnode_watchers": "watchers",
 }
+# (metric, /status field, help): counts that only grow while the process runs.
+STATUS_COUNTERS = (
+    ("kvnode_leader_changes", "leader_changes", "times this node saw the leader change"),
+    ("kvnode_snapshots_installed", "snapshots_installed", "snapshots installed from a leader"),
+    ("kvnode_snapshots_written", "snapshots_written", "Raft snapshots (log compactions)"),
+    ("kvnode_tick_stalls", "tick_stalls", "Raft tick gaps over tick_stall_threshold_ms"),
+    ("kvnode_watch_events", "watch_events", "watch events sent to watchers"),
+)
 
 
 class RequestCounts:
-    """Requests by method and status, and latency by method, as plain counters."""
+    """Requests by method and status, and latency by method and route, as plain counters.
+    A route is the pattern that matched (`/kv/{key}`), so the series stay few."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int], int] = {}
-        # Per method: a count for each bucket (not yet cumulative; the last is +Inf).
-        self.buckets: dict[str, list[int]] = {}
-        self.seconds: dict[str, float] = {}
+        # Per (method, route): a count for each bucket (not cumulative; the last is +Inf).
+        self.buckets: dict[tuple[str, str], list[int]] = {}
+        self.seconds: dict[tuple[str, str], float] = {}
 
-    def record(self, method: str, status: int, seconds: float) -> None:
+    def record(self, method: str, status: int, seconds: float, route: str = "") -> None:
         if method not in HTTP_METHODS:
             method = "other"  # a client's made-up method must not grow the series forever
         key = (method, status)
         self.requests[key] = self.requests.get(key, 0) + 1
-        buckets = self.buckets.get(method)
+        series = (method, route)
+        buckets = self.buckets.get(series)
         if buckets is None:
-            buckets = self.buckets[method] = [0] * (len(LATENCY_BUCKETS) + 1)
-            self.seconds[method] = 0.0
+            buckets = self.buckets[series] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self.seconds[series] = 0.0
         buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.seconds[method] += seconds
+        self.seconds[series] += seconds
 
     def collect(self) -> Iterator[Metric]:
         """The families a scrape shows (prometheus_client calls this at every scrape)."""
@@ -67,14 +89,14 @@ class RequestCounts:
             counter.add_metric([method, str(status)], count)
         yield counter
         histogram = HistogramMetricFamily(
-            "kvnode_http_request_seconds", "HTTP request latency", labels=["method"]
+            "kvnode_http_request_seconds", "HTTP request latency", labels=["method", "route"]
         )
-        for method, counts in sorted(self.buckets.items()):
+        for series, counts in sorted(self.buckets.items()):
             cumulative, running = [], 0
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
                 running += count
                 cumulative.append((_bound(bound), running))
-            histogram.add_metric([method], cumulative, self.seconds[method])
+            histogram.add_metric(list(series), cumulative, self.seconds[series])
         yield histogram
 
 
@@ -82,26 +104,43 @@ def _bound(seconds: float) -> str:
     return "+Inf" if seconds == float("inf") else repr(seconds)
 
 
+class NodeCollector:
+    """What a node says of itself in /status, as metric families at each scrape."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._service.status()  # scraped often: no digest, which is O(keys)
+        for name, field in STATUS_GAUGES.items():
+            yield GaugeMetricFamily(name, field.replace("_", " "), value=status[field])
+        yield GaugeMetricFamily(
+            "kvnode_is_leader", "1 on the leader", value=int(status["role"] == "leader")
+        )
+        yield GaugeMetricFamily(
+            "kvnode_has_leader",
+            "1 while this node knows a leader",
+            value=int(status["leader_raft_addr"] is not None),
+        )
+        for name, field, what in STATUS_COUNTERS:
+            yield CounterMetricFamily(name, what, value=status[field])
+
+
 class Metrics:
-    """The registry of one node: request counts, and gauges read from /status at scrape."""
+    """The registry of one node: request counts, what the node reports of itself, and the
+    process (CPU, memory, descriptors), platform and garbage-collector collectors."""
 
     def __init__(self, service: Service) -> None:
         self.registry = CollectorRegistry()
         self.counts = RequestCounts()
         self.registry.register(self.counts)
-        self._status_gauges = [
-            (Gauge(name, field.replace("_", " "), registry=self.registry), field)
-            for name, field in STATUS_GAUGES.items()
-        ]
-        self._is_leader = Gauge("kvnode_is_leader", "1 on the leader", registry=self.registry)
-        self._service = service
+        self.registry.register(NodeCollector(service))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
-    def record(self, method: str, status: int, seconds: float) -> None:
-        self.counts.record(method, status, seconds)
+    def record(self, method: str, status: int, seconds: float, route: str = "") -> None:
+        self.counts.record(method, status, seconds, route)
 
     def render(self) -> bytes:
-        status = self._service.status()  # scraped often: no digest, which is O(keys)
-        for gauge, field in self._status_gauges:
-            gauge.set(status[field])
-        self._is_leader.set(1 if status["role"] == "leader" else 0)
         return generate_latest(self.registry)

@@ -111,6 +111,7 @@ class MachineStats:
     last_applied_term: int
     revision: int
     keys: int
+    leases: int
     request_ids: int
     wal_bytes: int
     checkpoint_bytes: int
@@ -614,6 +615,7 @@ class StateMachine:
                 last_applied_term=self._last_term,
                 revision=self._keys.revision,
                 keys=len(self._keys),
+                leases=len(self._keys.leases),
                 request_ids=len(self._keys.requests),
                 wal_bytes=self._wal.size,
                 checkpoint_bytes=self._checkpoint_bytes,

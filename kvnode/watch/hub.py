@@ -88,6 +88,7 @@ class WatchHub:
         self._count = 0
         self._seq = 0  # the next history sequence number to hand out
         self.revision = 0  # the applied index at the last pump
+        self.events_sent = 0  # handed to watchers since start (for /metrics)
 
     @property
     def watchers(self) -> int:
@@ -166,6 +167,7 @@ class WatchHub:
             for subscription in self._matching(change.key):
                 if seq >= subscription.from_seq and change.revision >= subscription.from_revision:
                     subscription.push(change)
+                    self.events_sent += 1
                     if len(subscription.pending) > self._max_pending:
                         subscription.end(
                             "watcher_too_slow",

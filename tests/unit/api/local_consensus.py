@@ -82,6 +82,8 @@ class LocalConsensus:
             "snapshot_bytes": 0,
             "snapshots_written": 0,
             "snapshots_installed": 0,
+            "leader_changes": 1,
+            "tick_stalls": 0,
         }
 
     def close(self) -> None:

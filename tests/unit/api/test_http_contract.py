@@ -261,12 +261,18 @@ def test_a_key_may_hold_a_newline(api: Api) -> None:
     assert api("GET", "/kv/cr%0Alf").body == b"x"
 
 
-def test_auth_token_guards_everything_but_health(tmp_path: Path) -> None:
+def test_auth_token_guards_everything_but_health_and_ready(tmp_path: Path) -> None:
     guarded = make_api(tmp_path, auth_token="t0ken")
     try:
-        for method, path in [("PUT", "/kv/a"), ("GET", "/kv/a"), ("GET", "/status")]:
+        for method, path in [
+            ("PUT", "/kv/a"),
+            ("GET", "/kv/a"),
+            ("GET", "/status"),
+            ("GET", "/metrics"),
+        ]:
             error(guarded(method, path, data=b"v"), 401, "unauthorized")
         assert guarded("GET", "/health").status == 200
+        assert guarded("GET", "/ready").status == 200
         ok = guarded("PUT", "/kv/a", data=b"v", headers={"Authorization": "Bearer t0ken"})
         assert ok.status == 201
     finally:
@@ -290,6 +296,10 @@ def test_status_health_ready_and_metrics(api: Api) -> None:
     # Methods kvnode does not serve share one series instead of adding one each.
     assert b'method="other",status="405"} 2.0' in metrics.body
     assert b"PROPFIND" not in metrics.body
+    text = metrics.body.decode()
+    assert 'kvnode_http_request_seconds_count{method="PUT",route="/kv/{key}"} 1.0' in text
+    assert "kvnode_has_leader 1.0" in text and "kvnode_leader_changes_total 1.0" in text
+    assert "process_cpu_seconds_total" in text and "python_gc_objects_collected_total" in text
 
 
 def test_writes_that_add_data_stop_at_the_quota_while_reads_and_deletes_go_on(
