@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from kvnode.config import NodeConfig
 from kvnode.storage import Entry, Outcome, Restored
+from kvnode.storage.timings import Timings
 
 
 class ProposalError(Exception):
@@ -113,6 +114,9 @@ class Consensus(Protocol):
     def status(self) -> dict[str, Any]:
         """Role, term, `leader_raft_addr`, commit and applied index, peers, log sizes: for
         /status (the service adds the leader's URL)."""
+
+    def timings(self) -> dict[str, Timings]:
+        """Durations for /metrics by name (the Raft journal's fsync, say); may be empty."""
 
     def close(self) -> None:
         """Stop replicating; the state machine is closed by its owner afterwards."""

@@ -27,6 +27,7 @@ from prometheus_client.core import (
 )
 
 from kvnode.service import Service
+from kvnode.storage.timings import cumulative
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"})
 # Seconds: sub-millisecond buckets for reads served from memory, then prometheus_client's
@@ -45,7 +46,13 @@ STATUS_GAUGES = {
     "kvnode_wal_bytes": "wal_bytes",
     "kvnode_journal_bytes": "journal_bytes",
     "kvnode_leases": "leases",
+    "kvnode_proposals_pending": "proposals_pending",
     "kvnode_watchers": "watchers",
+}
+TIMING_HELP = {
+    "apply": "applying one batch of committed entries to the state machine",
+    "wal_fsync": "the state machine WAL's fdatasync",
+    "journal_fsync": "the Raft journal's fdatasync (acknowledgements wait for it)",
 }
 # (metric, /status field, help): counts that only grow while the process runs.
 STATUS_COUNTERS = (
@@ -54,6 +61,13 @@ STATUS_COUNTERS = (
     ("kvnode_snapshots_written", "snapshots_written", "Raft snapshots (log compactions)"),
     ("kvnode_tick_stalls", "tick_stalls", "Raft tick gaps over tick_stall_threshold_ms"),
     ("kvnode_watch_events", "watch_events", "watch events sent to watchers"),
+    ("kvnode_proposals_committed", "proposals_committed", "proposals committed and applied"),
+    ("kvnode_proposals_failed", "proposals_failed", "proposals certainly not applied"),
+    (
+        "kvnode_proposals_indeterminate",
+        "proposals_indeterminate",
+        "proposals whose outcome was not known in time",
+    ),
 )
 
 
@@ -92,16 +106,9 @@ class RequestCounts:
             "kvnode_http_request_seconds", "HTTP request latency", labels=["method", "route"]
         )
         for series, counts in sorted(self.buckets.items()):
-            cumulative, running = [], 0
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
-                running += count
-                cumulative.append((_bound(bound), running))
-            histogram.add_metric(list(series), cumulative, self.seconds[series])
+            buckets = cumulative(LATENCY_BUCKETS, counts)
+            histogram.add_metric(list(series), buckets, self.seconds[series])
         yield histogram
-
-
-def _bound(seconds: float) -> str:
-    return "+Inf" if seconds == float("inf") else repr(seconds)
 
 
 class NodeCollector:
@@ -126,6 +133,20 @@ class NodeCollector:
             yield CounterMetricFamily(name, what, value=status[field])
 
 
+class TimingsCollector:
+    """The node's operation durations (service.timings()) as histograms."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        for name, timings in sorted(self._service.timings().items()):
+            counts, seconds = timings.snapshot()
+            family = HistogramMetricFamily(f"kvnode_{name}_seconds", TIMING_HELP[name])
+            family.add_metric([], cumulative(timings.buckets, counts), seconds)
+            yield family
+
+
 class Metrics:
     """The registry of one node: request counts, what the node reports of itself, and the
     process (CPU, memory, descriptors), platform and garbage-collector collectors."""
@@ -135,6 +156,7 @@ class Metrics:
         self.counts = RequestCounts()
         self.registry.register(self.counts)
         self.registry.register(NodeCollector(service))
+        self.registry.register(TimingsCollector(service))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)

@@ -11,6 +11,7 @@ from kvnode.raft.batcher import WriteBatcher
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.raft.pysyncobj.node import RaftNode
 from kvnode.storage import Outcome
+from kvnode.storage.timings import Timings
 
 HAND_OVER_RETRY_SECONDS = 0.01
 """How soon a denied hand-over is asked again: about one append round trip."""
@@ -80,7 +81,11 @@ class RaftConsensus:
             await asyncio.sleep(HAND_OVER_RETRY_SECONDS)
 
     def status(self) -> dict[str, Any]:
-        return self.node.status()
+        proposals = {f"proposals_{k}": v for k, v in self._proposer.counts.items()}
+        return {**self.node.status(), **proposals}
+
+    def timings(self) -> dict[str, Timings]:
+        return {"journal_fsync": self.node.journal.fsync_timings}
 
     def close(self) -> None:
         self.node.destroy_synchronous()

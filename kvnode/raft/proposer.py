@@ -24,6 +24,9 @@ class Proposer:
     def __init__(self, node: RaftNode, timeout: float) -> None:
         self._node = node
         self._timeout = timeout
+        # For /metrics, counted on the event loop only (plain integers, no lock): requests
+        # to Raft (a batch of writes is one) by how they ended, and those under way.
+        self.counts = {"committed": 0, "failed": 0, "indeterminate": 0, "pending": 0}
 
     async def propose(self, command: bytes) -> Outcome:
         """Replicate `command`; return its outcome once this node has applied it."""
@@ -45,17 +48,25 @@ class Proposer:
         def on_result(result: Any, error: int) -> None:  # tick thread
             loop.call_soon_threadsafe(_settle, answer, result, error)
 
+        counts = self.counts
+        counts["pending"] += 1
         start(on_result)
         try:
             result, error = await asyncio.wait_for(answer, self._timeout)
         except TimeoutError:
+            counts["indeterminate"] += 1
             raise Indeterminate(
                 f"no outcome within {self._timeout:g} s; the write may still be applied"
             ) from None
+        finally:
+            counts["pending"] -= 1
         if error == SUCCESS:
+            counts["committed"] += 1
             return result
         if error in DEFINITE_FAILURES:
+            counts["failed"] += 1
             raise Unavailable(DEFINITE_FAILURES[error], "the write was not applied; retry")
+        counts["indeterminate"] += 1
         raise Indeterminate("leadership changed while the write was in flight")
 
 

@@ -31,6 +31,7 @@ from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import encode_parts
 from kvnode.storage.layout import STATE_MACHINE_DIR, WATCH_DIR, prepare_node_dir
 from kvnode.storage.record import Lease
+from kvnode.storage.timings import Timings
 from kvnode.watch.history import WatchHistory
 from kvnode.watch.hub import WatchHub
 
@@ -62,6 +63,7 @@ class Service(Protocol):
     def node_headers(self) -> dict[str, str]: ...
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = False) -> dict[str, Any]: ...
+    def timings(self) -> dict[str, Timings]: ...
     def ready(self) -> bool: ...
     def refuse_over_quota(self, request_id: str) -> None: ...
 
@@ -191,6 +193,14 @@ class KvService:
             "store_bytes": self.machine.data_bytes,
             "quota_bytes": self.config.quota_bytes,
             "digest": machine.digest,
+        }
+
+    def timings(self) -> dict[str, Timings]:
+        """Durations for /metrics: applying a batch, the WAL's and the journal's fsync."""
+        return {
+            "apply": self.machine.apply_timings,
+            "wal_fsync": self.machine.wal_fsync_timings,
+            **self.consensus.timings(),
         }
 
     @property

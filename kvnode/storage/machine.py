@@ -59,6 +59,7 @@ from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
 from kvnode.storage.snapshot import read_snapshot, write_snapshot
 from kvnode.storage.state_lock import StateLock
+from kvnode.storage.timings import Timings
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
     MIN_LENGTH,
@@ -159,6 +160,9 @@ class StateMachine:
         self._failure: StorageFailure | None = None
         self._unsynced = False
         self._digest_cache: tuple[int, str] | None = None
+        # For /metrics: how long each applied batch and each WAL fdatasync took.
+        self.apply_timings = Timings()
+        self.wal_fsync_timings = Timings()
 
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare_directory()
@@ -283,7 +287,8 @@ class StateMachine:
     def apply(self, entries: Sequence[Entry]) -> list[Outcome | None]:
         """Apply a batch and make it durable with one fsync (group commit)."""
         with self._lock.for_changes():
-            outcomes = self._append(entries)
+            with self.apply_timings.timing():
+                outcomes = self._append(entries)
             self._sync()
         return outcomes
 
@@ -291,7 +296,7 @@ class StateMachine:
         """Decide and log each entry; None marks one skipped as already applied. Never
         fails on a bad command (that is a deterministic INVALID outcome); raises
         StorageFailure only when the disk cannot be written."""
-        with self._lock.for_changes():
+        with self._lock.for_changes(), self.apply_timings.timing():
             return self._append(entries)
 
     def _append(self, entries: Sequence[Entry]) -> list[Outcome | None]:
@@ -408,7 +413,8 @@ class StateMachine:
     def _sync_files(self, descriptor: int | None, drop_retired: bool) -> None:
         """What `sync_later` leaves to its caller: the WAL's fdatasync, the retired WAL."""
         if descriptor is not None:
-            sync_descriptor(descriptor, self._wal.path)
+            with self.wal_fsync_timings.timing():
+                sync_descriptor(descriptor, self._wal.path)
         if drop_retired:
             self._drop_retired_wal()
 

@@ -61,6 +61,7 @@ from kvnode.storage.fileformat import (
 )
 from kvnode.storage.framing import AppendOnlyFile, encode_frame, read_frames, sync_descriptor
 from kvnode.storage.layout import RAFT_JOURNAL, RAFT_META
+from kvnode.storage.timings import Timings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class DurableJournal:
         trailing_bytes: int | None = None,
     ) -> None:
         self.path = directory / RAFT_JOURNAL
+        self.fsync_timings = Timings()  # for /metrics
         self.meta_path = directory / RAFT_META
         self._durable = durable
         self._dump_dir = dump_file.parent
@@ -259,7 +261,8 @@ class DurableJournal:
                 generation, truncations = self._generation, self._truncations
                 last_index = self._last_index()
                 fd = self._file.duplicate()
-            sync_descriptor(fd, self.path)
+            with self.fsync_timings.timing():
+                sync_descriptor(fd, self.path)
             with self._sync_lock:
                 self._synced_generation = max(self._synced_generation, generation)
                 if truncations == self._truncations:

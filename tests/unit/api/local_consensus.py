@@ -9,6 +9,7 @@ from typing import Any
 from kvnode.config import NodeConfig
 from kvnode.consensus import Indeterminate, Unavailable, Voter
 from kvnode.storage import Entry, Outcome, StateMachine
+from kvnode.storage.timings import Timings
 
 LEADER = "http://127.0.0.1:8001"  # the default config's URL: this node leads
 
@@ -84,7 +85,14 @@ class LocalConsensus:
             "snapshots_installed": 0,
             "leader_changes": 1,
             "tick_stalls": 0,
+            "proposals_committed": applied,
+            "proposals_failed": 0,
+            "proposals_indeterminate": 0,
+            "proposals_pending": 0,
         }
+
+    def timings(self) -> dict[str, Timings]:
+        return {}
 
     def close(self) -> None:
         pass

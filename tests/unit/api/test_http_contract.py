@@ -300,6 +300,7 @@ def test_status_health_ready_and_metrics(api: Api) -> None:
     assert 'kvnode_http_request_seconds_count{method="PUT",route="/kv/{key}"} 1.0' in text
     assert "kvnode_has_leader 1.0" in text and "kvnode_leader_changes_total 1.0" in text
     assert "process_cpu_seconds_total" in text and "python_gc_objects_collected_total" in text
+    assert "kvnode_proposals_committed_total" in text and "kvnode_apply_seconds_count 1.0" in text
 
 
 def test_writes_that_add_data_stop_at_the_quota_while_reads_and_deletes_go_on(
