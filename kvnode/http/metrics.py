@@ -44,6 +44,8 @@ STATUS_GAUGES = {
     "kvnode_store_bytes": "store_bytes",
     "kvnode_quota_bytes": "quota_bytes",
     "kvnode_wal_bytes": "wal_bytes",
+    "kvnode_checkpoint_bytes": "checkpoint_bytes",
+    "kvnode_raft_snapshot_bytes": "snapshot_bytes",
     "kvnode_journal_bytes": "journal_bytes",
     "kvnode_leases": "leases",
     "kvnode_proposals_pending": "proposals_pending",
@@ -53,6 +55,7 @@ TIMING_HELP = {
     "apply": "applying one batch of committed entries to the state machine",
     "wal_fsync": "the state machine WAL's fdatasync",
     "journal_fsync": "the Raft journal's fdatasync (acknowledgements wait for it)",
+    "checkpoint": "writing a state machine checkpoint (in a forked child, or inline)",
 }
 # (metric, /status field, help): counts that only grow while the process runs.
 STATUS_COUNTERS = (

@@ -200,6 +200,7 @@ class KvService:
         return {
             "apply": self.machine.apply_timings,
             "wal_fsync": self.machine.wal_fsync_timings,
+            "checkpoint": self.machine.checkpoint_timings,
             **self.consensus.timings(),
         }
 

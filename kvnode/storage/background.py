@@ -77,6 +77,8 @@ class ForkedTask:
     def __init__(self, name: str) -> None:
         self.name = name
         self.pid = 0
+        self._started_at = 0.0
+        self.last_seconds = 0.0  # how long the last child ran (as seen by the polling)
 
     @property
     def running(self) -> bool:
@@ -85,9 +87,10 @@ class ForkedTask:
     def start(self, work: Callable[[], object]) -> None:
         """Run `work()` in a child process; returns at once in the parent."""
         assert not self.running, f"{self.name} is already running"
+        started = time.monotonic()
         pid = os.fork()
         if pid:
-            self.pid = pid
+            self.pid, self._started_at = pid, started
             return
         try:  # the child: write, then leave without running any of the parent's cleanup
             settle_in_child()
@@ -106,4 +109,5 @@ class ForkedTask:
         if pid == 0:
             return None
         self.pid = 0
+        self.last_seconds = time.monotonic() - self._started_at
         return os.waitstatus_to_exitcode(status) == EXIT_OK

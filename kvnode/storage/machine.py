@@ -59,7 +59,7 @@ from kvnode.storage.outcome import Outcome, Status
 from kvnode.storage.record import KeyRecord, Lease, Member
 from kvnode.storage.snapshot import read_snapshot, write_snapshot
 from kvnode.storage.state_lock import StateLock
-from kvnode.storage.timings import Timings
+from kvnode.storage.timings import STATE_BUCKETS, Timings
 from kvnode.storage.wal import (
     DEFAULT_MAX_RECORD_BYTES,
     MIN_LENGTH,
@@ -163,6 +163,7 @@ class StateMachine:
         # For /metrics: how long each applied batch and each WAL fdatasync took.
         self.apply_timings = Timings()
         self.wal_fsync_timings = Timings()
+        self.checkpoint_timings = Timings(STATE_BUCKETS)
 
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prepare_directory()
@@ -477,6 +478,7 @@ class StateMachine:
             return
         if not done:
             raise StorageFailure(self.directory, "the background checkpoint failed (see stderr)")
+        self.checkpoint_timings.observe(self._checkpointer.last_seconds)
         os.replace(self.directory / PREVIOUS_WAL_FILE, self._retired_wal)
         if block:  # a caller that waits anyway (checkpoint, close)
             self._drop_retired_wal()
@@ -501,14 +503,15 @@ class StateMachine:
         keep_changes = self._changes.persist(self._keys.revision)
         if keep_changes is not None:
             keep_changes()
-        self._checkpoint_bytes = write_checkpoint(
-            self.directory,
-            self._last_applied,
-            self._last_term,
-            self._keys,
-            durable=self._durable,
-            fault_hook=self._fault_hook,
-        )
+        with self.checkpoint_timings.timing():
+            self._checkpoint_bytes = write_checkpoint(
+                self.directory,
+                self._last_applied,
+                self._last_term,
+                self._keys,
+                durable=self._durable,
+                fault_hook=self._fault_hook,
+            )
         self._wal.reset(durable=self._durable)
         self._fault_hook("wal.log:truncated")
         previous = self.directory / PREVIOUS_WAL_FILE

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 # Seconds, doubling from 0.5 ms to 8 s: etcd's buckets for its WAL fsync and apply.
 DISK_BUCKETS = tuple(0.0005 * 2**i for i in range(15))
+# Seconds, doubling from 10 ms to about 80 s: writing a whole state (a checkpoint).
+STATE_BUCKETS = tuple(0.01 * 2**i for i in range(14))
 
 
 class Timings:

@@ -47,6 +47,10 @@ def test_a_background_checkpoint_replaces_the_wal_it_covers(tmp_path: Path) -> N
     fill(sm, 1, ENTRIES)
     sm.close(checkpoint=False)  # waits for the child
     assert not (tmp_path / PREVIOUS_WAL_FILE).exists()
+    counts, seconds = sm.checkpoint_timings.snapshot()
+    assert sum(counts) >= 1 and seconds > 0, "a reaped checkpoint child is timed for /metrics"
+    applies, _seconds = sm.apply_timings.snapshot()
+    assert sum(applies) == ENTRIES
     reopened = machine(tmp_path)
     assert reopened.last_applied == ENTRIES
     assert reopened.stats().entries_since_checkpoint < ENTRIES  # most came from state.data
