@@ -118,6 +118,9 @@ class Consensus(Protocol):
     def timings(self) -> dict[str, Timings]:
         """Durations for /metrics by name (the Raft journal's fsync, say); may be empty."""
 
+    def peer_ack_timings(self) -> dict[str, Timings]:
+        """On the leader, per follower's Raft address: how long its acknowledgements took."""
+
     def close(self) -> None:
         """Stop replicating; the state machine is closed by its owner afterwards."""
 

@@ -148,6 +148,16 @@ class TimingsCollector:
             family = HistogramMetricFamily(f"kvnode_{name}_seconds", TIMING_HELP[name])
             family.add_metric([], cumulative(timings.buckets, counts), seconds)
             yield family
+        acks = HistogramMetricFamily(
+            "kvnode_peer_ack_seconds",
+            "on the leader: from an append-entries message to a follower to its reply"
+            " (network both ways plus the follower's journal fsync)",
+            labels=["peer"],
+        )
+        for peer, timings in sorted(self._service.peer_ack_timings().items()):
+            counts, seconds = timings.snapshot()
+            acks.add_metric([peer], cumulative(timings.buckets, counts), seconds)
+        yield acks
 
 
 class Metrics:

@@ -9,6 +9,7 @@ from kvnode.config import NodeConfig
 from kvnode.consensus import StateMachine, Unavailable, Voter
 from kvnode.raft.batcher import WriteBatcher
 from kvnode.raft.proposer import Proposer, ReadBarrier
+from kvnode.raft.pysyncobj.adapter import node_address
 from kvnode.raft.pysyncobj.node import RaftNode
 from kvnode.storage import Outcome
 from kvnode.storage.timings import Timings
@@ -86,6 +87,10 @@ class RaftConsensus:
 
     def timings(self) -> dict[str, Timings]:
         return {"journal_fsync": self.node.journal.fsync_timings}
+
+    def peer_ack_timings(self) -> dict[str, Timings]:
+        acks = self.node.transport().ack_timings
+        return {node_address(node): timings for node, timings in list(acks.items())}
 
     def close(self) -> None:
         self.node.destroy_synchronous()

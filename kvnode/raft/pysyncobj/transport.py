@@ -50,6 +50,7 @@ from kvnode.raft.pysyncobj.adapter import TransportBase, node_address
 from kvnode.raft.pysyncobj.journal import DurableJournal
 from kvnode.raft.pysyncobj.peer_connection import HANDSHAKE_SECONDS, MAX_UNAUTHENTICATED
 from kvnode.raft.pysyncobj.snapshot_gate import SnapshotGate
+from kvnode.storage.timings import Timings
 
 log = logging.getLogger(__name__)
 cluster_warnings = LogLimiter(log)
@@ -80,6 +81,11 @@ class SyncedTransport(TransportBase):
         self._outbox = Outbox()
         # While an append is being handled: the highest index its reply may acknowledge.
         self._acknowledge_limit: dict[Any, int] = {}
+        # On the leader, per follower: when the oldest unanswered append-entries went out,
+        # and how long acknowledgements took (network both ways plus the follower's
+        # journal fsync), for /metrics.
+        self._unanswered_since: dict[Any, float] = {}
+        self.ack_timings: dict[Any, Timings] = {}
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -147,6 +153,8 @@ class SyncedTransport(TransportBase):
             message["cluster_id"] = cluster_id  # PySyncObj builds a fresh dict per send
         if message.get("type") == "request_vote":
             self.node.prevote.mark_vote_request(message)
+        elif message.get("type") == "append_entries":
+            self._unanswered_since.setdefault(node, time.monotonic())
         limit = self._acknowledge_limit.get(node)
         if (
             limit is not None
@@ -221,6 +229,8 @@ class SyncedTransport(TransportBase):
             and self._refuse_stale_snapshot(node, message["serialized"])
         ):
             return
+        if kind == "next_node_idx":
+            self._time_acknowledgement(node)
         if kind == "next_node_idx" and message.get("reset") and self.node.is_leader():
             matched = self.node.follower_reported(node)
             if (
@@ -243,6 +253,14 @@ class SyncedTransport(TransportBase):
             next_index[node] = sent_up_to
         if self.node.is_leader():
             self.node.note_follower_match(node)
+
+    def _time_acknowledgement(self, peer: Any) -> None:
+        sent = self._unanswered_since.pop(peer, None)
+        if sent is not None:
+            timings = self.ack_timings.get(peer)
+            if timings is None:
+                timings = self.ack_timings[peer] = Timings()
+            timings.observe(time.monotonic() - sent)
 
     def _from_another_cluster(self, node: Any, message: Any) -> bool:
         """A message from a node of another cluster (its peer list names this node, or this
@@ -334,6 +352,7 @@ class SyncedTransport(TransportBase):
     def _onNodeDisconnected(self, node: Any) -> None:
         super()._onNodeDisconnected(node)
         self._outbox.drop(node)
+        self._unanswered_since.pop(node, None)  # no reply will time it
         self.node.forget_follower(node)
 
     def _refuse_stale_snapshot(self, node: Any, chunk: Any) -> bool:

@@ -94,5 +94,8 @@ class LocalConsensus:
     def timings(self) -> dict[str, Timings]:
         return {}
 
+    def peer_ack_timings(self) -> dict[str, Timings]:
+        return {}
+
     def close(self) -> None:
         pass

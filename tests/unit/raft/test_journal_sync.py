@@ -57,6 +57,7 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
     transport = bound.__new__(bound)  # no sockets needed: only send() is exercised
     transport._outbox = Outbox()
     transport._acknowledge_limit = {}
+    transport._unanswered_since, transport.ack_timings = {}, {}
     transport._syncObj = SimpleNamespace(
         machine=SimpleNamespace(cluster_id=""),
         prevote=SimpleNamespace(mark_vote_request=lambda message: None),

@@ -87,6 +87,7 @@ def transport_for(node: FakeNode) -> Any:
     transport._syncObj = node
     transport._gate = SnapshotGate()
     transport._outbox = Outbox()
+    transport._unanswered_since, transport.ack_timings = {}, {}
 
     def pysyncobj_handler(peer: str, message: dict[str, Any]) -> None:
         if message["success"] or message["reset"]:
