@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import signal
@@ -76,7 +77,35 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Which module registers each command: a command's module is imported only when that
+# command runs (or help lists them all), so `kvnode get` does not pay for the server, the
+# storage code or the benchmarks. tests/unit/test_cli_modules.py keeps this complete.
+COMMAND_MODULES = {
+    **dict.fromkeys(("put", "get", "delete", "cas", "list", "watch"), "kvnode.cli.keys"),
+    **dict.fromkeys(("health", "status"), "kvnode.cli.health"),
+    **dict.fromkeys(("lock", "elect", "lease", "txn"), "kvnode.cli.coordination"),
+    **dict.fromkeys(("backup", "restore", "export", "import"), "kvnode.cli.operations"),
+    "member": "kvnode.cli.membership",
+    "cluster": "kvnode.cli.cluster",
+    "serve": "kvnode.cli.serve",
+    "bench": "kvnode.cli.bench",
+    "chaos": "kvnode.cli.chaos",
+}
+
+
+class LazyGroup(click.Group):
+    """The `main` group: a command's module is imported when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvnode", prog_name="kvnode", message="%(prog)s %(version)s")
 def main() -> None:
     """kvnode: a Raft-replicated, durable key-value server.
