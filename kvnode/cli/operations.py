@@ -9,8 +9,9 @@ import hashlib
 import os
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,11 @@ from kvnode.cli.common import (
 )
 from kvnode.client import Client
 from kvnode.config import ConfigError, load_config
+from kvnode.contract import value_fields
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import TMP_SUFFIX, fsync_dir
 
 CHUNK_BYTES = 1 << 20
-EXPORT_PAGE = 1000
 
 
 @main.command()
@@ -66,29 +67,13 @@ def backup(
         fail(f"{file} exists; give --force to replace it", EXIT_CONFIG)
     partial = file.with_name(file.name + TMP_SUFFIX)
 
-    async def download(c: Client) -> tuple[int, str, int]:
-        async with c.stream("/snapshot", endpoint=endpoint) as response:
-            size = int(response.headers.get("Content-Length", 0))
-            digest = hashlib.sha256()
-            with (
-                open(partial, "wb") as out,
-                click.progressbar(length=size, label="backup", file=sys.stderr) as bar,
-            ):
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != response.headers["X-KV-Snapshot-SHA256"]:
-                raise click.ClickException("the download does not match its SHA-256")
-            return int(response.headers["X-KV-Index"]), digest.hexdigest(), size
-
     # SIGTERM unwinds like Ctrl-C, so that the partial file goes too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     done = False
     try:
-        index, sha256, size = client.run(download)
+        index, sha256, size = client.run(
+            lambda c: download_snapshot(c, partial, endpoint, label="backup")
+        )
         image = read_snapshot(partial)
         done = True
     except (StorageError, click.ClickException) as exc:
@@ -100,6 +85,29 @@ def backup(
     fsync_dir(file.resolve().parent)
     keys = len(list(image.items))
     click.echo(f"backup of revision {index}: {keys} keys, {size} bytes, sha256 {sha256} -> {file}")
+
+
+async def download_snapshot(
+    c: Client, path: Path, endpoint: str | None, *, label: str
+) -> tuple[int, str, int]:
+    """`GET /snapshot` into `path`, fsynced and checked against its SHA-256 (a progress
+    bar on a terminal); returns its store revision, SHA-256 and size."""
+    async with c.stream("/snapshot", endpoint=endpoint) as response:
+        size = int(response.headers.get("Content-Length", 0))
+        digest = hashlib.sha256()
+        with (
+            open(path, "wb") as out,
+            click.progressbar(length=size, label=label, file=sys.stderr) as bar,
+        ):
+            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != response.headers["X-KV-Snapshot-SHA256"]:
+            raise click.ClickException("the download does not match its SHA-256")
+        return int(response.headers["X-KV-Index"]), digest.hexdigest(), size
 
 
 def describe_backup(file: Path) -> None:
@@ -151,45 +159,41 @@ def restore(file: Path, config_path: Path) -> None:
     )
 
 
-async def all_keys(c: Client, prefix: str) -> AsyncIterator[dict[str, Any]]:
-    """Every live key under `prefix` with its value, page by page (linearizable reads)."""
-    start_after = ""
-    while True:
-        params = {"prefix": prefix, "values": "true", "limit": str(EXPORT_PAGE)}
-        if start_after:
-            params["start_after"] = start_after
-        _status, body, headers = await c.request("GET", "/kv/", params=params, idempotent=True)
-        items: list[dict[str, Any]] = orjson.loads(body)
-        for item in items:
-            yield item
-        if headers.get("X-KV-More") != "true" or not items:
-            return
-        start_after = items[-1]["key"]
-
-
 @main.command("export")
 @click.option("--prefix", default="", help="Only the keys under this prefix.")
+@click.option("--endpoint", help="The node to export from (default: the first of --endpoints).")
 @client_command
-def export_keys(prefix: str, client: ClientOptions) -> None:
-    """Print every key as a JSON line: {"key", "value" | "value_base64", "expire_at"}.
+def export_keys(prefix: str, endpoint: str | None, client: ClientOptions) -> None:
+    """Print the keys, all at one revision, as JSON lines: first
+    {"kvnode_export": 1, "revision"}, then {"key", "value" | "value_base64", "expire_at"}
+    per key.
 
-    For moving data between clusters or versions (`kvnode import` reads it back).
-    Leases are not exported: a leased key's lease is for its owner to grant again.
+    For moving data between clusters or versions (`kvnode import` reads it back). The
+    keys come from one snapshot of the node (GET /snapshot), so the export is one point
+    in time however long it takes. Leases are not exported: a leased key's lease is for
+    its owner to grant again.
     """
+    from kvnode.storage.snapshot import read_snapshot
 
-    async def dump(c: Client) -> int:
-        count = 0
-        async for item in all_keys(c, prefix):
-            line: dict[str, Any] = {
-                k: item[k] for k in ("key", "value", "value_base64") if k in item
-            }
-            line["expire_at"] = item.get("expire_at")
-            click.echo(orjson.dumps(line).decode())
-            count += 1
-        return count
-
-    count = client.run(dump)
-    click.echo(f"exported {count} keys", err=True)
+    with tempfile.TemporaryDirectory(prefix="kvnode-export-") as scratch:
+        snapshot = Path(scratch) / "export.snap"
+        try:
+            revision, _sha256, _size = client.run(
+                lambda c: download_snapshot(c, snapshot, endpoint, label="export")
+            )
+            image = read_snapshot(snapshot)
+        except (StorageError, click.ClickException) as exc:
+            fail(f"export failed: {exc}", EXIT_FAILED)
+    now_ms = time.time() * 1000
+    click.echo(orjson.dumps({EXPORT_HEADER: EXPORT_FORMAT, "revision": revision}).decode())
+    count = 0
+    for key, record in image.items:
+        if not key.startswith(prefix) or (record.expire_at_ms and record.expire_at_ms <= now_ms):
+            continue
+        line = {"key": key, **value_fields(record.value), "expire_at": record.expire_at_ms or None}
+        click.echo(orjson.dumps(line).decode())
+        count += 1
+    click.echo(f"exported {count} keys at revision {revision}", err=True)
 
 
 @main.command("import")
@@ -217,9 +221,11 @@ def import_keys(file: Any, client: ClientOptions) -> None:
 
     async def load(c: Client) -> None:
         nonlocal written
-        for batch in batches:
-            await c.txn(success=[{"put": put} for put in batch])
-            written += len(batch)
+        with click.progressbar(length=len(live), label="import", file=sys.stderr) as bar:
+            for batch in batches:
+                await c.txn(success=[{"put": put} for put in batch])
+                written += len(batch)
+                bar.update(len(batch))
 
     try:
         client.run(load)
@@ -232,6 +238,7 @@ def import_keys(file: Any, client: ClientOptions) -> None:
 IMPORT_BATCH_KEYS = 128  # a transaction's most operations (max_txn_ops' default)
 IMPORT_BATCH_BYTES = 256 * 1024  # well under max_value_bytes, which bounds a txn's values
 SNAPSHOT_MAGIC = b"KVN\0"
+EXPORT_HEADER, EXPORT_FORMAT = "kvnode_export", 1  # the first line: {EXPORT_HEADER: 1, "revision"}
 EXPORT_FIELDS = frozenset({"key", "value", "value_base64", "expire_at"})
 
 
@@ -253,16 +260,27 @@ class ExportedKey:
 
 
 def read_export(lines: Any) -> Iterator[ExportedKey | None]:
-    """Every line of an export file, checked strictly (None for a blank line); a bad one
-    raises ValueError naming its number."""
+    """Every line of an export file, checked strictly (None for a blank line and for the
+    header line `kvnode export` writes first); a bad one raises ValueError naming its
+    number."""
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             yield None
             continue
         try:
-            yield exported_key(orjson.loads(raw))
+            item = orjson.loads(raw)
+            if number == 1 and isinstance(item, dict) and EXPORT_HEADER in item:
+                check_header(item)
+                yield None
+                continue
+            yield exported_key(item)
         except (orjson.JSONDecodeError, ValueError) as exc:
             raise ValueError(f"line {number}: not an exported key: {exc}") from None
+
+
+def check_header(item: dict[str, Any]) -> None:
+    if item.get(EXPORT_HEADER) != EXPORT_FORMAT or set(item) != {EXPORT_HEADER, "revision"}:
+        raise ValueError(f"an export header this kvnode does not read: {item}")
 
 
 def exported_key(item: Any) -> ExportedKey:

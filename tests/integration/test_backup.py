@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kvnode.bench.stall import generate_backup
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster
@@ -121,7 +123,10 @@ def test_export_then_import_moves_keys_and_their_deadlines(cluster: LocalCluster
     asyncio.run(fill())
     exported = kvnode_against(cluster, "export", "--prefix", "move/")
     assert exported.returncode == 0, exported.stderr
-    assert len(exported.stdout.splitlines()) == 3
+    header, *lines = exported.stdout.splitlines()
+    revision = orjson.loads(header)["revision"]
+    assert len(lines) == 3 and revision >= 3
+    assert f"exported 3 keys at revision {revision}".encode() in exported.stderr
 
     async def wipe_keys() -> None:
         async with Client(cluster.urls, timeout=10) as client:
@@ -142,6 +147,8 @@ def test_export_then_import_moves_keys_and_their_deadlines(cluster: LocalCluster
     asyncio.run(check())
     broken = kvnode_against(cluster, "import", stdin=b'{"key": 1}\n')
     assert broken.returncode == 2 and b"line 1" in broken.stderr
+    newer = kvnode_against(cluster, "import", stdin=b'{"kvnode_export": 2, "revision": 1}\n')
+    assert newer.returncode == 2 and b"header this kvnode does not read" in newer.stderr
 
 
 LARGE_KEYS = 300_000  # a restore and a backup that take long enough to be interrupted
