@@ -227,6 +227,24 @@ class ClusterInit(_message.Message):
     cluster_id: str
     def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
 
+class TokenCreate(_message.Message):
+    __slots__ = ("id", "secret_sha256", "role", "prefixes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    secret_sha256: bytes
+    role: str
+    prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., secret_sha256: _Optional[bytes] = ..., role: _Optional[str] = ..., prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TokenRevoke(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
 class Batch(_message.Message):
     __slots__ = ("commands",)
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
@@ -234,7 +252,7 @@ class Batch(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget", "batch", "cluster_init")
+    __slots__ = ("issued_at_ms", "request_id", "request_fingerprint", "put", "delete", "cas", "expire", "noop", "txn", "lease_grant", "lease_keepalive", "lease_revoke", "lease_renew_all", "member_publish", "member_forget", "batch", "cluster_init", "token_create", "token_revoke")
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +270,8 @@ class Command(_message.Message):
     MEMBER_FORGET_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_INIT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_CREATE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_REVOKE_FIELD_NUMBER: _ClassVar[int]
     issued_at_ms: int
     request_id: str
     request_fingerprint: bytes
@@ -269,4 +289,6 @@ class Command(_message.Message):
     member_forget: MemberForget
     batch: Batch
     cluster_init: ClusterInit
-    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., cluster_init: _Optional[_Union[ClusterInit, _Mapping]] = ...) -> None: ...
+    token_create: TokenCreate
+    token_revoke: TokenRevoke
+    def __init__(self, issued_at_ms: _Optional[int] = ..., request_id: _Optional[str] = ..., request_fingerprint: _Optional[bytes] = ..., put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., cas: _Optional[_Union[CompareAndSwap, _Mapping]] = ..., expire: _Optional[_Union[Expire, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., txn: _Optional[_Union[Txn, _Mapping]] = ..., lease_grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., lease_keepalive: _Optional[_Union[LeaseKeepAlive, _Mapping]] = ..., lease_revoke: _Optional[_Union[LeaseRevoke, _Mapping]] = ..., lease_renew_all: _Optional[_Union[LeaseRenewAll, _Mapping]] = ..., member_publish: _Optional[_Union[MemberPublish, _Mapping]] = ..., member_forget: _Optional[_Union[MemberForget, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., cluster_init: _Optional[_Union[ClusterInit, _Mapping]] = ..., token_create: _Optional[_Union[TokenCreate, _Mapping]] = ..., token_revoke: _Optional[_Union[TokenRevoke, _Mapping]] = ...) -> None: ...

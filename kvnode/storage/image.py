@@ -4,7 +4,7 @@ The same layout serves two kinds of file (told apart by the header kind):
 `state.data`, the local checkpoint, and `snapshot-<index>-<term>.snap`, the
 self-contained snapshot handed to other nodes. All integers little-endian:
 
-    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=8        (10 bytes)
+    header      b"KVN\\0" kind(b"CKPT" | b"SNAP") u16 version=9        (10 bytes)
     index       u64   Raft index of the last command reflected in the image
     term        u64   its term
     log_clock   u64   the key space's log clock (ms), see keyspace.py
@@ -23,6 +23,9 @@ self-contained snapshot handed to other nodes. All integers little-endian:
     member*     addr_len u16 | id_len u16 | url_len u16 | raft_addr | node_id | http_url
     revision    u64   (version >= 6) the store revision; before, revisions were the index
     cluster_id  id_len u16 | id (UTF-8)   (version >= 7) the cluster's name ("": none yet)
+    token_count u32   (version >= 9) number of access tokens that follow
+    token*      id_len u16 | role_len u16 | prefix_count u16 | secret_sha256 (32 bytes) |
+                id | role | (prefix_len u16 | prefix)*
     extra_len   u32   length of an opaque blob owned by the caller
     extra       bytes (the Raft layer keeps its own snapshot data here)
     crc32       u32   zlib.crc32 of every byte before it
@@ -49,9 +52,9 @@ from kvnode.storage.fileformat import (
 )
 from kvnode.storage.keyspace import Keyspace
 from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.record import KeyRecord, Lease, Member
+from kvnode.storage.record import KeyRecord, Lease, Member, Token
 
-IMAGE_VERSION = 8
+IMAGE_VERSION = 9
 FIRST_VERSION_WITH_REQUESTS = 2
 FIRST_VERSION_WITH_FINGERPRINTS = 3
 FIRST_VERSION_WITH_LEASES = 4
@@ -61,6 +64,10 @@ FIRST_VERSION_WITH_CLUSTER_ID = 7
 # A kvnode that knows 7 statuses at most would misread a stored `too_large` reply: the
 # version tells it to upgrade instead.
 FIRST_VERSION_WITH_TOO_LARGE = 8
+FIRST_VERSION_WITH_TOKENS = 9
+TOKEN_COUNT = struct.Struct("<I")
+TOKEN = struct.Struct("<HHH32s")
+PREFIX_LEN = struct.Struct("<H")
 CLUSTER_ID_LEN = struct.Struct("<H")
 IMAGE_HEAD = struct.Struct("<QQQQ")  # index, term, log_clock, count
 ITEM_V3 = struct.Struct("<IIQQQ")
@@ -95,6 +102,7 @@ class StateImage:
     members: Iterable[tuple[str, Member]] = ()
     revision: int = 0
     cluster_id: str = ""
+    tokens: Iterable[tuple[str, Token]] = ()
 
     def keyspace(self) -> Keyspace:
         return Keyspace(
@@ -105,6 +113,7 @@ class StateImage:
             self.members,
             self.revision,
             self.cluster_id,
+            self.tokens,
         )
 
 
@@ -125,6 +134,7 @@ def encode_image(
             members=keys.members.items(),
             revision=keys.revision,
             cluster_id=keys.cluster_id,
+            tokens=keys.tokens.items(),
         ),
         len(keys),
     )
@@ -185,6 +195,16 @@ def encode_parts(kind: bytes, image: StateImage, count: int) -> tuple[bytes, int
     cluster_id = image.cluster_id.encode()
     parts.append(CLUSTER_ID_LEN.pack(len(cluster_id)))
     parts.append(cluster_id)
+    tokens = list(image.tokens)
+    parts.append(TOKEN_COUNT.pack(len(tokens)))
+    for token_id, token in tokens:
+        encoded_id, role = token_id.encode(), token.role.encode()
+        counts = (len(encoded_id), len(role), len(token.prefixes))
+        parts.append(TOKEN.pack(*counts, token.secret_sha256))
+        parts.extend((encoded_id, role))
+        for prefix in token.prefixes:
+            encoded = prefix.encode()
+            parts.extend((PREFIX_LEN.pack(len(encoded)), encoded))
     parts.append(EXTRA_LEN.pack(len(image.extra)))
     parts.append(image.extra)
     data = encode_small_file(kind, IMAGE_VERSION, b"".join(parts))
@@ -276,6 +296,22 @@ def decode_image(
         if version >= FIRST_VERSION_WITH_CLUSTER_ID:
             encoded_id, offset = _prefixed(data, offset, CLUSTER_ID_LEN)
             cluster_id = encoded_id.decode()
+        tokens: list[tuple[str, Token]] = []
+        if version >= FIRST_VERSION_WITH_TOKENS:
+            (token_count,) = TOKEN_COUNT.unpack_from(data, offset)
+            offset += TOKEN_COUNT.size
+            for _ in range(token_count):
+                id_len, role_len, prefix_count, secret_sha256 = TOKEN.unpack_from(data, offset)
+                offset += TOKEN.size
+                token_id = data[offset : offset + id_len].decode()
+                offset += id_len
+                role = data[offset : offset + role_len].decode()
+                offset += role_len
+                prefixes = []
+                for _ in range(prefix_count):
+                    prefix, offset = _prefixed(data, offset, PREFIX_LEN)
+                    prefixes.append(prefix.decode())
+                tokens.append((token_id, Token(secret_sha256, role, tuple(prefixes))))
         (extra_len,) = EXTRA_LEN.unpack_from(data, offset)
         offset += EXTRA_LEN.size
         extra = data[offset : offset + extra_len]
@@ -296,6 +332,7 @@ def decode_image(
         members,
         revision,
         cluster_id,
+        tokens,
     )
 
 

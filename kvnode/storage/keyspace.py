@@ -27,13 +27,21 @@ from kvnode.storage.changes import Change, ChangeKind
 from kvnode.storage.dedup import RequestLog, RequestRecord
 from kvnode.storage.leases import LeaseTable
 from kvnode.storage.outcome import MAX_TXN_REPLY_BYTES, Outcome, Status
-from kvnode.storage.record import KeyRecord, Lease, Member
+from kvnode.storage.record import KeyRecord, Lease, Member, Token
 from kvnode.storage.txn import holds, key_state
 
 _DIGEST_ITEM = struct.Struct("<IIQQQQ")
 # Commands that change no key and no lease's life: they take no revision of their own.
 REVISIONLESS = frozenset(
-    {"noop", "member_publish", "member_forget", "lease_renew_all", "cluster_init"}
+    {
+        "noop",
+        "member_publish",
+        "member_forget",
+        "lease_renew_all",
+        "cluster_init",
+        "token_create",
+        "token_revoke",
+    }
 )
 _DIGEST_LEASE = struct.Struct("<QQQ")
 REPLY_ITEM_OVERHEAD_BYTES = 32  # a listed key's revisions and deadline
@@ -49,6 +57,7 @@ class Keyspace:
         members: Iterable[tuple[str, Member]] = (),
         revision: int = 0,
         cluster_id: str = "",
+        tokens: Iterable[tuple[str, Token]] = (),
     ) -> None:
         self._data: SortedDict[str, KeyRecord] = SortedDict(items)
         # About how many bytes the keys and values take (key characters + value bytes):
@@ -62,6 +71,9 @@ class Keyspace:
         # The member directory, by Raft address (MemberPublish / MemberForget).
         self.members: dict[str, Member] = dict(members)
         self.cluster_id = cluster_id  # set once, by the first ClusterInit ("": not yet)
+        # Access tokens by id (TokenCreate / TokenRevoke). Replaced, never changed in
+        # place, so the event loop may look a token up while the Raft thread applies.
+        self.tokens: dict[str, Token] = dict(tokens)
         self._deadlines: SortedList[tuple[int, str]] = SortedList(
             (record.expire_at_ms, key) for key, record in self._data.items() if record.expire_at_ms
         )
@@ -214,6 +226,21 @@ class Keyspace:
         if op == "cluster_init":
             if not self.cluster_id:
                 self.cluster_id = command.cluster_init.cluster_id
+            return Outcome(Status.OK, index)
+        if op == "token_create":
+            create = command.token_create
+            taken = create.id in self.tokens or any(
+                token.secret_sha256 == create.secret_sha256 for token in self.tokens.values()
+            )
+            if taken:
+                return Outcome(Status.COMPARE_FAILED, 0)  # the id (or secret) is taken
+            token = Token(create.secret_sha256, create.role, tuple(create.prefixes))
+            self.tokens = {**self.tokens, create.id: token}
+            return Outcome(Status.OK, index, created=True)
+        if op == "token_revoke":
+            if command.token_revoke.id not in self.tokens:
+                return Outcome(Status.NOT_FOUND, 0)
+            self.tokens = {k: t for k, t in self.tokens.items() if k != command.token_revoke.id}
             return Outcome(Status.OK, index)
         return Outcome(Status.INVALID, 0)
 

@@ -665,6 +665,7 @@ class StateMachine:
             b"",
             members=list(keys.members.items()),
             revision=keys.revision,
+            tokens=list(keys.tokens.items()),
         )
         return image, len(items)
 

@@ -23,6 +23,15 @@ class Lease(NamedTuple):
     expire_at_ms: int
 
 
+class Token(NamedTuple):
+    """An access token: the SHA-256 of its secret, its role, and the key prefixes it may
+    touch (empty: every key)."""
+
+    secret_sha256: bytes
+    role: str
+    prefixes: tuple[str, ...] = ()
+
+
 class Member(NamedTuple):
     """A member's directory entry (by Raft address): its name and its client URL."""
 
