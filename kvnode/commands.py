@@ -166,3 +166,32 @@ def batch(encoded: list[bytes]) -> bytes:
     command = Command()
     command.batch.commands.extend(encoded)
     return command.SerializeToString()
+
+
+def token_create(
+    token_id: str,
+    secret_sha256: bytes,
+    role: str,
+    prefixes: list[str],
+    *,
+    issued_at_ms: int,
+    request_id: str = "",
+) -> bytes:
+    """An access token (only the secret's hash travels and is stored)."""
+    command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
+    create = command.token_create
+    create.id, create.secret_sha256, create.role = token_id, secret_sha256, role
+    create.prefixes.extend(prefixes)
+    if request_id:
+        command.request_fingerprint = fingerprint(
+            "TOKEN", token_id, create.SerializeToString(), None, 0
+        )
+    return command.SerializeToString()
+
+
+def token_revoke(token_id: str, *, issued_at_ms: int, request_id: str = "") -> bytes:
+    command = Command(issued_at_ms=issued_at_ms, request_id=request_id)
+    command.token_revoke.id = token_id
+    if request_id:
+        command.request_fingerprint = fingerprint("REVOKE", token_id, b"", None, 0)
+    return command.SerializeToString()

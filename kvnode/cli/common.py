@@ -86,6 +86,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("lock", "elect", "lease", "txn"), "kvnode.cli.coordination"),
     **dict.fromkeys(("backup", "restore", "export", "import"), "kvnode.cli.operations"),
     "member": "kvnode.cli.membership",
+    "token": "kvnode.cli.tokens",
     "cluster": "kvnode.cli.cluster",
     "serve": "kvnode.cli.serve",
     "bench": "kvnode.cli.bench",

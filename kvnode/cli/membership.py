@@ -1,5 +1,5 @@
 """The membership commands of the `kvnode` CLI: `kvnode member list|add|remove` (registered on
-`kvnode.cli.common.main` when `kvnode.cli` imports this module)."""
+`kvnode.cli.common.main` when it is imported)."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import copy
 import os
+import secrets
 import ssl
 import time
 import uuid
@@ -719,6 +720,37 @@ class KvClient:
         _status, body, _headers = await self.request("GET", "/lease/", idempotent=True)
         leases: JsonObjects = orjson.loads(body)
         return leases
+
+    async def token_create(
+        self,
+        role: str,
+        *,
+        prefixes: Sequence[str] = (),
+        token_id: str | None = None,
+        secret: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an access token (needs an admin token); `{"id", "token", "role",
+        "prefixes"}`. Bring your own `secret` to make a retried call safe: the node only
+        keeps its hash, so it could not show a secret it drew itself a second time."""
+        body: dict[str, Any] = {
+            "role": role,
+            "prefixes": list(prefixes),
+            "token": secret or f"kvn_{secrets.token_urlsafe(32)}",
+        }
+        if token_id is not None:
+            body["id"] = token_id
+        reply = await self.write("POST", "/auth/tokens", params={}, data=orjson.dumps(body))
+        created: dict[str, Any] = orjson.loads(reply)
+        return created
+
+    async def tokens(self) -> JsonObjects:
+        """The access tokens: `{"id", "role", "prefixes"}` each (never a secret)."""
+        _status, body, _headers = await self.request("GET", "/auth/tokens", idempotent=True)
+        tokens: JsonObjects = orjson.loads(body)
+        return tokens
+
+    async def token_revoke(self, token_id: str) -> None:
+        await self.write("DELETE", f"/auth/tokens/{quote(token_id, safe='')}", params={})
 
     async def members(self) -> JsonObjects:
         """`GET /cluster/members`: every voter as the answering node sees it."""

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import logging
 import math
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -35,6 +34,7 @@ from kvnode.contract import (
     WRONG_CLUSTER,
     value_fields,
 )
+from kvnode.http.auth import GRANT, authenticate, authorize
 from kvnode.http.lease import add_lease_routes, lease_not_found
 from kvnode.http.members import add_membership_routes
 from kvnode.http.metrics import Metrics
@@ -46,23 +46,21 @@ from kvnode.http.request import (
     error_response,
     index_header,
     json_response,
+    parse_key,
     parse_uint,
     query_of,
     read_body,
     write_failure,
 )
+from kvnode.http.tokens import add_token_routes
 from kvnode.http.txn import delete_range, post_txn
 from kvnode.http.watch import WATCH_PARAMS, watch
 from kvnode.service import KeyRecord, Outcome, QuotaExceeded, Service, Status
 
 log = logging.getLogger(__name__)
 
-KV_PREFIX = "/kv/"
 RETRY_AFTER_SECONDS = "1"
 MAX_REQUEST_ID_LENGTH = 128
-# Liveness and readiness say nothing about the data, and probes (Docker's healthcheck,
-# a load balancer's) carry no token.
-UNAUTHENTICATED_PATHS = frozenset({"/health", "/ready"})
 LIST_ITEM_OVERHEAD_BYTES = 128  # JSON field names and numbers around each listed key
 # The query parameters each route takes; any other, or any given twice, is a 400.
 PUT_PARAMS = frozenset(
@@ -83,7 +81,6 @@ SINGLE_HEADERS = (
     CLUSTER_HEADER,
     "Content-Encoding",
 )
-BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 REQUEST_ID = re.compile(f"[!-~]{{0,{MAX_REQUEST_ID_LENGTH}}}", re.ASCII)  # visible ASCII
 
 SERVICE = web.AppKey("service", Service)
@@ -98,7 +95,9 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     try:
         check_single_headers(request)
-        check_token(request, service.config.auth_token)
+        grant = authenticate(request, service)
+        request[GRANT] = grant
+        authorize(request, grant)
         check_cluster(request, service)
         response = await handler(request)
     except ApiError as exc:
@@ -172,15 +171,6 @@ def check_single_headers(request: web.Request) -> None:
             raise ApiError(400, "repeated_header", f"{name} is given more than once", header=name)
 
 
-def check_token(request: web.Request, token: str) -> None:
-    """With `auth_token` set, every route but /health needs `Authorization: Bearer <token>`."""
-    if not token or request.path in UNAUTHENTICATED_PATHS:
-        return
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required")
-
-
 def parse_request_id(request: web.Request) -> str:
     """The client's id for this write (X-Request-Id); a retry under it is applied at most once."""
     request_id = request.headers.get("X-Request-Id", "")
@@ -191,25 +181,6 @@ def parse_request_id(request: web.Request) -> str:
             f"X-Request-Id must be up to {MAX_REQUEST_ID_LENGTH} visible ASCII characters",
         )
     return request_id
-
-
-def parse_key(request: web.Request) -> str:
-    raw = request.rel_url.raw_path[len(KV_PREFIX) :]
-    if request.rel_url.raw_fragment or "#" in request.raw_path:
-        raise ApiError(400, "bad_key", "the key holds a raw '#'; percent-encode it as %23")
-    if BAD_PERCENT_ESCAPE.search(raw):
-        raise ApiError(400, "bad_key", "the key holds a '%' that is not a %XX escape")
-    try:
-        key = unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(
-            400, "bad_key", "the key is not valid UTF-8 after percent-decoding"
-        ) from None
-    if not key:
-        raise ApiError(400, "bad_key", "the key is empty; use /kv/<key>")
-    if len(key.encode()) > MAX_KEY_BYTES:
-        raise ApiError(400, "bad_key", f"the key is longer than {MAX_KEY_BYTES} bytes")
-    return key
 
 
 def parse_ttl(raw: str | None) -> float | None:
@@ -567,6 +538,7 @@ def create_app(service: Service, *, body_timeout: float = BODY_TIMEOUT_SECONDS) 
     app.router.add_post("/txn", txn)
     add_lease_routes(app.router, SERVICE)
     add_membership_routes(app.router, SERVICE)
+    add_token_routes(app.router, SERVICE, parse_request_id)
     app.router.add_get("/snapshot", snapshot)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health)

@@ -11,6 +11,7 @@ from urllib.parse import unquote, unquote_to_bytes
 import orjson
 from aiohttp import web
 
+from kvnode.config import MAX_KEY_BYTES
 from kvnode.storage.outcome import Outcome, Status
 
 # Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
@@ -18,6 +19,8 @@ from kvnode.storage.outcome import Outcome, Status
 ASCII_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
 ASCII_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?", re.ASCII)
 MAX_REVISION = 2**63 - 1
+KV_PREFIX = "/kv/"
+BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may take
 
 
@@ -187,3 +190,22 @@ async def read_json(request: web.Request, limit: int, *, what: str, too_large: s
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
+
+
+def parse_key(request: web.Request) -> str:
+    raw = request.rel_url.raw_path[len(KV_PREFIX) :]
+    if request.rel_url.raw_fragment or "#" in request.raw_path:
+        raise ApiError(400, "bad_key", "the key holds a raw '#'; percent-encode it as %23")
+    if BAD_PERCENT_ESCAPE.search(raw):
+        raise ApiError(400, "bad_key", "the key holds a '%' that is not a %XX escape")
+    try:
+        key = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(
+            400, "bad_key", "the key is not valid UTF-8 after percent-decoding"
+        ) from None
+    if not key:
+        raise ApiError(400, "bad_key", "the key is empty; use /kv/<key>")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise ApiError(400, "bad_key", f"the key is longer than {MAX_KEY_BYTES} bytes")
+    return key

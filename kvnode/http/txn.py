@@ -19,6 +19,7 @@ from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Compare, DeletePrefix, KeyState, Txn, TxnOp, TxnReply
 from kvnode.config import MAX_KEY_BYTES
 from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_TTL_SECONDS, value_fields
+from kvnode.http.auth import GRANT, check_txn
 from kvnode.http.request import (
     MAX_REVISION,
     ApiError,
@@ -245,6 +246,7 @@ async def post_txn(request: web.Request, service: Service, request_id: str) -> w
     issued = wall_clock_ms()
     body = await read_json(request, limit, what="transaction", too_large="txn_too_large")
     txn = parse_txn(body, service.config.max_txn_ops, issued)
+    check_txn(request[GRANT], txn)
     if any(op.WhichOneof("op") == "put" for op in (*txn.success, *txn.failure)):
         service.refuse_over_quota(request_id)
     outcome = await service.write(commands.txn(txn, issued_at_ms=issued, request_id=request_id))

@@ -17,10 +17,12 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from kvnode import commands
+from kvnode.access import ROOT, Grant, TokenIndex, is_root
 from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
@@ -30,7 +32,7 @@ from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import encode_parts
 from kvnode.storage.layout import STATE_MACHINE_DIR, WATCH_DIR, prepare_node_dir
-from kvnode.storage.record import Lease
+from kvnode.storage.record import Lease, Token
 from kvnode.storage.timings import Timings
 from kvnode.watch.history import WatchHistory
 from kvnode.watch.hub import WatchHub
@@ -64,6 +66,8 @@ class Service(Protocol):
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = False) -> dict[str, Any]: ...
     def timings(self) -> dict[str, Timings]: ...
+    def grant_for(self, secret: str) -> Grant | None: ...
+    def tokens(self) -> Mapping[str, Token]: ...
     def peer_ack_timings(self) -> dict[str, Timings]: ...
     def ready(self) -> bool: ...
     def refuse_over_quota(self, request_id: str) -> None: ...
@@ -101,6 +105,7 @@ class KvService:
         )
         # A watcher may hold as many undelivered changes as the history holds.
         self.watches = WatchHub(self.history, max_pending=config.watch_history)
+        self._token_index = TokenIndex()
         self.consensus = consensus(config, self.machine)
         self.membership = Membership(
             config,
@@ -207,6 +212,16 @@ class KvService:
 
     def peer_ack_timings(self) -> dict[str, Timings]:
         return self.consensus.peer_ack_timings()
+
+    def grant_for(self, secret: str) -> Grant | None:
+        """What a bearer token may do: the root token (`auth_token`) everything, a created
+        token its role; None for an unknown one."""
+        if is_root(secret, self.config.auth_token):
+            return ROOT
+        return self._token_index.grant(self.machine.tokens, secret)
+
+    def tokens(self) -> Mapping[str, Token]:
+        return self.machine.tokens
 
     @property
     def cluster_id(self) -> str:

@@ -31,7 +31,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +56,7 @@ from kvnode.storage.layout import (
     refuse_foreign,
 )
 from kvnode.storage.outcome import Outcome, Status
-from kvnode.storage.record import KeyRecord, Lease, Member
+from kvnode.storage.record import KeyRecord, Lease, Member, Token
 from kvnode.storage.snapshot import read_snapshot, write_snapshot
 from kvnode.storage.state_lock import StateLock
 from kvnode.storage.timings import STATE_BUCKETS, Timings
@@ -89,6 +89,8 @@ OPCODE_BY_OP = {
     "member_forget": Opcode.MEMBER_FORGET,
     "batch": Opcode.BATCH,
     "cluster_init": Opcode.CLUSTER_INIT,
+    "token_create": Opcode.TOKEN_CREATE,
+    "token_revoke": Opcode.TOKEN_REVOKE,
 }
 _INVALID = Outcome(Status.INVALID, 0)
 _EMPTY_COMMAND = Command()
@@ -592,6 +594,12 @@ class StateMachine:
         """A copy of the member directory, by Raft address."""
         with self._lock.for_reads():
             return dict(self._keys.members)
+
+    @property
+    def tokens(self) -> Mapping[str, Token]:
+        """The access tokens by id. Any thread: the dict is replaced, never changed, when
+        a token is created or revoked."""
+        return self._keys.tokens
 
     @property
     def data_bytes(self) -> int:

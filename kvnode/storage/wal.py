@@ -75,6 +75,8 @@ class Opcode(IntEnum):
     MEMBER_FORGET = 12
     BATCH = 13
     CLUSTER_INIT = 14
+    TOKEN_CREATE = 15
+    TOKEN_REVOKE = 16
 
 
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
