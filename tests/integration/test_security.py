@@ -216,7 +216,7 @@ def test_every_listener_binds_the_configured_address_only(
     assert listening == configured, (listening, configured)
 
 
-def test_auth_token_guards_every_route_but_health(tmp_path: Path) -> None:
+def test_auth_token_guards_every_route_but_health_and_ready(tmp_path: Path) -> None:
     local = make_cluster(tmp_path / "c", auth_token="t0ken")
     try:
 
@@ -229,13 +229,15 @@ def test_auth_token_guards_every_route_but_health(tmp_path: Path) -> None:
                     ("GET", "/kv/"),
                     ("GET", "/status"),
                     ("GET", "/metrics"),
-                    ("GET", "/ready"),
+                    ("GET", "/snapshot"),
+                    ("GET", "/auth/tokens"),
                 ]:
                     with pytest.raises(KvError) as raised:
                         await anonymous.request(method, path, data=b"v", idempotent=True)
                     assert (raised.value.status, raised.value.code) == (401, "unauthorized")
-                status, _body, _headers = await anonymous.request("GET", "/health", idempotent=True)
-                assert status == 200
+                for probe in ("/health", "/ready"):  # what load balancers and Docker ask
+                    status, _body, _headers = await anonymous.request("GET", probe, idempotent=True)
+                    assert status == 200
             async with Client(local.urls, timeout=5, token="wrong") as wrong:
                 with pytest.raises(KvError, match="401"):
                     await wrong.get("a")

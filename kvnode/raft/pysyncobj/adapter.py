@@ -300,6 +300,9 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
         self._opened_at = time.monotonic()
         self._frames_received = 0
         self._peer = "?"
+        # What rate-limits this connection's warnings: an outgoing one's peer; for an
+        # accepted one its host alone, since each reconnect comes from another port.
+        self._warn_key = "?"
         sock = kwargs.get("socket")
         # Incoming connections (accepted by the server) must authenticate quickly; outgoing
         # ones speak first and may wait for an idle peer's first message.
@@ -307,14 +310,14 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
         if sock is not None:
             try:
                 host, port = sock.getpeername()[:2]
-                self._peer = f"{host}:{port}"
+                self._peer, self._warn_key = f"{host}:{port}", f"{host} (incoming)"
             except OSError:
                 pass
 
     def connect(self, host: str, port: int) -> bool:
         self._opened_at = time.monotonic()
         self._frames_received = 0
-        self._peer = f"{host}:{port}"
+        self._peer = self._warn_key = f"{host}:{port}"
         return bool(super().connect(host, port))
 
     def disconnect(self) -> None:
@@ -335,7 +338,7 @@ class BoundedTcpConnection(TcpConnection):  # type: ignore[misc]
 
     def _warn(self, reason: str, detail: str) -> None:
         peer_warnings.warning(
-            f"{reason} {self._peer}", "peer connection %s dropped: %s", self._peer, detail
+            f"{reason} {self._warn_key}", "peer connection %s dropped: %s", self._peer, detail
         )
 
     def _TcpConnection__processRead(self) -> bool:

@@ -170,12 +170,23 @@ class SyncedTransport(TransportBase):
             self._outbox.hold(node, self.journal.generation if depends else 0, message)
             self.syncer.request()
             return True
-        return bool(super().send(node, message))
+        return self._send_now(node, message)
 
     def release_synced(self) -> None:
         """Send the held messages whose journal changes are now on disk (tick thread)."""
         if self._outbox:
-            self._outbox.release(self.journal.synced_generation, super().send)
+            self._outbox.release(self.journal.synced_generation, self._send_now)
+
+    def _send_now(self, node: Any, message: Any) -> bool:
+        """PySyncObj's send, once the connection's key exchange is done. PySyncObj counts
+        an outgoing connection as up as soon as TCP connects, and a message sent before
+        the peer's nonce arrived goes out without it: the peer cannot authenticate it and
+        hangs up (seen as "a different cluster_secret?" when nodes start together). Until
+        then the message is dropped like one on a dead connection; Raft sends again."""
+        connection = self._connections.get(node)
+        if self._syncObj.encryptor and connection is not None and not connection.sendRandKey:
+            return False
+        return bool(super().send(node, message))
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
         if self._from_another_cluster(node, message):

@@ -58,7 +58,9 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
     transport._outbox = Outbox()
     transport._acknowledge_limit = {}
     transport._unanswered_since, transport.ack_timings = {}, {}
+    transport._connections = {}
     transport._syncObj = SimpleNamespace(
+        encryptor=None,
         machine=SimpleNamespace(cluster_id=""),
         prevote=SimpleNamespace(mark_vote_request=lambda message: None),
     )

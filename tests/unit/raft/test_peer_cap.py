@@ -4,7 +4,11 @@ descriptors the journal needs."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 from pysyncobj.node import TCPNode
+from pysyncobj.transport import TCPTransport
 
 from kvnode.raft.pysyncobj.peer_connection import MAX_UNAUTHENTICATED
 from kvnode.raft.pysyncobj.transport import SyncedTransport
@@ -65,3 +69,28 @@ def test_a_claim_to_be_a_member_this_node_dials_or_a_read_only_one_is_refused() 
     transport._nodeAddrToNode = {lower: TCPNode(lower)}
     assert "a member this node connects to itself" in (refusal(transport, lower) or "")
     assert "read-only" in (refusal(transport, "readonly") or "")
+
+
+class Connected:
+    def __init__(self, send_rand_key: bytes | None) -> None:
+        self.sendRandKey = send_rand_key
+
+
+def test_nothing_is_sent_on_a_connection_before_its_key_exchange_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message sent before the peer's nonce arrived would go out without it, and the
+    peer would hang up as on a wrong secret: it waits (dropped; Raft sends again)."""
+    sent: list[str] = []
+
+    def recording_send(_self: object, node: str, _message: object) -> bool:
+        sent.append(node)
+        return True
+
+    monkeypatch.setattr(TCPTransport, "send", recording_send)
+    transport = SyncedTransport.__new__(SyncedTransport)
+    transport._syncObj = SimpleNamespace(encryptor=object())
+    transport._connections = {"early": Connected(None), "ready": Connected(b"nonce")}
+    assert transport._send_now("early", {"type": "append_entries"}) is False
+    assert transport._send_now("ready", {"type": "append_entries"}) is True
+    assert sent == ["ready"]
