@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,10 +197,13 @@ def test_a_lock_lost_while_the_command_runs_stops_it_within_the_grace(
     contenders: Contenders, cluster: LocalCluster, tmp_path: Path
 ) -> None:
     """The command ignores SIGTERM: only the SIGKILL after the grace ends it."""
-    stubborn = tmp_path / "stubborn.sh"
-    stubborn.write_text("trap '' TERM\necho $$ > \"$1\"\nwhile :; do sleep 0.05; done\n")
+    stubborn = (
+        "import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " open(sys.argv[1], 'w').write(str(os.getpid()))\nwhile True: signal.pause()"
+    )
     pid_file = tmp_path / "stubborn.pid"
-    holder = contenders.start_running("a", ["sh", str(stubborn), str(pid_file)], "--grace", "1")
+    command = [sys.executable, "-c", stubborn, str(pid_file)]
+    holder = contenders.start_running("a", command, "--grace", "1")
     command_pid = int(wait_until_sync(lambda: read_if_exists(pid_file), SECONDS, "the command"))
     (key,) = contenders.lock_keys()
     lease = int(key["key"].rsplit("/", 1)[1])
