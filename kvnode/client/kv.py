@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import quote
 
 import aiohttp
@@ -72,6 +72,16 @@ class Value:
     create_revision: int
     expire_at: int | None
     node: str
+
+
+class ListOptions(TypedDict, total=False):
+    """The options of `list`, `list_with_index` and `list_page` (see list_page)."""
+
+    limit: int
+    values: bool
+    consistency: str
+    endpoint: str | None
+    end: str
 
 
 @dataclass(frozen=True)
@@ -501,20 +511,11 @@ class KvClient:
         return int(orjson.loads(body)["revision"])
 
     async def list_with_index(
-        self,
-        prefix: str = "",
-        *,
-        limit: int = 1000,
-        values: bool = False,
-        consistency: str = "linearizable",
-        endpoint: str | None = None,
-        end: str = "",
+        self, prefix: str = "", **options: Unpack[ListOptions]
     ) -> tuple[list[dict[str, Any]], int]:
         """The keys under `prefix` (and before `end`) and the store revision they were read
         at: watch from that revision + 1 to see every later change (list, then watch)."""
-        page = await self.list_page(
-            prefix, limit=limit, values=values, consistency=consistency, endpoint=endpoint, end=end
-        )
+        page = await self.list_page(prefix, **options)
         return page.items, page.revision
 
     async def list_page(
@@ -569,25 +570,8 @@ class KvClient:
         reply = orjson.loads(body)
         return int(reply["deleted"]), int(reply["revision"])
 
-    async def list(
-        self,
-        prefix: str = "",
-        *,
-        limit: int = 1000,
-        values: bool = False,
-        consistency: str = "linearizable",
-        endpoint: str | None = None,
-        end: str = "",
-    ) -> list[dict[str, Any]]:
-        items, _index = await self.list_with_index(
-            prefix,
-            limit=limit,
-            values=values,
-            consistency=consistency,
-            endpoint=endpoint,
-            end=end,
-        )
-        return items
+    async def list(self, prefix: str = "", **options: Unpack[ListOptions]) -> list[dict[str, Any]]:
+        return (await self.list_page(prefix, **options)).items
 
     async def watch(
         self,
