@@ -17,10 +17,12 @@ import signal
 import socket
 from pathlib import Path
 
+from aiohttp import web
+
 from kvnode.config import ConfigError, NodeConfig, split_address
 from kvnode.consensus import Indeterminate, Unavailable
-from kvnode.http.app import create_app
-from kvnode.http.guard import GuardedAppRunner, GuardedTCPSite, check_aiohttp_version
+from kvnode.http.guard import check_aiohttp_version
+from kvnode.http.listener import start_listener
 from kvnode.raft.consensus import RaftConsensus
 from kvnode.raft.voters import with_known_voters
 from kvnode.service import KvService
@@ -92,28 +94,11 @@ async def _serve_locked(config: NodeConfig) -> None:
     gc.collect()
     gc.freeze()
 
-    runner = GuardedAppRunner(
-        create_app(service, body_timeout=config.body_timeout),
-        header_timeout=config.header_timeout,
-        max_connections=max_connections,
-        node_headers=service.node_headers,
-        access_log=None,
-        handle_signals=False,
-    )
+    runner: web.AppRunner | None = None
     sweeper: asyncio.Task[None] | None = None
     publisher: asyncio.Task[None] | None = None
     try:
-        await runner.setup()
-        host, port = config.http_host_port
-        site = GuardedTCPSite(
-            runner,
-            host,
-            port,
-            reuse_address=True,
-            ssl_context=tls,
-            handshake_timeout=config.header_timeout,
-        )
-        await site.start()
+        runner = await start_listener(service, config, tls=tls, max_connections=max_connections)
         log.info(
             "serving %s on %s (at most %d connections), Raft on %s, peers %s, data in %s"
             " (fsync=%s)",
@@ -139,7 +124,8 @@ async def _serve_locked(config: NodeConfig) -> None:
         await hand_over_if_leading(service, config)
     finally:
         await _end_tasks(sweeper, publisher)
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         service.close()
         log.info("stopped cleanly")
 

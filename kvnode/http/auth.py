@@ -23,14 +23,14 @@ from aiohttp import web
 
 from kvnode.access import ROOT, Grant
 from kvnode.commands_pb2 import Txn
-from kvnode.http.request import ApiError, parse_key
+from kvnode.http.request import ApiError, HttpRequest, parse_key
 from kvnode.service import Service
 
 UNAUTHENTICATED_PATHS = frozenset({"/health", "/ready"})
 GRANT = web.RequestKey("grant", Grant)  # what the request's token may do
 
 
-def authenticate(request: web.Request, service: Service) -> Grant:
+def authenticate(request: HttpRequest, service: Service) -> Grant:
     """The request's grant: ROOT when auth is off (or on an open path)."""
     if not service.config.auth_token or request.path in UNAUTHENTICATED_PATHS:
         return ROOT
@@ -55,7 +55,8 @@ def authorize(request: web.Request, grant: Grant) -> None:
         allowed = True  # an unmatched route is a 404 or 405 for anyone
     elif route.startswith("/kv"):
         subject = parse_key(request) if request.match_info.get("key") else _prefix(request)
-        allowed = (grant.reads if reading else grant.writes) and grant.covers(subject)
+        authorize_keys(request, grant, subject)
+        return
     elif route == "/txn":
         allowed = grant.reads
     elif route.startswith("/lease"):
@@ -65,6 +66,16 @@ def authorize(request: web.Request, grant: Grant) -> None:
     else:  # /snapshot, /auth/tokens
         allowed = grant.admin
     if not allowed:
+        raise forbidden(grant, f"{request.method} {request.path}")
+
+
+def authorize_keys(request: HttpRequest, grant: Grant, subject: str) -> None:
+    """A read of a key or prefix needs a reading role, a change a writing one; either, a
+    grant that covers it."""
+    if grant is ROOT:
+        return
+    reading = request.method in ("GET", "HEAD")
+    if not ((grant.reads if reading else grant.writes) and grant.covers(subject)):
         raise forbidden(grant, f"{request.method} {request.path}")
 
 

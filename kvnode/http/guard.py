@@ -12,7 +12,8 @@
 
 aiohttp builds its protocol objects through `web.Server`; `GuardedAppRunner`
 gives the running server the `GuardedServer` class, whose protocol factory
-makes `GuardedRequestHandler`s.
+makes `GuardedRequestHandler`s, and whose request factory hands the single-key
+routes to the lean path (kvnode.http.lean) instead of the application.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from typing import Any, cast
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from kvnode.config import ConfigError
+from kvnode.http.lean import LeanKvPath, LeanRequest, Written, takes
 from kvnode.log_limit import LogLimiter
 
 log = logging.getLogger(__name__)
@@ -130,6 +136,32 @@ class GuardedRequestHandler(RequestHandler):
             )
             self.transport.close()
 
+    async def _handle_request(
+        self,
+        request: BaseRequest,
+        start_time: float | None,
+        request_handler: Callable[[BaseRequest], Any],
+    ) -> tuple[web.StreamResponse, bool]:
+        """A lean request is served by the lean path, with the bookkeeping aiohttp's own
+        version of this method does (a shutdown waits for it; a lost connection cancels
+        its body); any other goes to the application."""
+        lean: object = request
+        if not isinstance(lean, LeanRequest):
+            return await super()._handle_request(request, start_time, request_handler)
+        self._request_in_progress = True
+        self._current_request = request
+        written = Written(keep_alive=False)
+        try:
+            written = await self._guard.lean.serve(lean)
+        except ConnectionError:
+            return cast(web.StreamResponse, written), True  # the client left: no reply
+        finally:
+            self._current_request = None
+            self._request_in_progress = False
+            if self._handler_waiter is not None:
+                self._handler_waiter.set_result(None)
+        return cast(web.StreamResponse, written), False
+
     def handle_error(
         self,
         request: Any,
@@ -157,11 +189,27 @@ class GuardedServer(web.Server):
     header_timeout: float
     max_connections: int
     node_headers: Callable[[], dict[str, str]]
+    lean: LeanKvPath
+    app_request: Callable[..., BaseRequest]
 
     def __call__(self) -> RequestHandler:
         handler = GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
         handler._guard = self
         return handler
+
+    def lean_or_app_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> BaseRequest:
+        """aiohttp's request loop makes each request through this: a lean one for the
+        single-key routes, the application's own otherwise."""
+        if takes(message):
+            return cast(BaseRequest, LeanRequest(message, payload, writer))
+        return self.app_request(message, payload, protocol, writer, task)
 
 
 class GuardedAppRunner(web.AppRunner):
@@ -172,6 +220,7 @@ class GuardedAppRunner(web.AppRunner):
         header_timeout: float,
         max_connections: int,
         node_headers: Callable[[], dict[str, str]],
+        lean: LeanKvPath,
         **kwargs: Any,
     ) -> None:
         # Bodies stay as sent: kvnode refuses compressed ones (415) before reading them, and
@@ -179,6 +228,7 @@ class GuardedAppRunner(web.AppRunner):
         # it drains a malformed one after the refusal).
         super().__init__(app, auto_decompress=False, **kwargs)
         self._limits = (header_timeout, max_connections, node_headers)
+        self._lean = lean
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
@@ -186,6 +236,9 @@ class GuardedAppRunner(web.AppRunner):
         server.__class__ = GuardedServer
         guarded = cast(GuardedServer, server)
         guarded.header_timeout, guarded.max_connections, guarded.node_headers = self._limits
+        guarded.lean = self._lean
+        guarded.app_request = guarded.request_factory
+        guarded.request_factory = guarded.lean_or_app_request
         return guarded
 
 

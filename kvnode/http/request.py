@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from aiohttp import web
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy, MultiMapping
+from yarl import URL
 
 from kvnode.config import MAX_KEY_BYTES
+from kvnode.consensus import Indeterminate, Unavailable
+from kvnode.service import QuotaExceeded
 from kvnode.storage.outcome import Outcome, Status
 
 # Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
@@ -22,6 +27,31 @@ MAX_REVISION = 2**63 - 1
 KV_PREFIX = "/kv/"
 BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may take
+RETRY_AFTER_SECONDS = "1"
+MAX_REQUEST_ID_LENGTH = 128
+REQUEST_ID = re.compile(f"[!-~]{{0,{MAX_REQUEST_ID_LENGTH}}}", re.ASCII)  # visible ASCII
+
+
+class HttpRequest(Protocol):
+    """What the request helpers read of a request: served by aiohttp's `web.Request` and
+    by the single-key path's lean request (kvnode.http.lean) alike."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def rel_url(self) -> URL: ...
+    @property
+    def query(self) -> MultiMapping[str]: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> StreamReader: ...
 
 
 class ApiError(Exception):
@@ -41,10 +71,38 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class Reply(NamedTuple):
+    """A reply before it is written: what the single-key handlers return."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    content_type: str = "application/json"
+
+
+def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, orjson.dumps(body), headers or {})
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
     )
+
+
+def api_error_of(exc: Exception) -> ApiError | None:
+    """The refusal a failure becomes: the service's `Unavailable` is 503 with Retry-After,
+    `Indeterminate` 504 with `"indeterminate": true`, `QuotaExceeded` 507; None for a
+    failure that is a bug (500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, Unavailable):
+        return ApiError(503, exc.reason, str(exc), {"Retry-After": RETRY_AFTER_SECONDS})
+    if isinstance(exc, Indeterminate):
+        return ApiError(504, "indeterminate", str(exc), indeterminate=True)
+    if isinstance(exc, QuotaExceeded):
+        return ApiError(507, "quota_exceeded", str(exc))
+    return None
 
 
 def error_response(
@@ -53,7 +111,7 @@ def error_response(
     return json_response(status, {"error": code, "message": message, **extra}, headers)
 
 
-def query_of(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
+def query_of(request: HttpRequest, allowed: frozenset[str]) -> dict[str, str]:
     """The query as a dict, after refusing unknown, inapplicable and repeated parameters (a
     misspelt `tll` or `prev_vaule` must not silently become an unconditional write), and
     any that is not UTF-8 once percent-decoded."""
@@ -143,7 +201,19 @@ def write_failure(outcome: Outcome, key: str) -> ApiError:
     return ApiError(400, "invalid_command", "the command could not be applied", headers)
 
 
-async def read_body(request: web.Request, limit: int, too_large: ApiError) -> bytes:
+def parse_request_id(request: HttpRequest) -> str:
+    """The client's id for this write (X-Request-Id); a retry under it is applied at most once."""
+    request_id = request.headers.get("X-Request-Id", "")
+    if not REQUEST_ID.fullmatch(request_id):
+        raise ApiError(
+            400,
+            "bad_request_id",
+            f"X-Request-Id must be up to {MAX_REQUEST_ID_LENGTH} visible ASCII characters",
+        )
+    return request_id
+
+
+async def read_body(request: HttpRequest, limit: int, too_large: ApiError, timeout: float) -> bytes:
     """The request body, for every route that takes one: `too_large` past `limit` bytes,
     408 when it arrives slower than the body timeout, 415 when it is compressed (an
     unchecked gzip body is a decompression bomb, and a malformed one would fail deep in
@@ -169,7 +239,7 @@ async def read_body(request: web.Request, limit: int, too_large: ApiError) -> by
         return body
     try:
         chunks, size = [], 0
-        async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+        async with asyncio.timeout(timeout):
             async for chunk in stream.iter_any():
                 size += len(chunk)
                 if size > limit:
@@ -185,14 +255,14 @@ async def read_body(request: web.Request, limit: int, too_large: ApiError) -> by
 async def read_json(request: web.Request, limit: int, *, what: str, too_large: str) -> Any:
     """The request body as JSON: 413 `too_large` past `limit` bytes, 400 if not JSON."""
     refusal = ApiError(413, too_large, f"the {what} is larger than {limit} bytes")
-    data = await read_body(request, limit, refusal)
+    data = await read_body(request, limit, refusal, request.app[BODY_TIMEOUT])
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
 
 
-def parse_key(request: web.Request) -> str:
+def parse_key(request: HttpRequest) -> str:
     raw = request.rel_url.raw_path[len(KV_PREFIX) :]
     if request.rel_url.raw_fragment or "#" in request.raw_path:
         raise ApiError(400, "bad_key", "the key holds a raw '#'; percent-encode it as %23")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +18,14 @@ from kvnode import commands
 from kvnode.access import ROLES, secret_sha256
 from kvnode.clock import wall_clock_ms
 from kvnode.config import MAX_KEY_BYTES
-from kvnode.http.request import ApiError, index_header, json_response, query_of, read_json
+from kvnode.http.request import (
+    ApiError,
+    index_header,
+    json_response,
+    parse_request_id,
+    query_of,
+    read_json,
+)
 from kvnode.service import Service, Status
 
 TOKEN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
@@ -64,11 +70,7 @@ def parse_token_request(body: Any) -> tuple[str, str, list[str], str]:
     return token_id, role, sorted(set(prefixes)), secret
 
 
-def add_token_routes(
-    router: web.UrlDispatcher,
-    service_key: web.AppKey[Service],
-    request_id_of: Callable[[web.Request], str],
-) -> None:
+def add_token_routes(router: web.UrlDispatcher, service_key: web.AppKey[Service]) -> None:
     async def create(request: web.Request) -> web.Response:
         query_of(request, NO_PARAMS)
         service = request.app[service_key]
@@ -78,7 +80,7 @@ def add_token_routes(
             )
         body = await read_json(request, TOKEN_BODY_BYTES, what="token", too_large="too_large")
         token_id, role, prefixes, secret = parse_token_request(body)
-        request_id = request_id_of(request)
+        request_id = parse_request_id(request)
         if request_id and "token" not in body:
             raise ApiError(
                 400,
@@ -118,7 +120,7 @@ def add_token_routes(
         token_id = request.match_info["id"]
         outcome = await request.app[service_key].write(
             commands.token_revoke(
-                token_id, issued_at_ms=wall_clock_ms(), request_id=request_id_of(request)
+                token_id, issued_at_ms=wall_clock_ms(), request_id=parse_request_id(request)
             )
         )
         headers = index_header(outcome.log_index)

@@ -1,5 +1,6 @@
-"""The real aiohttp app over a real state machine and a consensus that applies at once
-(local_consensus.py), called in process: what the HTTP contract tests talk to."""
+"""A node's real HTTP listener (the application, the lean single-key path and the guard,
+on a socket on 127.0.0.1) over a real state machine and a consensus that applies at once
+(local_consensus.py), in the test's process: what the HTTP contract tests talk to."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
-from aiohttp.test_utils import TestClient, TestServer
 
 from kvnode.config import NodeConfig
-from kvnode.http.app import create_app
+from kvnode.http.listener import start_listener
 from kvnode.service import KvService
 from tests.unit.api.local_consensus import LocalConsensus
 
@@ -30,14 +31,21 @@ class Reply:
 
 
 class Api:
-    """Synchronous calls into the app, on one event loop kept for the test."""
+    """Synchronous calls to the listener, on one event loop kept for the test; `client`
+    is a session on the listener's URL for tests that need several requests at once."""
 
     def __init__(self, service: KvService) -> None:
         self.service = service
         self.loop = asyncio.new_event_loop()
-        app = create_app(service, body_timeout=1.0)
-        self.client = TestClient(TestServer(app), loop=self.loop)
-        self.loop.run_until_complete(self.client.start_server())
+        self.runner = self.loop.run_until_complete(
+            start_listener(service, service.config, tls=None, max_connections=64, port=0)
+        )
+        host, port = self.runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        self.client = self.loop.run_until_complete(self._session())
+
+    async def _session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(base_url=self.url)
 
     @property
     def consensus(self) -> LocalConsensus:
@@ -56,12 +64,17 @@ class Api:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.close())
+        self.loop.run_until_complete(self.runner.cleanup())
         self.loop.close()
         self.service.close()
 
 
 def make_api(tmp_path: Path, **settings: Any) -> Api:
-    config = NodeConfig(node_id="solo", data_dir=tmp_path / "node", **settings)
+    config = NodeConfig(
+        node_id="solo",
+        data_dir=tmp_path / "node",
+        **{"body_timeout": 1.0, **settings},
+    )
     return Api(KvService(config, LocalConsensus))
 
 

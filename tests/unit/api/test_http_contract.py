@@ -1,5 +1,5 @@
-"""The HTTP contract, in process: the real aiohttp app over a real state machine, with a
-consensus that applies at once (local_consensus.py). Every route, every answer code,
+"""The HTTP contract, in process: a node's real HTTP listener over a real state machine, with
+a consensus that applies at once (local_consensus.py). Every route, every answer code,
 every bad input, in milliseconds; the multi-process tests keep what needs processes."""
 
 from __future__ import annotations

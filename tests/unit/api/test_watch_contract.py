@@ -288,7 +288,7 @@ def test_bad_watch_requests_are_400(api: Api, method: str, path: str, code: str)
 def test_a_stopping_node_ends_its_streams_with_an_error_line(api: Api) -> None:
     async def scenario() -> list[Any]:
         async with api.client.get("/kv/k?watch=stream") as response:
-            await api.client.app.shutdown()  # what a SIGTERM to `kvnode serve` runs first
+            await api.runner.shutdown()  # what a SIGTERM to `kvnode serve` runs first
             body = await asyncio.wait_for(response.read(), 10)
         return [orjson.loads(line) for line in body.splitlines()]
 

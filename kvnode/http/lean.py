@@ -1,0 +1,231 @@
+"""The single-key routes (`GET`, `HEAD`, `PUT`, `DELETE /kv/{key}`) on a lean path.
+
+For every request aiohttp's application builds a `web.Request`, resolves the router,
+runs the middleware chain, builds a `web.Response` with a header multidict and
+serialises it: for a 100-byte read that was over half of the CPU a node spent
+(docs/benchmarks.md#the-http-floor). These routes carry nearly all the traffic, so
+for them the request is the parsed message itself (`LeanRequest`) and the reply is
+written as one block of bytes. Everything below the request stays aiohttp's: the C
+parser, keep-alive and pipelining, body streams (chunked, `Expect: 100-continue`),
+lingering close, the guard's deadlines and connection cap, TLS. Every other request,
+and a watch or a list on `/kv/`, goes to the `web.Application` as before.
+
+The contract is the application's: the same checks in the same order (one of each
+single-valued header, the token, the route's permission, the cluster), the same JSON
+error bodies and headers, the same metrics series.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import NamedTuple
+
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy, MultiMapping
+from yarl import URL
+
+from kvnode.http.auth import authenticate, authorize_keys
+from kvnode.http.checks import check_cluster, check_single_headers
+from kvnode.http.keys import delete_key, get_key, put_key
+from kvnode.http.metrics import Metrics
+from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, json_reply, parse_key
+from kvnode.service import Service
+
+log = logging.getLogger(__name__)
+
+ROUTE = "/kv/{key}"  # the latency series of these requests, as the application names it
+ALLOWED = "DELETE,GET,HEAD,PUT"
+HANDLERS: dict[str, Callable[[LeanRequest, Service], Awaitable[Reply]]] = {
+    "GET": get_key,
+    "HEAD": get_key,
+    "PUT": put_key,
+    "DELETE": delete_key,
+}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def takes(message: RawRequestMessage) -> bool:
+    """Whether a parsed request is for this path: anything on `/kv/<key>` but a watch
+    (`GET ...?watch`), and a `PUT` or an unknown method on `/kv/` (a 400 or a 405 here);
+    a list (`GET /kv/`) and a range delete (`DELETE /kv/?prefix=`) are the application's."""
+    url = message.url
+    path = url.raw_path
+    if not path.startswith(KV_PREFIX):
+        return False
+    method = message.method
+    if len(path) == len(KV_PREFIX):
+        return method not in ("GET", "HEAD", "DELETE")
+    return method != "GET" or "watch" not in url.query
+
+
+class LeanRequest:
+    """A request on the lean path: the parsed message and its body stream, read through
+    the names `web.Request` has (kvnode.http.request.HttpRequest)."""
+
+    __slots__ = ("_message", "_task", "_url", "content", "writer")
+
+    def __init__(
+        self, message: RawRequestMessage, payload: StreamReader, writer: AbstractStreamWriter
+    ) -> None:
+        self._message = message
+        url = message.url
+        self._url = url.relative() if url.absolute else url
+        self.content = payload
+        self.writer = writer
+
+    @property
+    def method(self) -> str:
+        return self._message.method
+
+    @property
+    def path(self) -> str:
+        return self._url.path
+
+    @property
+    def raw_path(self) -> str:
+        return self._message.path
+
+    @property
+    def rel_url(self) -> URL:
+        return self._url
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        return self._url.query
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._message.headers
+
+    @property
+    def content_length(self) -> int | None:
+        length = self._message.headers.get("Content-Length")
+        return None if length is None else int(length)
+
+    @property
+    def keep_alive(self) -> bool:
+        return not self._message.should_close
+
+    @property
+    def http_1_1(self) -> bool:
+        return self._message.version == HttpVersion11
+
+    @property
+    def http_1_0(self) -> bool:
+        return self._message.version == HttpVersion10
+
+    def _cancel(self, exc: BaseException) -> None:
+        """aiohttp's protocol calls this when the connection is lost mid-request: a body
+        still being read fails instead of waiting for bytes that will not come."""
+        self.content.set_exception(exc)
+
+
+class Written(NamedTuple):
+    """What aiohttp's request loop reads of a reply once it is written."""
+
+    keep_alive: bool
+
+
+class LeanKvPath:
+    """Serves the single-key routes of one node (see the module's docstring)."""
+
+    def __init__(self, service: Service, metrics: Metrics) -> None:
+        self._service = service
+        self._metrics = metrics
+        self._date = (0, "")
+
+    async def serve(self, request: LeanRequest) -> Written:
+        """Answer one request; the caller (the connection's protocol) ends it."""
+        started = time.perf_counter()
+        method = request.method
+        try:
+            reply = await self._reply_to(request)
+        except Exception as exc:  # every failure is a JSON reply; a bug is also logged
+            reply = self._failure(request, exc)
+        # Counted before it is written, like the application's replies: a client gone
+        # mid-body still shows as the 400 its request got.
+        self._metrics.record(method, reply.status, time.perf_counter() - started, ROUTE)
+        keep_alive = request.keep_alive
+        await request.writer.write(self._encode(request, reply, keep_alive))
+        return Written(keep_alive)
+
+    async def _reply_to(self, request: LeanRequest) -> Reply:
+        service = self._service
+        check_single_headers(request)
+        grant = authenticate(request, service)
+        handler = HANDLERS.get(request.method)
+        if handler is None:
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"Method Not Allowed: {request.method} {request.path}",
+                {"Allow": ALLOWED},
+            )
+        authorize_keys(request, grant, parse_key(request))
+        check_cluster(request, service)
+        if "Expect" in request.headers:
+            await self._expect(request)
+        return await handler(request, service)
+
+    @staticmethod
+    async def _expect(request: LeanRequest) -> None:
+        """`Expect: 100-continue` (HTTP/1.1): the client waits for a go-ahead before it
+        sends the body, given here once the request passed its checks."""
+        if not request.http_1_1:
+            return  # HTTP/1.0 has no interim replies; the body comes anyway
+        expect = request.headers["Expect"]
+        if expect.lower() != "100-continue":
+            raise ApiError(417, "expectation_failed", f"Expect: {expect!r} is not supported")
+        await request.writer.write(CONTINUE)
+        request.writer.output_size = 0
+
+    @staticmethod
+    def _failure(request: LeanRequest, exc: Exception) -> Reply:
+        error = api_error_of(exc)
+        if error is None:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return json_reply(
+                500, {"error": "internal", "message": "internal error; see the node's log"}
+            )
+        return json_reply(
+            error.status,
+            {"error": error.code, "message": error.message, **error.extra},
+            error.headers,
+        )
+
+    def _encode(self, request: LeanRequest, reply: Reply, keep_alive: bool) -> bytes:
+        """The status line, headers and body as aiohttp would write them: the request's
+        HTTP version, `Connection` only where it differs from the version's default."""
+        version = "HTTP/1.1" if request.http_1_1 else "HTTP/1.0"
+        body = reply.body
+        lines = [
+            f"{version} {reply.status} {PHRASES[reply.status]}\r\n"
+            f"Content-Type: {reply.content_type}\r\nContent-Length: {len(body)}\r\n"
+        ]
+        lines.extend(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+        lines.extend(f"{name}: {value}\r\n" for name, value in self._service.node_headers().items())
+        if keep_alive and request.http_1_0:
+            lines.append("Connection: keep-alive\r\n")
+        elif not keep_alive and request.http_1_1:
+            lines.append("Connection: close\r\n")
+        lines.append(self._date_and_server())
+        head = "".join(lines).encode()
+        return head if request.method == "HEAD" else head + body
+
+    def _date_and_server(self) -> str:
+        now = int(time.time())
+        second, text = self._date
+        if second != now:
+            text = f"Date: {formatdate(now, usegmt=True)}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n"
+            self._date = (now, text)
+        return text
+
+
+PHRASES = {status.value: status.phrase for status in HTTPStatus}
