@@ -2,6 +2,7 @@
 # Benchmarks. Usage: scripts/bench.sh storage [--json FILE] [--entries N]
 #                   scripts/bench.sh http-floor [--seconds S] [--rounds N] [--connections C]
 #                   scripts/bench.sh stall [--keys N] [--duration S] [--json FILE]
+#                   scripts/bench.sh unix-hop [--seconds S] [--rounds N]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,5 +12,6 @@ case "$what" in
   storage) exec python3 -m kvnode.bench.storage "$@" ;;
   stall) exec python3 -m kvnode.bench.stall "$@" ;;
   http-floor) exec python3 -m kvnode.bench.floor run "$@" ;;
-  *) echo "usage: scripts/bench.sh storage|stall|http-floor [options]   (see --help of each)" >&2; exit 2 ;;
+  unix-hop) exec python3 -m kvnode.bench.unix_hop "$@" ;;
+  *) echo "usage: scripts/bench.sh storage|stall|http-floor|unix-hop [options]   (see --help of each)" >&2; exit 2 ;;
 esac
