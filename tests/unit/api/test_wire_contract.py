@@ -211,3 +211,43 @@ def test_the_lean_routes_are_counted_under_their_route(api: Api) -> None:
     text = api("GET", "/metrics", headers={"Authorization": f"Bearer {ROOT}"}).body.decode()
     assert 'kvnode_http_request_seconds_count{method="GET",route="/kv/{key}"} 1.0' in text
     assert 'kvnode_http_requests_total{method="GET",status="404"} 1.0' in text
+
+
+def test_stale_reads_answered_on_arrival_keep_their_place_in_the_pipeline(api: Api) -> None:
+    """A stale read is answered as soon as it is parsed; one queued behind a write is
+    answered after it, never before."""
+
+    async def scenario(wire: Wire) -> None:
+        stale = "p?consistency=stale"
+        await wire.send(
+            put("p", b"one")
+            + get(stale)
+            + put("p", b"two")
+            + get(stale)
+            + get("x?consistency=stale")
+        )
+        answers = [await wire.answer() for _ in range(5)]
+        assert [a.status_line[9:12] for a in answers] == [b"201", b"200", b"200", b"200", b"404"]
+        assert (answers[1].body, answers[3].body) == (b"one", b"two")
+        await wire.send(get(stale))  # alone on an idle connection
+        assert (await wire.answer()).body == b"two"
+        await wire.send(get(stale + "&consistency=stale") + get(stale, "HEAD"))
+        assert orjson.loads((await wire.answer()).body)["error"] == "repeated_parameter"
+        head = await wire.answer(head=True)
+        assert head.status_line == b"HTTP/1.1 200 OK" and head.headers["content-length"] == "3"
+        await wire.send(get(stale, "GET", "1.1", "Connection: close"))
+        answer = await wire.answer()
+        assert answer.body == b"two" and answer.headers["connection"] == "close"
+        assert await wire.closed()
+
+    on_wire(api, scenario)
+
+
+def test_a_stale_read_without_a_token_is_refused_like_any_other(api: Api) -> None:
+    async def scenario(wire: Wire) -> None:
+        await wire.send(b"GET /kv/p?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await wire.answer()
+        assert answer.status_line == b"HTTP/1.1 401 Unauthorized"
+        assert orjson.loads(answer.body)["error"] == "unauthorized"
+
+    on_wire(api, scenario)
