@@ -95,20 +95,9 @@ class GuardedRequestHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         before = self._request_count
-        # aiohttp's request loop (start()) waits on `_waiter` while it has nothing to do;
-        # it is held back during parsing, so that reads which wait for nothing can be
-        # answered here first, in order, without a task each (LeanKvPath.answer_now).
-        idle, self._waiter = self._waiter, None
-        try:
-            super().data_received(data)
-        finally:
-            self._waiter = idle
+        super().data_received(data)
         if self._request_count > before:
             self._partial_since = None  # a head arrived whole
-            if idle is not None and not idle.done():
-                self._answer_reads_now()
-                if self._messages:
-                    idle.set_result(None)  # the rest: the request loop's
         elif (
             self._partial_since is None
             and self._current_request is None
@@ -121,34 +110,6 @@ class GuardedRequestHandler(RequestHandler):
             first_line = data.split(b"\n", 1)
             if len(first_line) == 2 and not VERSIONED_REQUEST_LINE.search(first_line[0]):
                 self._refuse_simple_request()
-
-    def _answer_reads_now(self) -> None:
-        """Answer the queued requests, from the first, that are reads needing no wait; stop
-        at the first that is not (the loop answers it and those behind it, in order). What
-        the request loop does around each request is done here too: the parser's queue
-        is drained, and the keep-alive deadline moves on or the connection closes."""
-        lean = self._guard.lean
-        messages = self._messages
-        while messages and self.transport is not None and not (self._close or self._force_close):
-            message, payload = messages[0]
-            if not (isinstance(message, RawRequestMessage) and payload.is_eof() and takes(message)):
-                return
-            reply = lean.answer_now(LeanRequest(message, payload))
-            if reply is None:
-                return
-            messages.popleft()
-            if self._parser is not None:
-                self._parser.message_consumed()
-            if self._buffer_paused and len(messages) <= self._msg_queue_resume_size:
-                self._resume_reading_if_drained()
-            self.transport.write(reply)
-            if message.should_close:
-                self.force_close()
-                return
-            close_time = self._loop.time() + self._keepalive_timeout
-            self._next_keepalive_close_time = close_time
-            if self._keepalive_handle is None:
-                self._keepalive_handle = self._loop.call_at(close_time, self._process_keepalive)
 
     def _refuse_simple_request(self) -> None:
         """An HTTP/0.9 request ("GET /", no version, no headers) waits for a head that never

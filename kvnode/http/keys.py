@@ -124,20 +124,15 @@ def parse_lease(query: dict[str, str], ttl: float | None, when: Condition | None
     return parse_uint(query["lease"], "lease", "bad_lease", 1, MAX_REVISION)
 
 
-def needs_barrier(service: Service, query: dict[str, str]) -> bool:
-    """Whether a read waits, unless it asks for `consistency=stale`, until this node has
-    applied everything committed when it arrived (a read index round)."""
+async def consistent_read(service: Service, query: dict[str, str]) -> None:
+    """Wait, unless the read asks for `consistency=stale`, until this node has applied
+    everything committed when the read arrived (a read index round)."""
     mode = query.get("consistency", "linearizable")
     if mode not in CONSISTENCY_MODES:
         raise ApiError(
             400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY_MODES)}"
         )
-    return mode == "linearizable" and not service.config.unsafe_local_reads
-
-
-async def consistent_read(service: Service, query: dict[str, str]) -> None:
-    """Wait for the read barrier when the read needs one (`needs_barrier`)."""
-    if needs_barrier(service, query):
+    if mode == "linearizable" and not service.config.unsafe_local_reads:
         await service.read_barrier()
 
 
@@ -185,14 +180,8 @@ async def put_key(request: HttpRequest, service: Service) -> Reply:
 async def get_key(request: HttpRequest, service: Service) -> Reply:
     """The value as the body, its revisions (and deadline) in headers; `HEAD` the same
     without the body."""
-    await consistent_read(service, query_of(request, GET_PARAMS))
-    return read_key(request, service)
-
-
-def read_key(request: HttpRequest, service: Service) -> Reply:
-    """`get_key` once past its read barrier, or for a read that needs none (a stale one,
-    answered as soon as it is parsed: kvnode.http.lean)."""
     key = parse_key(request)
+    await consistent_read(service, query_of(request, GET_PARAMS))
     record, index = service.get(key)
     if record is None:
         raise ApiError(404, "not_found", f"key {key!r} does not exist", index_header(index))

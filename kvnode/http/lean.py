@@ -33,17 +33,9 @@ from yarl import URL
 
 from kvnode.http.auth import authenticate, authorize_keys
 from kvnode.http.checks import check_cluster, check_single_headers
-from kvnode.http.keys import GET_PARAMS, delete_key, get_key, needs_barrier, put_key, read_key
+from kvnode.http.keys import delete_key, get_key, put_key
 from kvnode.http.metrics import Metrics
-from kvnode.http.request import (
-    KV_PREFIX,
-    ApiError,
-    Reply,
-    api_error_of,
-    json_reply,
-    parse_key,
-    query_of,
-)
+from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, json_reply, parse_key
 from kvnode.service import Service
 
 log = logging.getLogger(__name__)
@@ -56,7 +48,6 @@ HANDLERS: dict[str, Callable[[LeanRequest, Service], Awaitable[Reply]]] = {
     "PUT": put_key,
     "DELETE": delete_key,
 }
-READS = ("GET", "HEAD")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -78,26 +69,16 @@ class LeanRequest:
     """A request on the lean path: the parsed message and its body stream, read through
     the names `web.Request` has (kvnode.http.request.HttpRequest)."""
 
-    __slots__ = ("_message", "_task", "_url", "_writer", "content")
+    __slots__ = ("_message", "_task", "_url", "content", "writer")
 
     def __init__(
-        self,
-        message: RawRequestMessage,
-        payload: StreamReader,
-        writer: AbstractStreamWriter | None = None,
+        self, message: RawRequestMessage, payload: StreamReader, writer: AbstractStreamWriter
     ) -> None:
         self._message = message
         url = message.url
         self._url = url.relative() if url.absolute else url
         self.content = payload
-        self._writer = writer
-
-    @property
-    def writer(self) -> AbstractStreamWriter:
-        """The reply's stream: aiohttp's request loop gives one to each request it runs
-        (a read answered at once, `LeanKvPath.answer_now`, has none and needs none)."""
-        assert self._writer is not None
-        return self._writer
+        self.writer = writer
 
     @property
     def method(self) -> str:
@@ -158,57 +139,24 @@ class LeanKvPath:
     def __init__(self, service: Service, metrics: Metrics) -> None:
         self._service = service
         self._metrics = metrics
-        self._unsafe_local_reads = service.config.unsafe_local_reads
         self._date = (0, "")
 
     async def serve(self, request: LeanRequest) -> Written:
         """Answer one request; the caller (the connection's protocol) ends it."""
         started = time.perf_counter()
+        method = request.method
         try:
             reply = await self._reply_to(request)
         except Exception as exc:  # every failure is a JSON reply; a bug is also logged
             reply = self._failure(request, exc)
-        keep_alive = request.keep_alive
-        await request.writer.write(self._finish(request, reply, started, keep_alive))
-        return Written(keep_alive)
-
-    def answer_now(self, request: LeanRequest) -> bytes | None:
-        """The reply to a read that waits for nothing (`consistency=stale`, or any read
-        under `unsafe_local_reads`), for the connection's protocol to write as soon as the
-        request is parsed, with no task of its own; None for every other request."""
-        if request.method not in READS or "Expect" in request.headers:
-            return None
-        if request.query.get("consistency") != "stale" and not self._unsafe_local_reads:
-            return None
-        started = time.perf_counter()
-        try:
-            self._check(request)
-            # Validates the parameters; a read that passed the test above needs no barrier.
-            if needs_barrier(self._service, query_of(request, GET_PARAMS)):
-                return None
-            reply = read_key(request, self._service)
-        except Exception as exc:
-            reply = self._failure(request, exc)
-        return self._finish(request, reply, started, request.keep_alive)
-
-    def _finish(
-        self, request: LeanRequest, reply: Reply, started: float, keep_alive: bool
-    ) -> bytes:
         # Counted before it is written, like the application's replies: a client gone
         # mid-body still shows as the 400 its request got.
-        self._metrics.record(request.method, reply.status, time.perf_counter() - started, ROUTE)
-        return self._encode(request, reply, keep_alive)
+        self._metrics.record(method, reply.status, time.perf_counter() - started, ROUTE)
+        keep_alive = request.keep_alive
+        await request.writer.write(self._encode(request, reply, keep_alive))
+        return Written(keep_alive)
 
     async def _reply_to(self, request: LeanRequest) -> Reply:
-        handler = self._check(request)
-        if "Expect" in request.headers:
-            await self._expect(request)
-        return await handler(request, self._service)
-
-    def _check(self, request: LeanRequest) -> Callable[[LeanRequest, Service], Awaitable[Reply]]:
-        """What every request passes, in the application's order (kvnode.http.app): one
-        of each single-valued header, the token, the method, the key's permission, the
-        cluster. Returns the handler of the method."""
         service = self._service
         check_single_headers(request)
         grant = authenticate(request, service)
@@ -222,7 +170,9 @@ class LeanKvPath:
             )
         authorize_keys(request, grant, parse_key(request))
         check_cluster(request, service)
-        return handler
+        if "Expect" in request.headers:
+            await self._expect(request)
+        return await handler(request, service)
 
     @staticmethod
     async def _expect(request: LeanRequest) -> None:

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from tests.unit.api.served_api import Api, make_api
+from tests.waiting import wait_until
 
 ROOT = "root-token-for-wire-tests"
 
@@ -213,9 +214,9 @@ def test_the_lean_routes_are_counted_under_their_route(api: Api) -> None:
     assert 'kvnode_http_requests_total{method="GET",status="404"} 1.0' in text
 
 
-def test_stale_reads_answered_on_arrival_keep_their_place_in_the_pipeline(api: Api) -> None:
-    """A stale read is answered as soon as it is parsed; one queued behind a write is
-    answered after it, never before."""
+def test_stale_reads_keep_their_place_in_the_pipeline(api: Api) -> None:
+    """A stale read, which waits for nothing, is still answered after a write queued
+    before it on the same connection, never before."""
 
     async def scenario(wire: Wire) -> None:
         stale = "p?consistency=stale"
@@ -249,5 +250,30 @@ def test_a_stale_read_without_a_token_is_refused_like_any_other(api: Api) -> Non
         answer = await wire.answer()
         assert answer.status_line == b"HTTP/1.1 401 Unauthorized"
         assert orjson.loads(answer.body)["error"] == "unauthorized"
+
+    on_wire(api, scenario)
+
+
+def test_a_client_that_never_reads_its_replies_meets_back_pressure(api: Api) -> None:
+    """Replies stop at the transport's high-water mark: 200 pipelined reads of a 64 KiB
+    value must not become 13 MB buffered in the node."""
+    value = b"v" * 65536
+    api("PUT", "/kv/big", data=value, headers={"Authorization": f"Bearer {ROOT}"})
+
+    async def scenario(wire: Wire) -> None:
+        await wire.send(get("big?consistency=stale") * 200)
+        handler = api.runner.server.connections[-1]  # the newest: this one
+
+        async def paused() -> bool:
+            return handler.writing_paused
+
+        await wait_until(paused, 5, "the node's writes to pause")
+        buffered = handler.transport.get_write_buffer_size()
+        assert buffered < 8 * len(value), buffered
+        replies = 0
+        while replies < 200:  # and every one of them arrives once the client reads
+            answer = await wire.answer()
+            assert answer.body == value
+            replies += 1
 
     on_wire(api, scenario)
