@@ -76,10 +76,7 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         if exc.status == 405:
             response.headers["Allow"] = exc.headers.get("Allow", "")
     except Exception as exc:
-        error = api_error_of(exc)
-        if error is None:
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            error = ApiError(500, "internal", "internal error; see the node's log")
+        error = api_error_of(exc, request)
         response = error_response(
             error.status, error.code, error.message, error.headers, **error.extra
         )

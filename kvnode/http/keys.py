@@ -1,6 +1,7 @@
 """One key at a time: `GET`/`HEAD`, `PUT` and `DELETE /kv/{key}`, with TTLs, leases and
-compare-and-swap conditions. The handlers take the request and the service and return a
-`Reply`; kvnode.http.lean writes it (these routes skip aiohttp's per-request objects)."""
+compare-and-swap conditions. The handlers take the request, the service and the key
+(parsed once, for the permission check too) and return a `Reply`; kvnode.http.lean
+writes it (these routes skip aiohttp's per-request objects)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from kvnode.http.request import (
     Reply,
     index_header,
     json_reply,
-    parse_key,
     parse_request_id,
     parse_uint,
     query_of,
@@ -136,8 +136,7 @@ async def consistent_read(service: Service, query: dict[str, str]) -> None:
         await service.read_barrier()
 
 
-async def put_key(request: HttpRequest, service: Service) -> Reply:
-    key = parse_key(request)
+async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
     query = query_of(request, PUT_PARAMS)
     ttl = parse_ttl(query.get("ttl"))
     when = parse_condition(request, query, allow_exist=True)
@@ -177,10 +176,9 @@ async def put_key(request: HttpRequest, service: Service) -> Reply:
     )
 
 
-async def get_key(request: HttpRequest, service: Service) -> Reply:
+async def get_key(request: HttpRequest, service: Service, key: str) -> Reply:
     """The value as the body, its revisions (and deadline) in headers; `HEAD` the same
     without the body."""
-    key = parse_key(request)
     await consistent_read(service, query_of(request, GET_PARAMS))
     record, index = service.get(key)
     if record is None:
@@ -195,8 +193,7 @@ async def get_key(request: HttpRequest, service: Service) -> Reply:
     return Reply(200, record.value, headers, "application/octet-stream")
 
 
-async def delete_key(request: HttpRequest, service: Service) -> Reply:
-    key = parse_key(request)
+async def delete_key(request: HttpRequest, service: Service, key: str) -> Reply:
     when = parse_condition(request, query_of(request, DELETE_PARAMS), allow_exist=False)
     outcome = await service.write(
         commands.delete(

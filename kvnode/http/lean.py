@@ -35,14 +35,14 @@ from kvnode.http.auth import authenticate, authorize_keys
 from kvnode.http.checks import check_cluster, check_single_headers
 from kvnode.http.keys import delete_key, get_key, put_key
 from kvnode.http.metrics import Metrics
-from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, json_reply, parse_key
+from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, error_reply, parse_key
 from kvnode.service import Service
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/kv/{key}"  # the latency series of these requests, as the application names it
 ALLOWED = "DELETE,GET,HEAD,PUT"
-HANDLERS: dict[str, Callable[[LeanRequest, Service], Awaitable[Reply]]] = {
+HANDLERS: dict[str, Callable[[LeanRequest, Service, str], Awaitable[Reply]]] = {
     "GET": get_key,
     "HEAD": get_key,
     "PUT": put_key,
@@ -148,7 +148,7 @@ class LeanKvPath:
         try:
             reply = await self._reply_to(request)
         except Exception as exc:  # every failure is a JSON reply; a bug is also logged
-            reply = self._failure(request, exc)
+            reply = error_reply(api_error_of(exc, request))
         # Counted before it is written, like the application's replies: a client gone
         # mid-body still shows as the 400 its request got.
         self._metrics.record(method, reply.status, time.perf_counter() - started, ROUTE)
@@ -168,11 +168,12 @@ class LeanKvPath:
                 f"Method Not Allowed: {request.method} {request.path}",
                 {"Allow": ALLOWED},
             )
-        authorize_keys(request, grant, parse_key(request))
+        key = parse_key(request)
+        authorize_keys(request, grant, key)
         check_cluster(request, service)
         if "Expect" in request.headers:
             await self._expect(request)
-        return await handler(request, service)
+        return await handler(request, service, key)
 
     @staticmethod
     async def _expect(request: LeanRequest) -> None:
@@ -185,20 +186,6 @@ class LeanKvPath:
             raise ApiError(417, "expectation_failed", f"Expect: {expect!r} is not supported")
         await request.writer.write(CONTINUE)
         request.writer.output_size = 0
-
-    @staticmethod
-    def _failure(request: LeanRequest, exc: Exception) -> Reply:
-        error = api_error_of(exc)
-        if error is None:
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            return json_reply(
-                500, {"error": "internal", "message": "internal error; see the node's log"}
-            )
-        return json_reply(
-            error.status,
-            {"error": error.code, "message": error.message, **error.extra},
-            error.headers,
-        )
 
     def _encode(self, request: LeanRequest, reply: Reply, keep_alive: bool) -> bytes:
         """The status line, headers and body as aiohttp would write them: the request's

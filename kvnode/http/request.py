@@ -4,6 +4,7 @@ rules (unknown, inapplicable and repeated parameters are refused; numbers are AS
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, unquote_to_bytes
@@ -18,6 +19,8 @@ from kvnode.config import MAX_KEY_BYTES
 from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.service import QuotaExceeded
 from kvnode.storage.outcome import Outcome, Status
+
+log = logging.getLogger(__name__)
 
 # Numbers in queries and headers: ASCII digits only (str.isdigit and int() also take
 # "²" and fullwidth digits), a bounded length, then a range check.
@@ -90,10 +93,10 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def api_error_of(exc: Exception) -> ApiError | None:
+def api_error_of(exc: Exception, request: HttpRequest) -> ApiError:
     """The refusal a failure becomes: the service's `Unavailable` is 503 with Retry-After,
-    `Indeterminate` 504 with `"indeterminate": true`, `QuotaExceeded` 507; None for a
-    failure that is a bug (500)."""
+    `Indeterminate` 504 with `"indeterminate": true`, `QuotaExceeded` 507; any other
+    failure is a bug, logged with its traceback and answered 500."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, Unavailable):
@@ -102,7 +105,15 @@ def api_error_of(exc: Exception) -> ApiError | None:
         return ApiError(504, "indeterminate", str(exc), indeterminate=True)
     if isinstance(exc, QuotaExceeded):
         return ApiError(507, "quota_exceeded", str(exc))
-    return None
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return ApiError(500, "internal", "internal error; see the node's log")
+
+
+def error_reply(error: ApiError) -> Reply:
+    """An `ApiError` as its reply: JSON `{error, message, **extra}` with its headers."""
+    return json_reply(
+        error.status, {"error": error.code, "message": error.message, **error.extra}, error.headers
+    )
 
 
 def error_response(
