@@ -151,7 +151,7 @@ class LockChaos:
                 queue = await client.list(f"{LOCKS_PREFIX}{LOCK_NAME}/", limit=1000)
             except Exception:
                 return None
-        behind = {item["key"] for item in sorted(queue, key=lambda i: i["create_revision"])[2:]}
+        behind = {item.key for item in sorted(queue, key=lambda i: i.create_revision)[2:]}
         for contender in self.slots:
             if contender is None or contender.process.poll() is not None:
                 continue

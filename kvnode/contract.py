@@ -23,3 +23,9 @@ def value_fields(value: bytes, name: str = "value") -> dict[str, str]:
         return {name: value.decode("utf-8")}
     except UnicodeDecodeError:
         return {f"{name}_base64": base64.b64encode(value).decode()}
+
+
+def value_text(value: bytes) -> str:
+    """A value on one line of text: itself when it is UTF-8, else its base64, as in JSON."""
+    (text,) = value_fields(value).values()
+    return text

@@ -17,6 +17,7 @@ from kvnode.cli.supervise import EXIT_LOCK_LOST, hold_until_stopped, run_holding
 from kvnode.client import Client
 from kvnode.client.coordination import KEEPALIVE_FRACTION, Lock, election, observe
 from kvnode.client.coordination import log as coordination_log
+from kvnode.contract import value_text
 
 DEFAULT_GRACE_SECONDS = 3.0
 
@@ -238,8 +239,9 @@ def run_observer(name: str, client: ClientOptions) -> None:
     async def follow(c: Client) -> None:
         async for leader in observe(c, name):
             if client.as_json:
-                echo_json(leader, one_line=True)
+                echo_json(leader.to_json(), one_line=True)
             else:
-                click.echo(f"{leader.get('value', '')} (revision {leader['create_revision']})")
+                value = value_text(leader.value or b"")
+                click.echo(f"{value} (revision {leader.create_revision})")
 
     client.run_until_stopped(follow)

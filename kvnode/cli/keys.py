@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,10 +20,10 @@ from kvnode.cli.common import (
     read_value,
     utf8_text,
 )
-from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, value_fields
+from kvnode.contract import CONSISTENCY_MODES, DEFAULT_LIST_LIMIT, value_fields, value_text
 
 if TYPE_CHECKING:
-    from kvnode.client import Client
+    from kvnode.client import Client, KeyItem
 
 
 @main.command()
@@ -229,7 +229,7 @@ def list_keys(
         else:
             click.echo(counted)
         return
-    shown: list[dict[str, Any]] = []
+    shown: list[KeyItem] = []
 
     async def every_page(c: Client) -> int:
         """Print (or collect, for --json) page after page; the keys left out by --limit."""
@@ -250,17 +250,17 @@ def list_keys(
 
     left_out = client.run(every_page)
     if client.as_json:
-        echo_json(shown)
+        echo_json([item.to_json() for item in shown])
     if left_out > 0:
         click.echo(f"kvnode: {left_out} more keys not shown (--limit {limit})", err=True)
 
 
-def listed_line(item: dict[str, Any], values: bool, keys_only: bool) -> str:
+def listed_line(item: KeyItem, values: bool, keys_only: bool) -> str:
     if keys_only:
-        return str(item["key"])
-    line = f"{item['key']}\trev {item['revision']}"
-    if values:
-        line += "\t" + str(item.get("value", item.get("value_base64", "")))
+        return item.key
+    line = f"{item.key}\trev {item.revision}"
+    if values and item.value is not None:
+        line += "\t" + value_text(item.value)
     return line
 
 

@@ -22,6 +22,7 @@ from kvnode.client.errors import *  # noqa: F403  (every error, as kvnode.client
 from kvnode.client.kv import (
     DEFAULT_TIMEOUT,
     JsonObjects,
+    KeyItem,
     KvClient,
     ListPage,
     RetryBudget,
@@ -87,6 +88,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Client",
     "JsonObjects",
+    "KeyItem",
     "KvClient",
     "ListPage",
     "Lock",

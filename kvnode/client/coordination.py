@@ -34,10 +34,9 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from kvnode.client.errors import KvError, NotFound, WatchCompacted
-from kvnode.client.kv import KvClient
+from kvnode.client.kv import KeyItem, KvClient
 from kvnode.contract import value_fields
 
 log = logging.getLogger(__name__)
@@ -149,13 +148,13 @@ class Lock:
         while True:
             self._check_not_lost()
             items, index = await self._client.list_with_index(self.prefix, limit=100_000)
-            if not any(item["key"] == self.key for item in items):
+            if not any(item.key == self.key for item in items):
                 raise LockLost("its key is gone (session key lost)")
-            ahead = [i for i in items if i["create_revision"] < self.fencing_token]
+            ahead = [item for item in items if item.create_revision < self.fencing_token]
             if not ahead:
                 await self._renew_before_holding()
                 return
-            predecessor = max(ahead, key=lambda item: item["create_revision"])["key"]
+            predecessor = max(ahead, key=lambda item: item.create_revision).key
             await self._until_deleted(predecessor, index + 1)
 
     async def _renew_before_holding(self) -> None:
@@ -261,7 +260,7 @@ def election(
     return Lock(client, f"{ELECTIONS_PREFIX}{name}/", ttl, value, grace=grace)
 
 
-async def observe(client: KvClient, name: str) -> AsyncIterator[dict[str, Any]]:
+async def observe(client: KvClient, name: str) -> AsyncIterator[KeyItem]:
     """Each new leader of election `name` (its key, value and create_revision), as it
     changes; the current one first, if there is one."""
     prefix = f"{ELECTIONS_PREFIX}{name}/"
@@ -269,9 +268,9 @@ async def observe(client: KvClient, name: str) -> AsyncIterator[dict[str, Any]]:
     while True:
         items, index = await client.list_with_index(prefix, limit=100_000, values=True)
         if items:
-            leader = min(items, key=lambda item: item["create_revision"])
-            if leader["key"] != shown:
-                shown = leader["key"]
+            leader = min(items, key=lambda item: item.create_revision)
+            if leader.key != shown:
+                shown = leader.key
                 yield leader
         async for _event in client.watch(prefix=prefix, from_revision=index + 1):
             break  # something changed: look again

@@ -84,12 +84,51 @@ class ListOptions(TypedDict, total=False):
     end: str
 
 
+def value_in(item: dict[str, Any]) -> bytes | None:
+    """The value an API object carries as `value` (UTF-8 text) or `value_base64`, if any."""
+    if "value" in item:
+        return bytes(item["value"].encode())
+    if "value_base64" in item:
+        return base64.b64decode(item["value_base64"])
+    return None
+
+
+@dataclass(frozen=True)
+class KeyItem:
+    """One key of a list: `value` is None unless the list asked for values."""
+
+    key: str
+    revision: int
+    create_revision: int
+    expire_at: int | None
+    value: bytes | None = None
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> KeyItem:
+        return cls(
+            item["key"],
+            item["revision"],
+            item["create_revision"],
+            item.get("expire_at"),
+            value_in(item),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The key as the API lists it."""
+        item: dict[str, Any] = {"key": self.key, "revision": self.revision}
+        item["create_revision"] = self.create_revision
+        item["expire_at"] = self.expire_at
+        if self.value is not None:
+            item.update(value_fields(self.value))
+        return item
+
+
 @dataclass(frozen=True)
 class ListPage:
-    """One page of `GET /kv/?prefix=...`: the items as the API gives them, the store
-    revision read at, and where the next page starts (None: this was the last)."""
+    """One page of `GET /kv/?prefix=...`: its keys, the store revision read at, and where
+    the next page starts (None: this was the last)."""
 
-    items: list[dict[str, Any]]
+    items: list[KeyItem]
     revision: int
     next_start_after: str | None
 
@@ -107,13 +146,13 @@ class WatchEvent:
 
     @classmethod
     def from_json(cls, item: dict[str, Any], node: str) -> WatchEvent:
-        value: bytes | None = None
-        if "value" in item:
-            value = item["value"].encode()
-        elif "value_base64" in item:
-            value = base64.b64decode(item["value_base64"])
         return cls(
-            item["type"], item["key"], item["revision"], item["create_revision"], value, node
+            item["type"],
+            item["key"],
+            item["revision"],
+            item["create_revision"],
+            value_in(item),
+            node,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -512,7 +551,7 @@ class KvClient:
 
     async def list_with_index(
         self, prefix: str = "", **options: Unpack[ListOptions]
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[KeyItem], int]:
         """The keys under `prefix` (and before `end`) and the store revision they were read
         at: watch from that revision + 1 to see every later change (list, then watch)."""
         page = await self.list_page(prefix, **options)
@@ -544,9 +583,9 @@ class KvClient:
         _status, body, headers = await self.request(
             "GET", "/kv/", params=params, endpoint=endpoint, idempotent=True
         )
-        items: list[dict[str, Any]] = orjson.loads(body)
+        items = [KeyItem.from_json(item) for item in orjson.loads(body)]
         more = headers.get("X-KV-More") == "true" and bool(items)
-        return ListPage(items, int(headers["X-KV-Index"]), items[-1]["key"] if more else None)
+        return ListPage(items, int(headers["X-KV-Index"]), items[-1].key if more else None)
 
     async def count(
         self, prefix: str = "", *, end: str = "", consistency: str = "linearizable"
@@ -570,7 +609,8 @@ class KvClient:
         reply = orjson.loads(body)
         return int(reply["deleted"]), int(reply["revision"])
 
-    async def list(self, prefix: str = "", **options: Unpack[ListOptions]) -> list[dict[str, Any]]:
+    async def list(self, prefix: str = "", **options: Unpack[ListOptions]) -> list[KeyItem]:
+        """The keys under `prefix` (and before `end`): one page, at most `limit` keys."""
         return (await self.list_page(prefix, **options)).items
 
     async def watch(

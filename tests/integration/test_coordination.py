@@ -216,17 +216,17 @@ def test_an_election_moves_on_when_its_leader_dies(shared_cluster: LocalCluster)
         ready, _, _ = select.select([first.stdout], [], [], SECONDS)
         assert ready and "elected" in first.stdout.readline()
 
-        async def leaders() -> list[str]:
+        async def leaders() -> list[bytes | None]:
             async with Client(shared_cluster.urls, timeout=10) as client:
-                seen: list[str] = []
+                seen: list[bytes | None] = []
                 observer = observe(client, "sched")
-                seen.append((await anext(observer))["value"])
+                seen.append((await anext(observer)).value)
                 first.send_signal(signal.SIGKILL)  # no resignation: its lease must expire
                 async with election(client, "sched", b"host-b", ttl=5):
-                    seen.append((await asyncio.wait_for(anext(observer), SECONDS))["value"])
+                    seen.append((await asyncio.wait_for(anext(observer), SECONDS)).value)
                 return seen
 
-        assert asyncio.run(leaders()) == ["host-a", "host-b"]
+        assert asyncio.run(leaders()) == [b"host-a", b"host-b"]
 
 
 def test_kvnode_lease_commands_grant_attach_list_and_revoke(shared_cluster: LocalCluster) -> None:

@@ -59,7 +59,7 @@ def test_list_then_watch_under_concurrent_writes_misses_nothing(
             result = await load
             assert len(result.acked) == 400, result.errors[:3]
             seen: list[WatchEvent] = []
-            unlisted = set(result.acked) - {item["key"] for item in listed}
+            unlisted = set(result.acked) - {item.key for item in listed}
             assert unlisted, "the list should have raced the writes"
             watcher = Client([urls[2]], timeout=10)
             async with watcher:
