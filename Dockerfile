@@ -12,9 +12,9 @@ COPY kvnode /tmp/src/kvnode
 COPY cluster /tmp/src/cluster
 RUN python3 -m venv /opt/kvnode \
  && if ls /tmp/wheels/*.whl >/dev/null 2>&1; then \
-      /opt/kvnode/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels kvnode; \
+      /opt/kvnode/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels "kvnode[server]"; \
     else \
-      /opt/kvnode/bin/pip install --no-cache-dir --constraint /tmp/src/requirements.lock /tmp/src; \
+      /opt/kvnode/bin/pip install --no-cache-dir --constraint /tmp/src/requirements.lock "/tmp/src[server]"; \
     fi \
  && rm -rf /tmp/wheels /tmp/src \
  && (getent group kvnode || groupadd --system kvnode) \

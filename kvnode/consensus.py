@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kvnode.config import NodeConfig
-from kvnode.storage import Entry, Outcome, Restored
+from kvnode.storage.machine import Entry, Restored
+from kvnode.storage.outcome import Outcome
 from kvnode.storage.timings import Timings
 
 

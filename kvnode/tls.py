@@ -1,6 +1,7 @@
-"""HTTPS for the client API: the server's TLS context (optionally requiring client
-certificates, i.e. mutual TLS) and the client's (trusting a given CA, presenting a
-certificate). Peer traffic has its own protection (cluster_secret); this is HTTP only."""
+"""HTTPS for the client API, the node's side: the server's TLS context (optionally
+requiring client certificates, i.e. mutual TLS) and warnings about its certificate. The
+client's side is kvnode.client.tls. Peer traffic has its own protection (cluster_secret);
+this is HTTP only."""
 
 from __future__ import annotations
 
@@ -86,13 +87,3 @@ def warn_if_out_of_date(cert_file: Path, cert: x509.Certificate) -> None:
             cert_file,
             cert.not_valid_before_utc.isoformat(),
         )
-
-
-def client_context(
-    cacert: str | None = None, cert: str | None = None, key: str | None = None
-) -> ssl.SSLContext:
-    """A client context that trusts `cacert` (else the system's CAs) and presents `cert`."""
-    context = ssl.create_default_context(cafile=cacert)
-    if cert:
-        context.load_cert_chain(cert, key)
-    return context

@@ -15,5 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The etcd package may start a system etcd on the default ports; this benchmark runs its own.
   systemctl stop etcd >/dev/null 2>&1 || service etcd stop >/dev/null 2>&1 || true
 fi
-python3 -m pip install --quiet --disable-pip-version-check -e . >/dev/null
+python3 -m pip install --quiet --disable-pip-version-check -e ".[server]" >/dev/null
 exec python3 -m kvnode.bench.compare "$@"

@@ -10,6 +10,6 @@ bash scripts/docker-base-image.sh "$KVNODE_BASE_IMAGE"
 find docker/wheels -name "*.whl" -delete
 rm -rf build  # a stale setuptools build tree could carry files the package no longer has
 python3 -m pip wheel --quiet --disable-pip-version-check \
-  --constraint scripts/requirements.lock -w docker/wheels . >/dev/null
+  --constraint scripts/requirements.lock -w docker/wheels ".[server]" >/dev/null
 if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose="docker-compose"; fi
 $compose build

@@ -20,7 +20,7 @@ import click
 from kvnode import commands
 from kvnode.bench.report import latency_summary_ms
 from kvnode.raft.batcher import MAX_BATCH_COMMANDS
-from kvnode.storage import Entry, StateMachine
+from kvnode.storage.machine import Entry, StateMachine
 
 VALUE_BYTES = 100
 KEY_SPACE = 10_000

@@ -105,6 +105,28 @@ class LazyGroup(click.Group):
             importlib.import_module(COMMAND_MODULES[cmd_name])
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Runs the command; one that needs a node's code in a client-only install (`pip
+        install kvnode` without the `server` extra) says what to install, no traceback."""
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing not in SERVER_MODULES:
+                raise
+            fail(
+                f"{ctx.invoked_subcommand} needs the server's packages, and {missing} is not"
+                " installed: pip install 'kvnode[server]'",
+                EXIT_CONFIG,
+            )
+
+
+# The top-level modules of the `server` extra's packages (pyproject.toml), which a
+# client-only install lacks; tests/unit/test_cli_modules.py keeps the two in step.
+SERVER_MODULES = frozenset(
+    {"pysyncobj", "google", "sortedcontainers", "prometheus_client", "cryptography", "uvloop"}
+)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvnode", prog_name="kvnode", message="%(prog)s %(version)s")
@@ -152,7 +174,7 @@ class TlsFiles:
     def context(self) -> ssl.SSLContext | None:
         if not (self.cacert or self.cert):
             return None
-        from kvnode.tls import client_context
+        from kvnode.client.tls import client_context
 
         try:
             return client_context(self.cacert, self.cert, self.key)

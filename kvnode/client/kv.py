@@ -275,7 +275,7 @@ class KvClient:
         cluster_id: str | None = None,
     ) -> None:
         """`tls`: talk HTTPS with this context (endpoints without a scheme become https://);
-        see kvnode.tls.client_context. `cluster_id`: the cluster meant; a node of another
+        see kvnode.client.tls.client_context. `cluster_id`: the cluster meant; a node of another
         refuses every request (WrongCluster) before acting on it, and the next endpoint is
         tried."""
         if not endpoints:

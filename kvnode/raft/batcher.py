@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from kvnode import commands
 from kvnode.consensus import ProposalError
-from kvnode.storage import Outcome
+from kvnode.storage.outcome import Outcome
 
 MAX_BATCH_COMMANDS = 256
 Waiter = asyncio.Future[Outcome]

@@ -11,7 +11,7 @@ from kvnode.raft.batcher import WriteBatcher
 from kvnode.raft.proposer import Proposer, ReadBarrier
 from kvnode.raft.pysyncobj.adapter import node_address
 from kvnode.raft.pysyncobj.node import RaftNode
-from kvnode.storage import Outcome
+from kvnode.storage.outcome import Outcome
 from kvnode.storage.timings import Timings
 
 HAND_OVER_RETRY_SECONDS = 0.01

@@ -17,7 +17,7 @@ from typing import Any
 from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.raft.pysyncobj.adapter import DEFINITE_FAILURES, SUCCESS
 from kvnode.raft.pysyncobj.node import RaftNode
-from kvnode.storage import Outcome
+from kvnode.storage.outcome import Outcome
 
 
 class Proposer:

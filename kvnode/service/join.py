@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from kvnode.client import Client, Indeterminate, KvError, Unavailable
+from kvnode.client.tls import client_context
 from kvnode.config import ConfigError, NodeConfig
 from kvnode.storage.layout import prepare_node_dir
-from kvnode.tls import client_context
 
 log = logging.getLogger(__name__)
 

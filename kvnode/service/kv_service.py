@@ -28,11 +28,12 @@ from kvnode.config import NodeConfig
 from kvnode.consensus import ConsensusFactory, Indeterminate, Unavailable
 from kvnode.contract import CLUSTER_HEADER
 from kvnode.service.membership import Membership
-from kvnode.storage import KeyRecord, Outcome, StateMachine, Status
 from kvnode.storage.fileformat import KIND_SNAPSHOT
 from kvnode.storage.image import encode_parts
 from kvnode.storage.layout import STATE_MACHINE_DIR, WATCH_DIR, prepare_node_dir
-from kvnode.storage.record import Lease, Token
+from kvnode.storage.machine import StateMachine
+from kvnode.storage.outcome import Outcome, Status
+from kvnode.storage.record import KeyRecord, Lease, Token
 from kvnode.storage.timings import Timings
 from kvnode.watch.history import WatchHistory
 from kvnode.watch.hub import WatchHub

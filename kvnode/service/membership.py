@@ -29,7 +29,7 @@ from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.config import NodeConfig
 from kvnode.consensus import Consensus, Indeterminate, Unavailable, Voter
-from kvnode.storage import Outcome
+from kvnode.storage.outcome import Outcome
 from kvnode.storage.record import Member
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from kvnode.config import ConfigError, NodeConfig
 from kvnode.raft.pysyncobj.node import write_restored_snapshot
-from kvnode.storage import StateMachine
 from kvnode.storage.fileformat import atomic_write, fsync_dir
 from kvnode.storage.image import StateImage
 from kvnode.storage.layout import RESTORE_MARK, STATE_MACHINE_DIR, prepare_node_dir
+from kvnode.storage.machine import StateMachine
 from kvnode.storage.snapshot import read_snapshot
 
 log = logging.getLogger(__name__)

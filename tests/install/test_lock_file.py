@@ -6,16 +6,14 @@ imported are at the locked versions."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import venv
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "scripts" / "requirements.lock"
+from tests.install.fresh import LOCK, new_venv, pip_install, source_copy
+
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)")
 
 # pip itself is pinned for fresh installs; the one running these tests may be older.
@@ -57,31 +55,13 @@ def test_the_running_packages_are_the_locked_versions() -> None:
     assert not mismatched, f"installed vs locked: {mismatched}; run scripts/test.sh"
 
 
-def pip_install(python: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`pip install --no-deps ARGS` in the venv of `python`: nothing beyond what is named."""
-    quiet = ["--quiet", "--disable-pip-version-check", "--no-deps"]
-    return subprocess.run(
-        [python, "-m", "pip", "install", *quiet, *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 def test_a_fresh_venv_from_the_lock_alone_runs_kvnode(tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = str(env_dir / "bin" / "python")
-    installed = pip_install(python, "--requirement", str(LOCK))
+    python = new_venv(tmp_path / "venv")
+    installed = pip_install(python, "--no-deps", "--requirement", str(LOCK))
     assert installed.returncode == 0, installed.stderr[-3000:]
     check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
     assert check.returncode == 0, f"the lock misses a dependency:\n{check.stdout}"
-    source = tmp_path / "src"  # a copy: building must leave the checkout as it was
-    source.mkdir()
-    for part in ("pyproject.toml", "README.md", "kvnode", "cluster"):
-        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
-        copy(ROOT / part, source / part)
-    built = pip_install(python, "--no-build-isolation", str(source))
+    built = pip_install(python, "--no-deps", "--no-build-isolation", str(source_copy(tmp_path)))
     assert built.returncode == 0, built.stderr[-3000:]
     imported = subprocess.run(
         [python, "-c", "import kvnode.server, kvnode.cli, kvnode.cluster.chaos"],
@@ -91,6 +71,6 @@ def test_a_fresh_venv_from_the_lock_alone_runs_kvnode(tmp_path: Path) -> None:
     )
     assert imported.returncode == 0, imported.stderr[-3000:]
     helped = subprocess.run(
-        [str(env_dir / "bin" / "kvnode"), "--help"], capture_output=True, text=True, cwd=tmp_path
+        [python.parent / "kvnode", "--help"], capture_output=True, text=True, cwd=tmp_path
     )
     assert helped.returncode == 0 and "Usage: kvnode" in helped.stdout, helped.stderr

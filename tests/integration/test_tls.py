@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from kvnode.client import Client, KvError
+from kvnode.client.tls import client_context
 from kvnode.cluster.supervisor import free_ports
-from kvnode.tls import client_context
 from tests.integration.cli_processes import kvnode
 from tests.pki import issue
 from tests.waiting import wait_until

@@ -6,6 +6,7 @@ nothing of Raft, HTTP or the service."""
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +95,19 @@ def test_storage_knows_nothing_of_raft_http_or_the_service() -> None:
                 if i.startswith(("kvnode.raft", "kvnode.http", "kvnode.service", "kvnode.cli"))
             }
             assert above == set(), (name, above)
+
+
+def test_the_client_needs_nothing_of_the_server() -> None:
+    """`pip install kvnode` without the server extra is a working client (docs/client.md):
+    the client package imports the standard library, aiohttp, orjson and the API's
+    contract, nothing else of kvnode's or the node's packages."""
+    allowed_third_party = {"aiohttp", "orjson"}
+    for name, path in MODULES.items():
+        if not name.startswith("kvnode.client"):
+            continue
+        for module in imported(path):
+            top = module.partition(".")[0]
+            if top == "kvnode":
+                assert module.startswith(("kvnode.client", "kvnode.contract")), (name, module)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                assert top in allowed_third_party, (name, module)

@@ -70,12 +70,13 @@ from kvnode.raft.pysyncobj.transport import SyncedTransport
 from kvnode.raft.pysyncobj.wakeup import Wakeup
 from kvnode.raft.read_index import ReadCallback, ReadIndex
 from kvnode.raft.voters import load_voters, save_voters
-from kvnode.storage import Entry, Outcome
 from kvnode.storage.background import FORK_TIMES, settle_in_child
 from kvnode.storage.errors import StorageError
 from kvnode.storage.fileformat import KIND_SNAPSHOT, fsync_dir
 from kvnode.storage.image import peek_index
 from kvnode.storage.layout import RAFT_SNAPSHOT
+from kvnode.storage.machine import Entry
+from kvnode.storage.outcome import Outcome
 from kvnode.thread_names import RAFT_THREAD, name_os_thread
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from typing import Any
 
 from kvnode.config import NodeConfig
 from kvnode.consensus import Indeterminate, Unavailable, Voter
-from kvnode.storage import Entry, Outcome, StateMachine
+from kvnode.storage.machine import Entry, StateMachine
+from kvnode.storage.outcome import Outcome
 from kvnode.storage.timings import Timings
 
 LEADER = "http://127.0.0.1:8001"  # the default config's URL: this node leads

@@ -8,7 +8,7 @@ import asyncio
 from kvnode.commands_pb2 import Command
 from kvnode.consensus import Indeterminate
 from kvnode.raft.batcher import MAX_BATCH_COMMANDS, WriteBatcher
-from kvnode.storage import Outcome, Status
+from kvnode.storage.outcome import Outcome, Status
 
 
 class FakeLog:

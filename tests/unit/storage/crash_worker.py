@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from kvnode.storage import Entry, StateMachine
+from kvnode.storage.machine import Entry, StateMachine
 from tests.unit.storage.model import encode, op_stream
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from kvnode import commands
-from kvnode.storage import Entry, StateMachine
 from kvnode.storage.background import FORK_TIMES
 from kvnode.storage.errors import StorageFailure
 from kvnode.storage.layout import PREVIOUS_WAL_FILE, STATE_FILE, WAL_FILE
+from kvnode.storage.machine import Entry, StateMachine
 from tests.waiting import wait_until_sync
 
 ENTRIES = 400

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvnode import commands
-from kvnode.storage import Entry, StateMachine, Status
+from kvnode.storage.machine import Entry, StateMachine
+from kvnode.storage.outcome import Status
 
 
 def put(key: str, value: bytes, request_id: str = "", **kw: object) -> bytes:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from kvnode import commands
-from kvnode.storage import Entry, StateMachine
 from kvnode.storage.checkpoint import decode_metadata, encode_metadata
 from kvnode.storage.errors import (
     CorruptFile,
@@ -22,6 +21,7 @@ from kvnode.storage.errors import (
 )
 from kvnode.storage.fileformat import HEADER_SIZE
 from kvnode.storage.framing import FRAME
+from kvnode.storage.machine import Entry, StateMachine
 from kvnode.storage.wal import WalRecord, encode_record, scan
 
 RECORDS = 6

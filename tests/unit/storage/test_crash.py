@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kvnode.storage import StateMachine
 from kvnode.storage.checkpoint import CHECKPOINT_STEPS
+from kvnode.storage.machine import StateMachine
 from tests.unit.storage.conftest import assert_matches_model
 from tests.unit.storage.model import Model, op_stream
 from tests.waiting import wait_until_sync

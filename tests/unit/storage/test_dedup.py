@@ -6,7 +6,6 @@ from pathlib import Path
 
 from kvnode import commands
 from kvnode.commands import condition
-from kvnode.storage import Entry, Outcome, StateMachine, Status
 from kvnode.storage.dedup import (
     DEDUP_MAX_ENTRIES,
     DEDUP_MAX_REPLY_BYTES,
@@ -14,6 +13,8 @@ from kvnode.storage.dedup import (
     RequestLog,
     RequestRecord,
 )
+from kvnode.storage.machine import Entry, StateMachine
+from kvnode.storage.outcome import Outcome, Status
 
 
 def put(key: str, value: bytes, request_id: str, at: int = 1000, **kw: object) -> bytes:

@@ -8,7 +8,8 @@ import pytest
 
 from kvnode import commands
 from kvnode.commands import condition
-from kvnode.storage import Entry, StateMachine, Status
+from kvnode.storage.machine import Entry, StateMachine
+from kvnode.storage.outcome import Status
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from kvnode import commands
-from kvnode.storage import Entry, StateMachine
 from kvnode.storage.changes import Change, IgnoreChanges
-from kvnode.storage.machine import APPLY_SLICE
+from kvnode.storage.machine import APPLY_SLICE, Entry, StateMachine
 from kvnode.storage.state_lock import StateLock
 from tests.waiting import wait_until_sync
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from kvnode import commands
 from kvnode.http.request import ApiError
 from kvnode.http.txn import parse_txn, reply_json
-from kvnode.storage import Entry, Outcome, StateMachine, Status
+from kvnode.storage.machine import Entry, StateMachine
+from kvnode.storage.outcome import Outcome, Status
 
 NOW = 1_000_000
 
