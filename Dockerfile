@@ -8,6 +8,7 @@ FROM ${BASE_IMAGE}
 # with an empty docker/wheels, pip installs from the package index instead.
 COPY docker/wheels/ /tmp/wheels/
 COPY pyproject.toml README.md scripts/requirements.lock /tmp/src/
+COPY docs/LICENSE /tmp/src/docs/LICENSE
 COPY kvnode /tmp/src/kvnode
 COPY cluster /tmp/src/cluster
 RUN python3 -m venv /opt/kvnode \

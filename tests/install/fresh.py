@@ -33,7 +33,7 @@ def source_copy(tmp_path: Path) -> Path:
     """The files a build of kvnode reads, copied under `tmp_path`."""
     source = tmp_path / "src"
     source.mkdir()
-    for part in ("pyproject.toml", "README.md", "kvnode", "cluster"):
+    for part in ("pyproject.toml", "README.md", "docs", "kvnode", "cluster"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, source / part)
     return source

@@ -74,3 +74,17 @@ def test_a_fresh_venv_from_the_lock_alone_runs_kvnode(tmp_path: Path) -> None:
         [python.parent / "kvnode", "--help"], capture_output=True, text=True, cwd=tmp_path
     )
     assert helped.returncode == 0 and "Usage: kvnode" in helped.stdout, helped.stderr
+    shipped = subprocess.run(
+        [python, "-c", SHIPPED], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert shipped.stdout.split() == ["Apache-2.0", "LICENSE", "py.typed"], shipped.stdout
+
+
+# What an install carries besides code: the licence (its SPDX id and its text) and the
+# PEP 561 marker that lets a user's type checker read kvnode's annotations.
+SHIPPED = """
+from importlib import metadata
+files = {f.name for f in metadata.files("kvnode")}
+print(metadata.metadata("kvnode")["License-Expression"])
+print(*sorted(files & {"LICENSE", "py.typed"}))
+"""
