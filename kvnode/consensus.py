@@ -56,7 +56,7 @@ class StateMachine(Protocol):
     """What a consensus needs of the state it replicates (hashicorp/raft's FSM): apply a
     batch of committed entries, snapshot to a path, restore from a path. The service owns
     it; it guards itself, so the consensus calls it from its own thread while the service
-    reads it from others. `kvnode.storage.StateMachine` is the one kvnode uses."""
+    reads it from others. `kvnode.storage.machine.StateMachine` is the one kvnode uses."""
 
     @property
     def last_applied(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvnode.storage import StateMachine
+from kvnode.storage.machine import StateMachine
 from tests.unit.storage.model import KEYS, Model
 
 

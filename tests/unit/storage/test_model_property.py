@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvnode.storage import Entry, StateMachine
+from kvnode.storage.machine import Entry, StateMachine
 from tests.unit.storage.conftest import assert_matches_model
 from tests.unit.storage.model import KEYS, VALUES, Model, encode
 
