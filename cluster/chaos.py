@@ -24,6 +24,7 @@ from kvnode.client import Client, KvError
 
 from .checker import check_history, lost_writes
 from .history import OK, Op
+from .leaders import LeaderLog
 from .lock_chaos import LockChaos
 from .nemesis import Nemesis
 from .netns import Topology
@@ -48,6 +49,7 @@ class ChaosSettings:
     extra_settings: dict[str, Any] = field(default_factory=dict)
     history_path: Path | None = None  # where to save the raw history, for re-checking
     watchers: int = 2  # clients watching the whole key space through the faults
+    report_dir: Path | None = None  # where to write the run as a page (report_page.py)
     locks: int = 0  # `kvnode lock` contenders under client faults (lock_chaos.py)
 
 
@@ -151,11 +153,13 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             )
             nemesis = Nemesis(cluster, settings.nemeses, settings.seed, topology)
             locks = LockChaos(cluster, Path(tmp) / "locks", settings.locks, settings.seed)
+            leaders = LeaderLog(cluster)
             started = time.monotonic()
             await asyncio.gather(
                 workload.run(settings.duration),
                 nemesis.run(settings.duration),
                 locks.run(settings.duration),  # its last turns may outlast the faults
+                leaders.run(settings.duration),
             )
             ended = time.monotonic()
             nemesis.heal_all()
@@ -173,6 +177,13 @@ async def run_chaos(settings: ChaosSettings) -> dict[str, Any]:
             if settings.locks:
                 report["locks"] = locks.report()
                 report["valid"] = report["valid"] and report["locks"]["valid"]
+            report.update(started=started, ended=ended, leader_changes=leaders.changes)
+            if settings.report_dir is not None:
+                from .report_page import write_chaos_report  # matplotlib: only when asked
+
+                write_chaos_report(
+                    settings.report_dir, report, workload.history, format_report(report)
+                )
             return report
         finally:
             locks.stop()

@@ -12,5 +12,5 @@ trap 'rm -rf "$tools"' EXIT
 python3 -m venv "$tools"
 "$tools/bin/pip" install --quiet --disable-pip-version-check pip-tools==7.5.1
 "$tools/bin/pip-compile" --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
-  --extra server --extra test --extra bench --output-file scripts/requirements.lock "$@" pyproject.toml
+  --extra server --extra test --extra bench --extra report --output-file scripts/requirements.lock "$@" pyproject.toml
 echo "wrote scripts/requirements.lock"

@@ -28,7 +28,7 @@ fi
 
 # Exactly the versions in scripts/requirements.lock (regenerate with scripts/lock.sh).
 python3 -m pip install --quiet --disable-pip-version-check \
-  --constraint scripts/requirements.lock -e ".[server,test]"
+  --constraint scripts/requirements.lock -e ".[server,test,report]"
 python3 -m ruff check kvnode cluster tests
 python3 -m mypy  # --strict on kvnode/ and cluster/ (pyproject.toml [tool.mypy])
 python3 -m pytest "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -48,6 +49,13 @@ from kvnode.cluster import NEMESES
     "--history", "history_path", type=click.Path(path_type=Path), help="Save the raw history."
 )
 @click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write the run as a page, DIR/index.html: latency and throughput over time with the"
+    " faults and leader changes marked, and the verdict (needs kvnode[report]).",
+)
+@click.option(
     "--check",
     "check_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -63,6 +71,7 @@ def chaos(
     locks: int,
     json_path: Path | None,
     history_path: Path | None,
+    report_dir: Path | None,
     check_path: Path | None,
 ) -> None:
     """Run a local cluster under faults and check the history (exit 1 on any violation).
@@ -73,6 +82,7 @@ def chaos(
       kvnode chaos --duration 60 --nemesis kill,pause
       kvnode chaos --duration 60 --nemesis kill-leader,pause --locks 4
       kvnode chaos --duration 1800 --nemesis kill,pause,partition,wipe --json soak.json
+      kvnode chaos --duration 60 --report chaos-report   # then open chaos-report/index.html
       kvnode chaos --check history.json
     """
     import orjson
@@ -87,6 +97,9 @@ def chaos(
     from kvnode.cluster.history import load_history
     from kvnode.cluster.netns import NetnsError, available
 
+    if report_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        fail("--report draws with matplotlib: pip install 'kvnode[report]'", EXIT_CONFIG)
+
     if check_path is not None:
         try:
             history = load_history(check_path.read_bytes())
@@ -94,7 +107,12 @@ def chaos(
             message = f"{check_path}: not a history saved by `kvnode chaos --history`: {exc}"
             fail(message, EXIT_CONFIG)
         judgement = judge(history)
-        click.echo(f"operations: {len(history)}\n{format_judgement(judgement)}")
+        summary = f"operations: {len(history)}\n{format_judgement(judgement)}"
+        click.echo(summary)
+        if report_dir is not None:
+            from kvnode.cluster.report_page import write_chaos_report
+
+            write_chaos_report(report_dir, judgement, history, summary)
         if json_path:
             json_path.write_bytes(orjson.dumps(judgement, option=orjson.OPT_INDENT_2))
         sys.exit(0 if judgement["valid"] else 1)
@@ -108,6 +126,7 @@ def chaos(
         clients,
         rate,
         history_path=history_path,
+        report_dir=report_dir,
         watchers=watchers,
         locks=locks,
     )
