@@ -4,20 +4,21 @@ fault windows shaded and labelled with their node, the leader changes marked, an
 checker's verdict with the minimal failing sub-history of each violation. The raw
 history and the report are written beside it as JSON.
 
-The plots are matplotlib's SVG inlined into the page, so it reads without a network
-connection or any script. Every text from the run (keys, values, errors) is escaped.
+The plots are inline SVG (kvnode.pages), so the page reads offline. Every text from the
+run (keys, values, errors) is escaped.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from kvnode.pages import figure_svg, pyplot, write_page
 
 from .history import FAIL, INFO, OK, Op
 
@@ -37,12 +38,12 @@ def write_chaos_report(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "history.json").write_bytes(orjson.dumps([op.to_json() for op in history]))
     (directory / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    page = directory / "index.html"
-    page.write_text(chaos_page(report, history, summary))
-    return page
+    verdict = "VALID" if report["valid"] else "INVALID"
+    sections = chaos_sections(report, history, summary)
+    return write_page(directory / "index.html", f"kvnode chaos: {verdict}", sections)
 
 
-def chaos_page(report: dict[str, Any], history: Sequence[Op], summary: str) -> str:
+def chaos_sections(report: dict[str, Any], history: Sequence[Op], summary: str) -> list[str]:
     started = report.get("started", min((op.invoke for op in history), default=0.0))
     verdict = "VALID" if report["valid"] else "INVALID"
     sections = [
@@ -55,19 +56,14 @@ def chaos_page(report: dict[str, Any], history: Sequence[Op], summary: str) -> s
         '<p>Raw data: <a href="history.json">history.json</a> (every operation, monotonic'
         ' seconds), <a href="report.json">report.json</a>.</p>',
     ]
-    return PAGE.format(title=f"kvnode chaos: {verdict}", body="\n".join(sections))
+    return sections
 
 
 def timeline_svg(report: dict[str, Any], history: Sequence[Op], started: float) -> str:
     """Latency (log scale) and throughput over the run's seconds, one figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: the figure only becomes SVG text
-    from matplotlib import pyplot
-
     ops = [op for op in history if op.process >= 0]  # the final reads are not the load
     end = max((op.invoke for op in ops), default=started) - started
-    figure, (latency, throughput) = pyplot.subplots(
+    figure, (latency, throughput) = pyplot().subplots(
         2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
     ceiling = plot_latency(latency, ops, started)
@@ -77,12 +73,7 @@ def timeline_svg(report: dict[str, Any], history: Sequence[Op], started: float) 
         mark_leaders(axes, report.get("leader_changes", []), started, label=axes is latency)
     latency.set_ylim(top=ceiling * 3)
     throughput.set_xlabel("seconds since the faults began")
-    figure.tight_layout()
-    svg = io.StringIO()
-    figure.savefig(svg, format="svg")
-    pyplot.close(figure)
-    text = svg.getvalue()
-    return text[text.index("<svg") :]  # inline: no XML declaration or doctype
+    return figure_svg(figure)
 
 
 def plot_latency(axes: Any, ops: Sequence[Op], started: float) -> float:
@@ -206,19 +197,3 @@ def violations_section(report: dict[str, Any]) -> str:
             " no acknowledged write was lost.</p>"
         )
     return "<h2>Checker: minimal failing sub-histories</h2>" + "".join(parts)
-
-
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font: 14px system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-.valid {{ color: #2a9d55; }} .invalid {{ color: #d1495b; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
-td, th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: left; }}
-pre {{ background: #f6f6f6; padding: 0.6em; overflow-x: auto; }}
-svg {{ max-width: 100%; height: auto; }}
-</style></head>
-<body>
-{body}
-</body></html>
-"""

@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -38,11 +39,13 @@ class BenchSettings:
     warmup: float = 1.0
     seed: int = 1
     progress: bool = True
+    report_dir: Path | None = None  # where to draw the run as a page (bench/load_page.py)
 
 
 @dataclass
 class BenchStats:
     latencies: list[float] = field(default_factory=list)
+    answered_at: list[float] = field(default_factory=list)  # monotonic, beside latencies
     outcomes: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
     finished: float = 0.0
@@ -168,6 +171,7 @@ async def _worker(
             stats.outcomes[outcome] += 1
             if outcome in ("ok", "compare_failed"):
                 stats.latencies.append(elapsed)
+                stats.answered_at.append(time.monotonic())
 
 
 async def run_load(settings: BenchSettings) -> dict[str, Any]:
@@ -198,6 +202,10 @@ async def run_load(settings: BenchSettings) -> dict[str, Any]:
     summary = stats.summary(settings)
     # This client's own CPU, in cores: near 1 it is the bottleneck, not the server.
     summary["client_core_share"] = round(cpu_used / max(stats.finished - stats.started, 1e-9), 2)
+    if settings.report_dir is not None:
+        from kvnode.bench.load_page import write_bench_report  # matplotlib: only when asked
+
+        write_bench_report(settings.report_dir, summary, stats)
     return summary
 
 

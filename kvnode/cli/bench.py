@@ -14,6 +14,7 @@ from kvnode.cli.common import (
     endpoints_option,
     fail,
     main,
+    require_plots,
 )
 
 CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measures itself
@@ -44,6 +45,13 @@ CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measure
     help="Writes/s of the watch workload (its --connections are stream watchers).",
 )
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write the run as a page, DIR/index.html: the latency percentile curve and the"
+    " answers per second (needs kvnode[report]).",
+)
 def bench(json_path: Path | None, rate: float, **options: Any) -> None:
     """Load-test a cluster and print ops/s and latency percentiles.
 
@@ -62,7 +70,10 @@ def bench(json_path: Path | None, rate: float, **options: Any) -> None:
     from kvnode.bench.load import BenchSettings, format_table, run_load
 
     endpoints = options.pop("endpoints").split(",")
+    require_plots(options["report_dir"])
     if options["workload"] == "watch":
+        if options.pop("report_dir") is not None:
+            fail("--report draws the request workloads, not watch", EXIT_CONFIG)
         watch_bench(endpoints[0], rate, options, json_path)
         return
     result = asyncio.run(run_load(BenchSettings(endpoints=endpoints, **options)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from kvnode.cli.common import (
     EXIT_CONFIG,
     fail,
     main,
+    require_plots,
 )
 from kvnode.cluster import NEMESES
 
@@ -97,8 +97,7 @@ def chaos(
     from kvnode.cluster.history import load_history
     from kvnode.cluster.netns import NetnsError, available
 
-    if report_dir is not None and importlib.util.find_spec("matplotlib") is None:
-        fail("--report draws with matplotlib: pip install 'kvnode[report]'", EXIT_CONFIG)
+    require_plots(report_dir)
 
     if check_path is not None:
         try:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -75,6 +76,12 @@ def exit_code_for(error: KvError) -> int:
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"kvnode: {message}", err=True)
     sys.exit(code)
+
+
+def require_plots(report_dir: Path | None) -> None:
+    """`--report` draws with matplotlib (the `report` extra): said before any work starts."""
+    if report_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        fail("--report draws with matplotlib: pip install 'kvnode[report]'", EXIT_CONFIG)
 
 
 # Which module registers each command: a command's module is imported only when that

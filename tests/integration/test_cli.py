@@ -303,3 +303,17 @@ def test_list_pages_through_every_key_counts_and_deletes_a_range(
     everything = kvnode("delete", "--prefix", "", *e)
     assert everything.returncode == 2 and b"would delete every key" in everything.stderr
     assert kvnode("delete", "--prefix", "big/", *e).stdout.startswith(b"deleted 1436 keys")
+
+
+def test_bench_report_draws_the_run(endpoints: str, tmp_path: Path) -> None:
+    report = tmp_path / "bench"
+    ran = kvnode(
+        "bench",
+        *("--endpoints", endpoints, "--duration", "1", "--warmup", "0.2"),
+        *("--connections", "2", "--report", str(report)),
+    )
+    assert ran.returncode == 0, ran.stderr
+    summary = orjson.loads((report / "summary.json").read_bytes())
+    page = (report / "index.html").read_text()
+    assert summary["ok"] > 0 and f"{summary['ops_per_s']} ops/s" in page
+    assert 'id="latency-curve"' in page and 'id="throughput"' in page
