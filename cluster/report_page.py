@@ -132,14 +132,7 @@ def shade_faults(axes: Any, faults: Sequence[dict[str, Any]], started: float, la
         band.set_color(FAULT_COLOURS.get(kind, "#888"))
         band.set_gid(f"fault-{kind}")
         if label:
-            axes.annotate(
-                f"{fault['fault']} {fault['node']}",
-                (begin, 1.0),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                va="top",
-                fontsize=7,
-            )
+            upright_label(axes, f"{fault['fault']} {fault['node']}", begin, 1.0, va="top")
 
 
 def mark_leaders(axes: Any, changes: Sequence[dict[str, Any]], started: float, label: bool) -> None:
@@ -148,13 +141,14 @@ def mark_leaders(axes: Any, changes: Sequence[dict[str, Any]], started: float, l
         at = change["at"] - started
         axes.axvline(at, color="#222", ls="--", lw=0.8).set_gid("leader-change")
         if label:
-            axes.annotate(
-                f"{change['node'] or 'no leader'}",
-                (at, 0.02),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                fontsize=7,
-            )
+            upright_label(axes, change["node"] or "no leader", at, 0.02)
+
+
+def upright_label(axes: Any, text: str, x: float, height: float, **style: Any) -> None:
+    """Small vertical text at time `x`, `height` up the plot (0 bottom, 1 top)."""
+    axes.annotate(
+        text, (x, height), xycoords=("data", "axes fraction"), rotation=90, fontsize=7, **style
+    )
 
 
 def fault_table(faults: Sequence[dict[str, Any]], started: float) -> str:

@@ -205,7 +205,8 @@ async def run_load(settings: BenchSettings) -> dict[str, Any]:
     if settings.report_dir is not None:
         from kvnode.bench.load_page import write_bench_report  # matplotlib: only when asked
 
-        write_bench_report(settings.report_dir, summary, stats)
+        answered = [at - stats.started for at in stats.answered_at]
+        write_bench_report(settings.report_dir, summary, stats.latencies, answered)
     return summary
 
 

@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from kvnode.bench.report import percentile
 from kvnode.pages import figure_svg, pyplot, write_page
 
-if TYPE_CHECKING:
-    from kvnode.bench.load import BenchStats
-
 # Where the percentile curve is sampled: 0 to 99.99, denser towards the tail.
 CURVE_POINTS = [100 * (1 - 10 ** (-k / 20)) for k in range(0, 81)]
 
 
-def write_bench_report(directory: Path, summary: dict[str, Any], stats: BenchStats) -> Path:
-    """Writes index.html and summary.json into `directory`; returns the page."""
+def write_bench_report(
+    directory: Path,
+    summary: dict[str, Any],
+    latencies: Sequence[float],
+    answered: Sequence[float],
+) -> Path:
+    """Writes index.html and summary.json into `directory`; returns the page. `latencies`
+    are each answer's seconds, `answered` when it came (seconds since measuring began)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     title = (
@@ -35,17 +39,17 @@ def write_bench_report(directory: Path, summary: dict[str, Any], stats: BenchSta
     )
     sections = [
         f"<h1>{html.escape(title)}</h1>",
-        bench_svg(stats),
+        bench_svg(latencies, answered, summary["duration_s"]),
         f"<h2>Latency</h2><table>{table}</table>",
         f"<pre>{html.escape(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())}</pre>",
     ]
     return write_page(directory / "index.html", title, sections)
 
 
-def bench_svg(stats: BenchStats) -> str:
+def bench_svg(latencies: Sequence[float], answered: Sequence[float], duration: float) -> str:
     """The percentile curve beside the answers per second."""
     figure, (curve, rate) = pyplot().subplots(1, 2, figsize=(11, 4))
-    ordered = sorted(stats.latencies)
+    ordered = sorted(latencies)
     # x: how many nines ("99%" sits at 2): the tail gets as much room as the body.
     nines = [-math.log10(1 - p / 100) for p in CURVE_POINTS]
     millis = [percentile(ordered, p) * 1000 for p in CURVE_POINTS]
@@ -54,11 +58,11 @@ def bench_svg(stats: BenchStats) -> str:
     curve.set_xticks([-math.log10(1 - p / 100) for p in ticks], [f"{p:g}" for p in ticks])
     curve.set_xlabel("percentile")
     curve.set_ylabel("latency (ms)")
-    seconds = max(1, math.ceil(stats.finished - stats.started))
+    seconds = max(1, math.ceil(duration))
     counts = [0] * seconds
-    for at in stats.answered_at:
-        if stats.started <= at:
-            counts[min(seconds - 1, int(at - stats.started))] += 1
+    for at in answered:
+        if at >= 0:
+            counts[min(seconds - 1, int(at))] += 1
     rate.bar(range(seconds), counts, width=1.0, align="edge", color="#2a9d55", gid="throughput")
     rate.set_xlabel("seconds")
     rate.set_ylabel("answers / s")

@@ -14,6 +14,7 @@ from kvnode.cli.common import (
     endpoints_option,
     fail,
     main,
+    report_option,
     require_plots,
 )
 
@@ -45,13 +46,7 @@ CLIENT_BOTTLENECK_SHARE = 0.7  # of one core, above which `kvnode bench` measure
     help="Writes/s of the watch workload (its --connections are stream watchers).",
 )
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write results here.")
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Write the run as a page, DIR/index.html: the latency percentile curve and the"
-    " answers per second (needs kvnode[report]).",
-)
+@report_option("the latency percentile curve and the answers per second")
 def bench(json_path: Path | None, rate: float, **options: Any) -> None:
     """Load-test a cluster and print ops/s and latency percentiles.
 

@@ -12,6 +12,7 @@ from kvnode.cli.common import (
     EXIT_CONFIG,
     fail,
     main,
+    report_option,
     require_plots,
 )
 from kvnode.cluster import NEMESES
@@ -48,12 +49,8 @@ from kvnode.cluster import NEMESES
 @click.option(
     "--history", "history_path", type=click.Path(path_type=Path), help="Save the raw history."
 )
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Write the run as a page, DIR/index.html: latency and throughput over time with the"
-    " faults and leader changes marked, and the verdict (needs kvnode[report]).",
+@report_option(
+    "latency and throughput over time with the faults and leader changes marked, and the verdict"
 )
 @click.option(
     "--check",

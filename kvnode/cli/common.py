@@ -78,6 +78,16 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def report_option(draws: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--report DIR`: the run as a page, DIR/index.html, showing what `draws` says."""
+    return click.option(
+        "--report",
+        "report_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help=f"Write the run as a page, DIR/index.html: {draws} (needs kvnode[report]).",
+    )
+
+
 def require_plots(report_dir: Path | None) -> None:
     """`--report` draws with matplotlib (the `report` extra): said before any work starts."""
     if report_dir is not None and importlib.util.find_spec("matplotlib") is None:
