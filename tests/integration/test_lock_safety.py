@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kvnode.cli.supervise import EXIT_LOCK_LOST
-from kvnode.client import Client
+from kvnode.client import Client, KeyItem
 from kvnode.client.coordination import LOCKS_PREFIX, Lock
 from kvnode.cluster.locks import (
     SECTIONS_LOG,
@@ -85,8 +85,8 @@ class Contenders:
             lambda: len(self.lock_keys()) == count, SECONDS, f"{count} keys in the queue"
         )
 
-    def lock_keys(self) -> list[dict]:
-        async def listing() -> list[dict]:
+    def lock_keys(self) -> list[KeyItem]:
+        async def listing() -> list[KeyItem]:
             async with Client(self.cluster.urls, timeout=5) as client:
                 return await client.list(f"{LOCKS_PREFIX}{LOCK}/")
 
@@ -126,15 +126,13 @@ def test_a_waiter_whose_endpoint_is_paused_keeps_its_place(
     follower = next(i for i in range(3) if i != cluster_leader(cluster))
     waiter = contenders.start("b", [follower, *(i for i in range(3) if i != follower)])
     contenders.wait_queued(2)
-    waiter_key = max(contenders.lock_keys(), key=lambda k: k["create_revision"])["key"]
+    waiter_key = max(contenders.lock_keys(), key=lambda k: k.create_revision).key
     cluster.pause(follower)
     try:
         paused_at = time.monotonic()
         # Past two TTLs: the waiter's lease stays alive through the other endpoints.
         while time.monotonic() - paused_at < 2 * TTL:
-            assert waiter_key in [k["key"] for k in contenders.lock_keys()], (
-                "the waiter lost its key"
-            )
+            assert waiter_key in [k.key for k in contenders.lock_keys()], "the waiter lost its key"
         contenders.release("a")
         contenders.wait_holding("b")
     finally:
@@ -206,7 +204,7 @@ def test_a_lock_lost_while_the_command_runs_stops_it_within_the_grace(
     holder = contenders.start_running("a", command, "--grace", "1")
     command_pid = int(wait_until_sync(lambda: read_if_exists(pid_file), SECONDS, "the command"))
     (key,) = contenders.lock_keys()
-    lease = int(key["key"].rsplit("/", 1)[1])
+    lease = int(key.key.rsplit("/", 1)[1])
 
     async def revoke() -> None:
         async with Client(cluster.urls, timeout=5) as client:

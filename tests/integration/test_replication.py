@@ -24,7 +24,7 @@ from tests.integration.conftest import (
     statuses,
     write_load,
 )
-from tests.waiting import wait_until
+from tests.waiting import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -221,7 +221,14 @@ def test_minority_neither_acknowledges_writes_nor_serves_linearizable_reads(
 
 
 def snapshot_index(local: LocalCluster, node: int) -> int:
-    head = (local.nodes[node].data_dir / RAFT_SNAPSHOT).read_bytes()[:64]
+    """The index of the node's Raft snapshot, once its first one is written (a forked
+    child writes it, which on a busy machine can lag the writes that called for it)."""
+    path = local.nodes[node].data_dir / RAFT_SNAPSHOT
+    head = wait_until_sync(
+        lambda: path.read_bytes()[:64] if path.exists() else None,
+        60,
+        f"{local.nodes[node].node_id}'s first Raft snapshot",
+    )
     return peek_index(head, KIND_SNAPSHOT) or 0
 
 
