@@ -55,3 +55,15 @@ class LeaderMatch:
         if term != self._term:
             self._term = term
             self._reported.clear()
+
+
+def answers_another_term(reply: dict[str, Any], term: int) -> bool:
+    """Whether a follower's reply (`next_node_idx`) was sent in a term other than the
+    leader's current one. Raft drops such a reply (§5.1); PySyncObj's leader would count
+    it: a success reply from an earlier leadership of the same node, held in the
+    follower's outbox behind a slow fsync or still in flight, would vouch for entries
+    the follower may since have replaced with another leader's, and the leader could
+    commit an entry that only it holds. Followers stamp the term (transport.py); a
+    reply without one (a kvnode too old to stamp it) is taken as before."""
+    stamped = reply.get("term")
+    return isinstance(stamped, int) and stamped != term

@@ -43,6 +43,7 @@ from kvnode.raft import read_index
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.follower_append import AppendPlan, Entry, plan_append
 from kvnode.raft.journal_sync import JournalSyncer
+from kvnode.raft.leader_match import answers_another_term
 from kvnode.raft.outbox import Outbox
 from kvnode.raft.prevote import PRE_VOTE, PRE_VOTE_REPLY, TERM_AHEAD
 from kvnode.raft.pysyncobj import peer_pickle
@@ -155,6 +156,8 @@ class SyncedTransport(TransportBase):
             self.node.prevote.mark_vote_request(message)
         elif message.get("type") == "append_entries":
             self._unanswered_since.setdefault(node, time.monotonic())
+        elif message.get("type") == "next_node_idx":
+            message["term"] = self.node.raftCurrentTerm  # leader_match.answers_another_term
         limit = self._acknowledge_limit.get(node)
         if (
             limit is not None
@@ -239,6 +242,9 @@ class SyncedTransport(TransportBase):
             and message.get("serialized") is not None
             and self._refuse_stale_snapshot(node, message["serialized"])
         ):
+            return
+        if kind == "next_node_idx" and answers_another_term(message, self.node.raftCurrentTerm):
+            log.debug("dropped a reply of term %r from %s", message.get("term"), node)
             return
         if kind == "next_node_idx":
             self._time_acknowledgement(node)

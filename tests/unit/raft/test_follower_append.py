@@ -16,6 +16,7 @@ from pysyncobj.transport import TCPTransport
 
 from kvnode.config import NodeConfig
 from kvnode.raft.follower_append import Entry, plan_append
+from kvnode.raft.leader_match import answers_another_term
 from kvnode.raft.pysyncobj import peer_pickle
 from kvnode.raft.pysyncobj import transport as transport_module
 from kvnode.raft.pysyncobj.adapter import make_node
@@ -195,6 +196,15 @@ def test_a_real_follower_keeps_what_it_acknowledged(follower: Follower) -> None:
     replaced = [(1, 0), (2, 5), (3, 5), (4, LEADER_TERM), (5, LEADER_TERM)]
     assert follower.log() == replaced
     assert follower.journal_file() == replaced
+
+
+def test_a_reply_names_the_term_it_answers(follower: Follower) -> None:
+    """The leader drops a reply of another term (leader_match.answers_another_term)."""
+    reply = follower.append(1, 0, entries(2, 5))
+    assert reply["success"] and reply["term"] == LEADER_TERM
+    assert not answers_another_term(reply, LEADER_TERM)
+    assert answers_another_term(reply, LEADER_TERM + 1)  # the leader was elected again
+    assert not answers_another_term({"type": "next_node_idx", "next_node_idx": 3}, 9)
 
 
 def test_a_commit_index_is_learnt_only_up_to_what_the_message_covered(

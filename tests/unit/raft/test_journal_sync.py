@@ -63,6 +63,7 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
         encryptor=None,
         machine=SimpleNamespace(cluster_id=""),
         prevote=SimpleNamespace(mark_vote_request=lambda message: None),
+        raftCurrentTerm=1,
     )
     return transport
 
