@@ -30,6 +30,9 @@ On the follower's side, an append-entries message is first reduced to what Raft
 §5.3 lets it change (follower_append.py): entries already held are skipped, the
 log is cut only from a conflicting entry, and the reply acknowledges only what the
 message covered. A conflict at or below the commit index fail-stops the node.
+Each reply names the term it answers, and the leader drops a reply of another term
+(leader_match.answers_another_term): PySyncObj's leader would count one from an
+earlier leadership of its own.
 """
 
 from __future__ import annotations
