@@ -5,6 +5,7 @@ and is imported only when a page is drawn."""
 
 from __future__ import annotations
 
+import html
 import io
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,6 @@ def figure_svg(figure: Any) -> str:
 
 def write_page(path: Path, title: str, sections: list[str]) -> Path:
     """The page: `title` is plain text (escaped here); `sections` are HTML already."""
-    import html
-
     body = "\n".join(sections)
     path.write_text(
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
