@@ -21,6 +21,8 @@ from kvnode.config import MAX_KEY_BYTES
 from kvnode.contract import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, value_fields
 from kvnode.http.auth import GRANT, authenticate, authorize
 from kvnode.http.checks import check_cluster, check_single_headers
+from kvnode.http.console import add_console_routes
+from kvnode.http.cors import cors_headers, preflight
 from kvnode.http.keys import consistent_read, expire_at_or_none
 from kvnode.http.lease import add_lease_routes
 from kvnode.http.members import add_membership_routes
@@ -54,6 +56,10 @@ NO_PARAMS: frozenset[str] = frozenset()
 SERVICE = web.AppKey("service", Service)
 METRICS = web.AppKey("metrics", Metrics)
 
+# The headers that let a web page of another origin read the reply (kvnode.http.cors),
+# added when it is prepared: a watch stream sends its headers before its handler returns.
+CORS = web.RequestKey("cors", dict[str, str])
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -61,13 +67,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     service = request.app[SERVICE]
     started = time.perf_counter()
+    response: web.StreamResponse
     try:
-        check_single_headers(request)
-        grant = authenticate(request, service)
-        request[GRANT] = grant
-        authorize(request, grant)
-        check_cluster(request, service)
-        response = await handler(request)
+        request[CORS] = cors_headers(request, service)
+        answer = preflight(request)
+        if answer is not None:
+            response = web.Response(status=answer.status, headers=answer.headers)
+        else:
+            check_single_headers(request)
+            grant = authenticate(request, service)
+            request[GRANT] = grant
+            authorize(request, grant)
+            check_cluster(request, service)
+            response = await handler(request)
     except web.HTTPException as exc:
         code = exc.reason.lower().replace(" ", "_")
         response = error_response(
@@ -84,6 +96,10 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
     seconds = time.perf_counter() - started
     request.app[METRICS].record(request.method, response.status, seconds, route_of(request))
     return response
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(request.get(CORS, {}))
 
 
 def route_of(request: web.Request) -> str:
@@ -269,6 +285,7 @@ def create_app(service: Service) -> web.Application:
         service.watches.end_all("shutting_down", "this node is stopping; resume on another node")
 
     app.on_shutdown.append(end_watches)
+    app.on_response_prepare.append(add_cors_headers)
     app.router.add_get("/kv/", list_keys)
     app.router.add_get("/kv", list_keys)
     # [\s\S]: a key may hold any character, newlines included (`.` would stop at them).
@@ -283,4 +300,5 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
+    add_console_routes(app.router)
     return app

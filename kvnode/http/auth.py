@@ -7,6 +7,7 @@ or key prefixes do not cover the request is `403 forbidden`. What each route nee
 | route | needs |
 |---|---|
 | `/health`, `/ready` | nothing (probes carry no token) |
+| `/ui` (the console's page) | nothing (it holds no data; what it shows, it asks with a token) |
 | `/status` | any token |
 | `/metrics` | `metrics` or `admin` |
 | `GET /kv/{key}`, `GET /kv/?prefix=P` (lists, counts, watches) | `read`, covering the key or P |
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from kvnode.access import ROOT, Grant
 from kvnode.commands_pb2 import Txn
+from kvnode.http.console import is_console
 from kvnode.http.request import ApiError, HttpRequest, parse_key
 from kvnode.service import Service
 
@@ -32,7 +34,10 @@ GRANT = web.RequestKey("grant", Grant)  # what the request's token may do
 
 def authenticate(request: HttpRequest, service: Service) -> Grant:
     """The request's grant: ROOT when auth is off (or on an open path)."""
-    if not service.config.auth_token or request.path in UNAUTHENTICATED_PATHS:
+    if not service.config.auth_token:
+        return ROOT
+    path = request.path
+    if path in UNAUTHENTICATED_PATHS or is_console(path):
         return ROOT
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     grant = service.grant_for(secret) if scheme == "Bearer" and secret else None

@@ -190,6 +190,8 @@ async def get_key(request: HttpRequest, service: Service, key: str) -> Reply:
     }
     if record.expire_at_ms:
         headers["X-KV-Expire-At"] = str(record.expire_at_ms)
+    if record.lease:
+        headers["X-KV-Lease"] = str(record.lease)
     return Reply(200, record.value, headers, "application/octet-stream")
 
 

@@ -33,6 +33,7 @@ from yarl import URL
 
 from kvnode.http.auth import authenticate, authorize_keys
 from kvnode.http.checks import check_cluster, check_single_headers
+from kvnode.http.cors import cors_headers, preflight
 from kvnode.http.keys import delete_key, get_key, put_key
 from kvnode.http.metrics import Metrics
 from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, error_reply, parse_key
@@ -145,15 +146,17 @@ class LeanKvPath:
         """Answer one request; the caller (the connection's protocol) ends it."""
         started = time.perf_counter()
         method = request.method
+        cors: dict[str, str] = {}
         try:
-            reply = await self._reply_to(request)
+            cors = cors_headers(request, self._service)
+            reply = preflight(request) or await self._reply_to(request)
         except Exception as exc:  # every failure is a JSON reply; a bug is also logged
             reply = error_reply(api_error_of(exc, request))
         # Counted before it is written, like the application's replies: a client gone
         # mid-body still shows as the 400 its request got.
         self._metrics.record(method, reply.status, time.perf_counter() - started, ROUTE)
         keep_alive = request.keep_alive
-        await request.writer.write(self._encode(request, reply, keep_alive))
+        await request.writer.write(self._encode(request, reply, keep_alive, cors))
         return Written(keep_alive)
 
     async def _reply_to(self, request: LeanRequest) -> Reply:
@@ -187,7 +190,9 @@ class LeanKvPath:
         await request.writer.write(CONTINUE)
         request.writer.output_size = 0
 
-    def _encode(self, request: LeanRequest, reply: Reply, keep_alive: bool) -> bytes:
+    def _encode(
+        self, request: LeanRequest, reply: Reply, keep_alive: bool, cors: dict[str, str]
+    ) -> bytes:
         """The status line, headers and body as aiohttp would write them: the request's
         HTTP version, `Connection` only where it differs from the version's default."""
         version = "HTTP/1.1" if request.http_1_1 else "HTTP/1.0"
@@ -197,6 +202,7 @@ class LeanKvPath:
             f"Content-Type: {reply.content_type}\r\nContent-Length: {len(body)}\r\n"
         ]
         lines.extend(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+        lines.extend(f"{name}: {value}\r\n" for name, value in cors.items())
         lines.extend(f"{name}: {value}\r\n" for name, value in self._service.node_headers().items())
         if keep_alive and request.http_1_0:
             lines.append("Connection: keep-alive\r\n")
