@@ -9,6 +9,7 @@ const COORDINATION_REFRESH_MS = 2000;
 const LIST_PAGE = 1000;
 const MAX_EVENTS_SHOWN = 500;
 const WATCH_RETRY_MS = 500;
+const MAX_LEASES_DETAILED = 100;
 
 const state = {
   token: "", // in this page's memory only: never stored, never in a URL
@@ -573,7 +574,7 @@ views.coordination = {
         askAny(`/kv/?prefix=locks/&limit=100000`),
         askAny(`/kv/?prefix=elections/&limit=100000`),
       ]);
-      this.drawLeases(leases.body);
+      await this.drawLeases(leases.body);
       fill(document.querySelector("#locks tbody"), [
         ...this.queues("lock", "locks/", locks.body),
         ...this.queues("election", "elections/", elections.body),
@@ -583,12 +584,22 @@ views.coordination = {
     }
   },
 
-  drawLeases(leases) {
-    fill(document.querySelector("#leases tbody"), leases.map((lease) => el("tr", { "data-lease": lease.id },
+  /** Each lease with the keys attached to it (the list has only ids and deadlines: the
+   *  first MAX_LEASES_DETAILED are asked for one by one). */
+  async drawLeases(leases) {
+    const detailed = await Promise.all(leases.slice(0, MAX_LEASES_DETAILED).map(async (lease) => {
+      try {
+        return (await askAny(`/lease/${lease.id}`)).body;
+      } catch (_) {
+        return lease; // expired or revoked meanwhile
+      }
+    }));
+    const rows = [...detailed, ...leases.slice(MAX_LEASES_DETAILED)].map((lease) => el("tr", { "data-lease": lease.id },
       el("td", {}, lease.id),
       el("td", {}, `${lease.ttl} s`),
-      el("td", {}, lease.remaining !== undefined ? `${Number(lease.remaining).toFixed(1)} s` : ""),
-      el("td", {}, (lease.keys || []).join(", ")))));
+      el("td", {}, secondsLeft(lease.expire_at)),
+      el("td", {}, lease.keys ? lease.keys.join(", ") || "none" : "")));
+    fill(document.querySelector("#leases tbody"), rows);
   },
 
   /** One row per lock (election): its contenders in create order, the first holds it. */
