@@ -355,7 +355,9 @@ views.keys = {
     const text = shown ? decodeText(shown.bytes) : "";
     document.getElementById("editor-format").value = text === null ? "base64" : "text";
     document.getElementById("editor-value").value = text === null ? toBase64(shown.bytes) : text;
-    document.getElementById("editor-ttl").value = "";
+    // A PUT without a ttl would drop the key's deadline: keep what is left of it.
+    const left = shown && shown.expireAt ? Math.ceil((shown.expireAt - Date.now()) / 1000) : 0;
+    document.getElementById("editor-ttl").value = left > 0 ? String(left) : "";
     document.getElementById("editor-ttl").disabled = Boolean(shown && shown.lease);
     document.getElementById("editor-note").textContent = creating
       ? "Created only if no key of that name exists."
@@ -459,6 +461,7 @@ views.watch = {
       say("Give a key, or tick the box to watch a prefix (empty: every key).");
       return;
     }
+    await views.cluster.refresh(); // learn every member first: the watch moves to them
     const run = { stop: new AbortController(), next: 0, target, isPrefix };
     this.running = run;
     document.getElementById("watch-start").disabled = true;
@@ -637,6 +640,7 @@ function start() {
     document.getElementById("token").value = "";
     document.getElementById("login-state").textContent = state.token ? "token in use (this page only)" : "no token";
     say("");
+    views.cluster.refresh(); // the members, and so where to go when this node fails
     const current = location.hash.slice(1);
     views[current]?.opened?.();
   });
