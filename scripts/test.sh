@@ -5,9 +5,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Debian tools the integration, chaos and Docker tests use (as root, only when missing).
+# Debian tools the integration, chaos, Docker and browser tests use (as root, only when
+# missing): the console's tests drive headless Chromium through chromium-driver.
 missing=()
-for pair in ip:iproute2 ss:iproute2 iptables:iptables curl:curl debootstrap:debootstrap; do
+for pair in ip:iproute2 ss:iproute2 iptables:iptables curl:curl debootstrap:debootstrap \
+  chromium:chromium chromedriver:chromium-driver; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,9 +23,10 @@ fi
 if command -v docker >/dev/null 2>&1; then
   export KVNODE_REQUIRE_DOCKER=1
 fi
-# As root the partition tools are installed above, so partition tests must run too.
+# As root the partition tools and the browser are installed above, so their tests must
+# run too.
 if [ "$(id -u)" = 0 ]; then
-  export KVNODE_REQUIRE_NETNS=1
+  export KVNODE_REQUIRE_NETNS=1 KVNODE_REQUIRE_BROWSER=1
 fi
 
 # Exactly the versions in scripts/requirements.lock (regenerate with scripts/lock.sh).

@@ -14,7 +14,7 @@ const MAX_LEASES_DETAILED = 100;
 const state = {
   token: "", // in this page's memory only: never stored, never in a URL
   endpoints: [location.origin], // this node first, then the members it lists
-  selfId: "",
+  reachedByBrowser: new Set(), // members whose own /status this page has read
 };
 
 // -- requests ---------------------------------------------------------------------------
@@ -186,22 +186,28 @@ views.cluster = {
     const leaderCommit = Math.max(0, ...statuses.filter((s) => s && s.role === "leader").map((s) => s.commit_index));
     const rows = members.map((member, at) => {
       const status = statuses[at];
-      const up = status !== null;
-      const leader = member.is_leader || (up && status.role === "leader");
-      const applied = up ? status.applied_index : member.applied_index;
+      const asked = status !== null;
+      // A member this browser has never reached (an advertised name only the nodes can
+      // resolve, as in Docker) is shown as the listing node sees it. One it has reached
+      // and no longer can is down, at once: the nodes notice a paused peer more slowly.
+      if (asked) state.reachedByBrowser.add(member.id);
+      const seenByListing = !state.reachedByBrowser.has(member.id) && member.reachable;
+      const up = asked || seenByListing;
+      const leader = member.is_leader || (asked && status.role === "leader");
+      const applied = asked ? status.applied_index : member.applied_index;
       const lag = leaderCommit && applied !== undefined && applied !== null ? Math.max(0, leaderCommit - applied) : "";
       const row = el(
         "tr",
         { "data-member": member.id },
         el("td", {}, member.id),
         el("td", {}, member.http_url || "unknown"),
-        el("td", {}, up ? status.role : "?"),
-        el("td", {}, up ? status.term : ""),
-        el("td", {}, up ? status.commit_index : ""),
+        el("td", {}, asked ? status.role : leader ? "leader" : "?"),
+        el("td", {}, asked ? status.term : ""),
+        el("td", {}, asked ? status.commit_index : ""),
         el("td", {}, applied ?? ""),
         el("td", {}, lag),
         el("td", {}, member.reachable ? "yes" : "no"),
-        el("td", { className: up ? "up" : "down-text" }, up ? "up" : "down"),
+        el("td", { className: up ? "up" : "down-text" }, asked ? "up" : up ? `up (seen by ${listedBy})` : "down"),
       );
       if (leader) row.classList.add("leader");
       if (!up) row.classList.add("down");
