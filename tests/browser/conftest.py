@@ -42,6 +42,8 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--disable-gpu",
         "--disable-background-networking",
         "--disable-dev-shm-usage",
+        # The HTTPS test's CA is made at test time and is not in the browser's store.
+        "--ignore-certificate-errors",
         f"--window-size={WINDOW}",
     ):
         options.add_argument(flag)

@@ -25,6 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from kvnode.cluster.supervisor import LocalCluster
 from tests.integration.conftest import all_ready, assert_clean_logs, leader_of, make_cluster
+from tests.integration.test_tls import Pki, make_pki, ready, serve_tls
 
 pytestmark = pytest.mark.slow
 
@@ -335,6 +336,39 @@ def test_leases_and_lock_queues_are_listed(
 
     assert f"locks/nightly/{holder}" in wait_for(browser, lease_row, "the holder's lease")
     browser.save_screenshot(str(screenshots / "leases-and-locks.png"))
+
+
+# -- HTTPS ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def test_the_console_works_over_https(browser: webdriver.Chrome, tmp_path: Path, pki: Pki) -> None:
+    with serve_tls(tmp_path, pki, mutual=False) as endpoint:
+        asyncio.run(ready(endpoint, pki, with_cert=False))
+        page = f"https://{endpoint}"
+        open_console(browser, page, "cluster", token=False)
+        wait_for(
+            browser,
+            lambda d: [health(row) for row in member_rows(d).values()] == ["up"],
+            "the one member, up, read over HTTPS",
+        )
+        open_console(browser, page, "keys", token=False)
+        browser.find_element(By.ID, "new-key").click()
+        fill(browser, "editor-key", "secure/page")
+        fill(browser, "editor-value", "over tls")
+        browser.find_element(By.ID, "save").click()
+        wait_for(browser, lambda d: message(d) == "Saved secure/page.", "the key to be created")
+        done = subprocess.run(
+            ["curl", "-s", "--cacert", str(pki.ca), f"{page}/kv/secure/page"],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        assert done.stdout == b"over tls"
 
 
 # -- a chaos report ---------------------------------------------------------------------

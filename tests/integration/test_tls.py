@@ -36,7 +36,11 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def make_pki(directory: Path) -> Pki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, in `directory`."""
     ca = issue(directory, "ca", None)
     issue(directory, "server", ca, usage="server")
     issue(directory, "client", ca, usage="client")
