@@ -78,13 +78,15 @@ def text_of(browser: webdriver.Chrome, selector: str) -> str:
     return str(browser.find_element(By.CSS_SELECTOR, selector).text)
 
 
-def open_console(browser: webdriver.Chrome, page: str, view: str, *, token: bool = True) -> None:
-    """A fresh page (nothing kept from an earlier test), logged in unless told not to."""
+def open_console(
+    browser: webdriver.Chrome, page: str, view: str, *, token: str | None = TOKEN
+) -> None:
+    """A fresh page (nothing kept from an earlier test), logged in unless `token` is None."""
     browser.get("about:blank")
     browser.get(f"{page}/ui#{view}")
     wait_for(browser, lambda d: text_of(d, ".tab.active").strip(), "the page to start")
-    if token:
-        browser.find_element(By.ID, "token").send_keys(TOKEN)
+    if token is not None:
+        browser.find_element(By.ID, "token").send_keys(token)
         browser.find_element(By.CSS_SELECTOR, "#login button").click()
         wait_for(browser, lambda d: "token in use" in text_of(d, "#login-state"), "the login")
 
@@ -164,9 +166,35 @@ def test_the_cluster_view_lists_the_members_and_shows_a_killed_node_as_down(
 def test_without_the_token_the_page_says_it_needs_one(
     browser: webdriver.Chrome, cluster: LocalCluster
 ) -> None:
-    open_console(browser, page_of(cluster, 0), "keys", token=False)
+    open_console(browser, page_of(cluster, 0), "keys", token=None)
     wait_for(browser, lambda d: "needs a token" in message(d), "the page to ask for a token")
     assert browser.find_elements(By.CSS_SELECTOR, "#listing tbody tr") == []
+
+
+def test_a_token_limited_to_a_prefix_works_within_it_only(
+    browser: webdriver.Chrome, cluster: LocalCluster
+) -> None:
+    scoped = "team-token-for-the-console"
+    status, body = curl(
+        "POST",
+        f"{cluster.urls[0]}/auth/tokens",
+        b'{"role": "readwrite", "prefixes": ["team/"], "token": "%s"}' % scoped.encode(),
+    )
+    assert status == 201, body
+    assert curl("PUT", key_url(cluster, "team/doc"), b"ours")[0] == 201
+    open_console(browser, page_of(cluster, 0), "keys", token=scoped)
+    wait_for(browser, lambda d: message(d).startswith("forbidden (403)"), "the root refused")
+    fill(browser, "goto-prefix", "team/")
+    browser.find_element(By.CSS_SELECTOR, "#goto button").click()
+    open_key(browser, "", "team/doc")
+    assert text_of(browser, "#detail-value") == "ours"
+
+    browser.find_element(By.ID, "new-key").click()
+    fill(browser, "editor-key", "elsewhere/x")
+    fill(browser, "editor-value", "no")
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, lambda d: message(d).startswith("forbidden (403)"), "the write refused")
+    assert curl("GET", key_url(cluster, "elsewhere/x"))[0] == 404
 
 
 def test_a_key_is_created_edited_and_deleted_through_the_page(
@@ -350,13 +378,13 @@ def test_the_console_works_over_https(browser: webdriver.Chrome, tmp_path: Path,
     with serve_tls(tmp_path, pki, mutual=False) as endpoint:
         asyncio.run(ready(endpoint, pki, with_cert=False))
         page = f"https://{endpoint}"
-        open_console(browser, page, "cluster", token=False)
+        open_console(browser, page, "cluster", token=None)
         wait_for(
             browser,
             lambda d: [health(row) for row in member_rows(d).values()] == ["up"],
             "the one member, up, read over HTTPS",
         )
-        open_console(browser, page, "keys", token=False)
+        open_console(browser, page, "keys", token=None)
         browser.find_element(By.ID, "new-key").click()
         fill(browser, "editor-key", "secure/page")
         fill(browser, "editor-value", "over tls")

@@ -247,6 +247,7 @@ views.keys = {
 
   async list(prefix, startAfter = "") {
     this.prefix = prefix;
+    document.getElementById("goto-prefix").value = prefix;
     this.drawCrumbs();
     const query = new URLSearchParams({ prefix, limit: String(LIST_PAGE) });
     if (startAfter) query.set("start_after", startAfter);
@@ -255,6 +256,8 @@ views.keys = {
       reply = await askAny(`/kv/?${query}`);
     } catch (error) {
       say(explain(error));
+      fill(document.querySelector("#listing tbody"), []);
+      document.getElementById("more").hidden = true;
       return;
     }
     const more = reply.headers.get("X-KV-More") === "true";
@@ -294,7 +297,7 @@ views.keys = {
       parts.push(el("button", { type: "button", onclick: () => this.list(prefix) }, this.prefix.slice(at, slash + 1)));
       at = slash + 1;
     }
-    crumbs.replaceChildren(el("span", {}, "Prefix: "), ...parts);
+    crumbs.replaceChildren(el("span", {}, "Folder: "), ...parts);
   },
 
   async open(key) {
@@ -651,6 +654,10 @@ function start() {
     views[current]?.opened?.();
   });
   const keys = views.keys;
+  document.getElementById("goto").addEventListener("submit", (event) => {
+    event.preventDefault();
+    keys.list(document.getElementById("goto-prefix").value);
+  });
   document.getElementById("more").addEventListener("click", () => keys.list(keys.prefix, keys.nextStartAfter));
   document.getElementById("new-key").addEventListener("click", () => keys.edit(true));
   document.getElementById("edit").addEventListener("click", () => keys.edit(false));
