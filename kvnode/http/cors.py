@@ -92,10 +92,9 @@ def preflight(request: HttpRequest) -> Reply | None:
 
 
 def member_urls(service: Service) -> list[str]:
-    """Every member's HTTP URL this node knows, its own first."""
-    urls = [service.config.client_url]
-    urls.extend(member["http_url"] for member in service.membership.members() if member["http_url"])
-    return urls
+    """Every member's HTTP URL this node knows (its own among them: the listing names the
+    node itself with its configured URL)."""
+    return [member["http_url"] for member in service.membership.members() if member["http_url"]]
 
 
 def origin_allowed(origin: str, host: str, urls: Iterable[str]) -> bool:

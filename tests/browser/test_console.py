@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import orjson
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
@@ -343,7 +344,7 @@ def test_leases_and_lock_queues_are_listed(
     for _ in range(2):
         status, body = curl("POST", f"{cluster.urls[0]}/lease?ttl=120")
         assert status == 201, body
-        leases.append(int(body.split(b'"id":')[1].split(b",")[0]))
+        leases.append(orjson.loads(body)["id"])
     for lease in leases:  # two contenders for one lock, in this order, as a Lock queues them
         url = key_url(cluster, f"locks/nightly/{lease}") + f"?lease={lease}"
         assert curl("PUT", url, b"")[0] == 201
