@@ -35,7 +35,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from kvnode.config import ConfigError
-from kvnode.http.lean import LeanKvPath, LeanRequest, Written, takes
+from kvnode.http.eager import Suspended, finish
+from kvnode.http.lean import LeanKvPath, LeanRequest, Written, answerable_at_once, takes
 from kvnode.log_limit import LogLimiter
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._partial_since: float | None = None
+        self._answering_at_once: asyncio.Task[bytes] | None = None
         super().connection_made(transport)
         guard = self._guard
         if len(guard.connections) > guard.max_connections:
@@ -95,7 +97,10 @@ class GuardedRequestHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         before = self._request_count
-        super().data_received(data)
+        if self._answering_at_once is not None or self._request_loop_idle():
+            self._receive_for_answer_at_once(data)
+        else:
+            super().data_received(data)
         if self._request_count > before:
             self._partial_since = None  # a head arrived whole
         elif (
@@ -110,6 +115,108 @@ class GuardedRequestHandler(RequestHandler):
             first_line = data.split(b"\n", 1)
             if len(first_line) == 2 and not VERSIONED_REQUEST_LINE.search(first_line[0]):
                 self._refuse_simple_request()
+
+    # -- answering single-key requests as they arrive -------------------------------------
+    #
+    # aiohttp's request loop (`start`) wakes for each request, makes a writer and a task
+    # for its handler, and waits for both: for a stale read that is more than the read.
+    # While that loop is parked waiting for the next request, a lean request whose body
+    # came whole is answered here as it is parsed (`LeanKvPath.answer_at_once`); one that
+    # must wait (for Raft, a read barrier) finishes in a task of its own, and requests
+    # parsed meanwhile queue behind it without waking the loop, so replies keep the
+    # order of requests. The first request that is not answered here wakes the loop,
+    # which takes it and everything after it the way it always does.
+
+    def _request_loop_idle(self) -> bool:
+        waiter = self._waiter
+        return (
+            waiter is not None
+            and not waiter.done()
+            and not self._messages
+            and self._payload_parser is None
+            and not self._upgraded
+        )
+
+    def _receive_for_answer_at_once(self, data: bytes) -> None:
+        waiter, self._waiter = self._waiter, None  # parse and queue, without waking the loop
+        try:
+            super().data_received(data)
+        finally:
+            self._waiter = waiter
+        if self._answering_at_once is None:
+            self._answer_queued()
+
+    def _answer_queued(self) -> None:
+        """Answer the queued requests in order while each may be answered at once; wake
+        the request loop for whatever is left."""
+        messages, lean = self._messages, self._guard.lean
+        while (
+            messages
+            and not self._force_close
+            and not self._close
+            and not self.writing_paused
+            and not self._buffer_paused  # the request loop resumes reading as it drains
+            and self.transport is not None
+        ):
+            message, payload = messages[0]
+            if not isinstance(message, RawRequestMessage) or not answerable_at_once(
+                message, payload
+            ):
+                break
+            messages.popleft()
+            assert self._parser is not None and self._manager is not None
+            self._parser.message_consumed()
+            self._manager.requests_count += 1
+            request = LeanRequest(message, payload, None)
+            answer = lean.answer_at_once(request)
+            if not isinstance(answer, Suspended):
+                self._write_answer(answer)
+                continue
+            task = self._loop.create_task(finish(answer))
+            self._answering_at_once = task
+            self._request_in_progress = True
+            self._current_request = cast(BaseRequest, request)
+            task.add_done_callback(self._answered)
+            return
+        waiter = self._waiter
+        if messages and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _answered(self, task: asyncio.Task[bytes]) -> None:
+        self._answering_at_once = None
+        self._request_in_progress = False
+        self._current_request = None
+        if self._handler_waiter is not None and not self._handler_waiter.done():
+            self._handler_waiter.set_result(None)  # a shutdown waits for the request
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            if not isinstance(error, ConnectionError):  # a client gone mid-request is not one
+                log.error("a single-key request failed", exc_info=error)
+            self.force_close()
+            return
+        self._write_answer(task.result())
+        self._answer_queued()
+
+    def _write_answer(self, answer: bytes) -> None:
+        """Write a reply and restart the connection's keep-alive clock, as the request
+        loop does after each request it serves."""
+        if self.transport is None:
+            return  # the client left; nothing to tell it
+        self.transport.write(answer)
+        # The timer armed when the connection was made moves itself to this deadline.
+        self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+
+    def _process_keepalive(self) -> None:
+        """aiohttp closes a connection whose request loop is idle at the keep-alive
+        deadline; one whose request is answered at once is busy, not idle."""
+        if self._answering_at_once is not None:
+            self._keepalive_handle = self._loop.call_later(
+                self._keepalive_timeout, self._process_keepalive
+            )
+            return
+        super()._process_keepalive()
 
     def _refuse_simple_request(self) -> None:
         """An HTTP/0.9 request ("GET /", no version, no headers) waits for a head that never

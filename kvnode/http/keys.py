@@ -124,16 +124,16 @@ def parse_lease(query: dict[str, str], ttl: float | None, when: Condition | None
     return parse_uint(query["lease"], "lease", "bad_lease", 1, MAX_REVISION)
 
 
-async def consistent_read(service: Service, query: dict[str, str]) -> None:
-    """Wait, unless the read asks for `consistency=stale`, until this node has applied
-    everything committed when the read arrived (a read index round)."""
+def needs_barrier(service: Service, query: dict[str, str]) -> bool:
+    """Whether the read must first wait until this node has applied everything committed
+    when it arrived (a read index round): not with `consistency=stale`. A plain function,
+    so a stale read makes no coroutine."""
     mode = query.get("consistency", "linearizable")
     if mode not in CONSISTENCY_MODES:
         raise ApiError(
             400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY_MODES)}"
         )
-    if mode == "linearizable" and not service.config.unsafe_local_reads:
-        await service.read_barrier()
+    return mode == "linearizable" and not service.config.unsafe_local_reads
 
 
 async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
@@ -179,7 +179,8 @@ async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
 async def get_key(request: HttpRequest, service: Service, key: str) -> Reply:
     """The value as the body, its revisions (and deadline) in headers; `HEAD` the same
     without the body."""
-    await consistent_read(service, query_of(request, GET_PARAMS))
+    if needs_barrier(service, query_of(request, GET_PARAMS)):
+        await service.read_barrier()
     record, index = service.get(key)
     if record is None:
         raise ApiError(404, "not_found", f"key {key!r} does not exist", index_header(index))

@@ -31,9 +31,11 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
+from kvnode.http import eager
 from kvnode.http.auth import authenticate, authorize_keys
 from kvnode.http.checks import check_cluster, check_single_headers
 from kvnode.http.cors import cors_headers, preflight
+from kvnode.http.eager import Suspended
 from kvnode.http.keys import delete_key, get_key, put_key
 from kvnode.http.metrics import Metrics
 from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, error_reply, parse_key
@@ -66,14 +68,31 @@ def takes(message: RawRequestMessage) -> bool:
     return method != "GET" or "watch" not in url.query
 
 
+def answerable_at_once(message: RawRequestMessage, payload: StreamReader) -> bool:
+    """Whether a request of this path may be answered as it arrives, before aiohttp's
+    request loop sees it (kvnode.http.guard): it keeps the connection open, its body
+    (if any) came whole, and it has no `Expect` (whose interim reply is written through
+    aiohttp's writer)."""
+    return (
+        not message.should_close
+        and payload.is_eof()
+        and "Expect" not in message.headers
+        and takes(message)
+    )
+
+
 class LeanRequest:
     """A request on the lean path: the parsed message and its body stream, read through
-    the names `web.Request` has (kvnode.http.request.HttpRequest)."""
+    the names `web.Request` has (kvnode.http.request.HttpRequest). `writer` is None for
+    a request answered as it arrived (its reply goes straight to the transport)."""
 
     __slots__ = ("_message", "_task", "_url", "content", "writer")
 
     def __init__(
-        self, message: RawRequestMessage, payload: StreamReader, writer: AbstractStreamWriter
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        writer: AbstractStreamWriter | None,
     ) -> None:
         self._message = message
         url = message.url
@@ -143,7 +162,19 @@ class LeanKvPath:
         self._date = (0, "")
 
     async def serve(self, request: LeanRequest) -> Written:
-        """Answer one request; the caller (the connection's protocol) ends it."""
+        """Answer one request through aiohttp's writer; the caller (the connection's
+        protocol) ends it."""
+        assert request.writer is not None
+        await request.writer.write(await self.answer(request))
+        return Written(request.keep_alive)
+
+    def answer_at_once(self, request: LeanRequest) -> bytes | Suspended[bytes]:
+        """The reply's bytes if it needs no wait (a stale read, a refusal), else the
+        request stopped at its first wait (for Raft, a read barrier), for a task to end."""
+        return eager.start(self.answer(request))
+
+    async def answer(self, request: LeanRequest) -> bytes:
+        """The whole reply to one request, as bytes to write."""
         started = time.perf_counter()
         method = request.method
         cors: dict[str, str] = {}
@@ -155,9 +186,7 @@ class LeanKvPath:
         # Counted before it is written, like the application's replies: a client gone
         # mid-body still shows as the 400 its request got.
         self._metrics.record(method, reply.status, time.perf_counter() - started, ROUTE)
-        keep_alive = request.keep_alive
-        await request.writer.write(self._encode(request, reply, keep_alive, cors))
-        return Written(keep_alive)
+        return self._encode(request, reply, request.keep_alive, cors)
 
     async def _reply_to(self, request: LeanRequest) -> Reply:
         service = self._service
@@ -184,6 +213,7 @@ class LeanKvPath:
         sends the body, given here once the request passed its checks."""
         if not request.http_1_1:
             return  # HTTP/1.0 has no interim replies; the body comes anyway
+        assert request.writer is not None  # a request with `Expect` is never answered at once
         expect = request.headers["Expect"]
         if expect.lower() != "100-continue":
             raise ApiError(417, "expectation_failed", f"Expect: {expect!r} is not supported")
@@ -195,19 +225,18 @@ class LeanKvPath:
     ) -> bytes:
         """The status line, headers and body as aiohttp would write them: the request's
         HTTP version, `Connection` only where it differs from the version's default."""
-        version = "HTTP/1.1" if request.http_1_1 else "HTTP/1.0"
+        http_1_1 = request.http_1_1
         body = reply.body
         lines = [
-            f"{version} {reply.status} {PHRASES[reply.status]}\r\n"
-            f"Content-Type: {reply.content_type}\r\nContent-Length: {len(body)}\r\n"
+            STATUS_LINES[http_1_1][reply.status],
+            f"Content-Type: {reply.content_type}\r\nContent-Length: {len(body)}\r\n",
         ]
-        lines.extend(f"{name}: {value}\r\n" for name, value in reply.headers.items())
-        lines.extend(f"{name}: {value}\r\n" for name, value in cors.items())
-        lines.extend(f"{name}: {value}\r\n" for name, value in self._service.node_headers().items())
-        if keep_alive and request.http_1_0:
-            lines.append("Connection: keep-alive\r\n")
-        elif not keep_alive and request.http_1_1:
-            lines.append("Connection: close\r\n")
+        lines += [f"{name}: {value}\r\n" for name, value in reply.headers.items()]
+        if cors:
+            lines += [f"{name}: {value}\r\n" for name, value in cors.items()]
+        lines.append(self._service.node_header_lines())
+        if keep_alive != http_1_1:
+            lines.append("Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n")
         lines.append(self._date_and_server())
         head = "".join(lines).encode()
         return head if request.method == "HEAD" else head + body
@@ -221,4 +250,11 @@ class LeanKvPath:
         return text
 
 
-PHRASES = {status.value: status.phrase for status in HTTPStatus}
+STATUS_LINES = {
+    http_1_1: {
+        status.value: f"HTTP/1.{int(http_1_1)} {status.value} {status.phrase}\r\n"
+        for status in HTTPStatus
+    }
+    for http_1_1 in (False, True)
+}
+"""By whether the request is HTTP/1.1 (else 1.0), then by status."""

@@ -277,16 +277,19 @@ def parse_key(request: HttpRequest) -> str:
     raw = request.rel_url.raw_path[len(KV_PREFIX) :]
     if request.rel_url.raw_fragment or "#" in request.raw_path:
         raise ApiError(400, "bad_key", "the key holds a raw '#'; percent-encode it as %23")
-    if BAD_PERCENT_ESCAPE.search(raw):
-        raise ApiError(400, "bad_key", "the key holds a '%' that is not a %XX escape")
-    try:
-        key = unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(
-            400, "bad_key", "the key is not valid UTF-8 after percent-decoding"
-        ) from None
+    if "%" not in raw and raw.isascii():
+        key = raw  # nothing to decode (most keys)
+    else:
+        if BAD_PERCENT_ESCAPE.search(raw):
+            raise ApiError(400, "bad_key", "the key holds a '%' that is not a %XX escape")
+        try:
+            key = unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(
+                400, "bad_key", "the key is not valid UTF-8 after percent-decoding"
+            ) from None
     if not key:
         raise ApiError(400, "bad_key", "the key is empty; use /kv/<key>")
-    if len(key.encode()) > MAX_KEY_BYTES:
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
         raise ApiError(400, "bad_key", f"the key is longer than {MAX_KEY_BYTES} bytes")
     return key

@@ -64,6 +64,7 @@ class Service(Protocol):
     @property
     def cluster_id(self) -> str: ...
     def node_headers(self) -> dict[str, str]: ...
+    def node_header_lines(self) -> str: ...
     def leaderless_seconds(self) -> float: ...
     def status(self, *, with_digest: bool = False) -> dict[str, Any]: ...
     def timings(self) -> dict[str, Timings]: ...
@@ -107,6 +108,8 @@ class KvService:
         # A watcher may hold as many undelivered changes as the history holds.
         self.watches = WatchHub(self.history, max_pending=config.watch_history)
         self._token_index = TokenIndex()
+        self._node_headers_of: tuple[str | None, str] | None = None  # (leader, cluster id)
+        self._node_headers_made: tuple[dict[str, str], str] = ({}, "")
         self.consensus = consensus(config, self.machine)
         self.membership = Membership(
             config,
@@ -230,10 +233,23 @@ class KvService:
 
     def node_headers(self) -> dict[str, str]:
         """The headers of every reply: who answers, who leads, and in which cluster."""
-        headers = {"X-KV-Node": self.config.node_id, "X-KV-Leader": self.leader() or ""}
-        if self.machine.cluster_id:
-            headers[CLUSTER_HEADER] = self.machine.cluster_id
-        return headers
+        return dict(self._node_headers()[0])
+
+    def node_header_lines(self) -> str:
+        """`node_headers` as header lines, for a reply written as bytes (kvnode.http.lean)."""
+        return self._node_headers()[1]
+
+    def _node_headers(self) -> tuple[dict[str, str], str]:
+        """Made again only when the leader or the cluster id changed: asked on every reply."""
+        now = (self.leader(), self.machine.cluster_id)
+        if now != self._node_headers_of:
+            leader, cluster_id = now
+            headers = {"X-KV-Node": self.config.node_id, "X-KV-Leader": leader or ""}
+            if cluster_id:
+                headers[CLUSTER_HEADER] = cluster_id
+            lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            self._node_headers_of, self._node_headers_made = now, (headers, lines)
+        return self._node_headers_made
 
     def ready(self) -> bool:
         """Able to serve: a leader is known, with its URL (and, on the leader, a majority is

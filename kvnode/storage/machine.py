@@ -535,9 +535,13 @@ class StateMachine:
     def read(self, key: str, now_ms: int | None = None) -> tuple[KeyRecord | None, int]:
         """The live record of `key` (None if absent or past its deadline), and the store
         revision it was read at."""
-        with self._lock.for_reads():
+        lock = self._lock
+        lock.hold_for_read()
+        try:
             now = wall_clock_ms() if now_ms is None else now_ms
             return self._keys.get(key, now), self._keys.revision
+        finally:
+            lock.release_read()
 
     def scan(
         self,

@@ -56,6 +56,15 @@ class StateLock:
     @contextlib.contextmanager
     def for_reads(self) -> Iterator[None]:
         """Hold the state to read it; may fall between two slices of an applied entry."""
+        self.hold_for_read()
+        try:
+            yield
+        finally:
+            self.release_read()
+
+    def hold_for_read(self) -> None:
+        """`for_reads` without a context manager, for a single-key read (a GET's path,
+        where the generator would cost more than the read): `release_read` after it."""
         if not self._state.acquire(blocking=False):
             with self._waiting_guard:
                 self._waiting += 1
@@ -64,10 +73,9 @@ class StateLock:
                 self._waiting -= 1
                 if not self._waiting:
                     self._readers_in.notify_all()
-        try:
-            yield
-        finally:
-            self._state.release()
+
+    def release_read(self) -> None:
+        self._state.release()
 
     @contextlib.contextmanager
     def for_changes(self) -> Iterator[None]:

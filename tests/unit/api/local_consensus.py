@@ -25,10 +25,18 @@ class LocalConsensus:
         self.voter_list = [Voter(config.raft_addr, True, True, None)]
         self.pending = False  # a membership entry is in the log, uncommitted
         self.change_gate: asyncio.Event | None = None  # changes wait for it when set
+        self.write_gate: asyncio.Event | None = None  # proposals wait for it when set
+        self.held = 0  # proposals waiting for `write_gate` now
 
     async def propose(self, command: bytes) -> Outcome:
         if self.refuse:
             raise Unavailable(self.refuse, "no leader is known (switched off by the test)")
+        if self.write_gate is not None:  # like a write waiting for Raft: the handler suspends
+            self.held += 1
+            try:
+                await self.write_gate.wait()
+            finally:
+                self.held -= 1
         index = self._machine.last_applied + 1
         (outcome,) = self._machine.apply([Entry(index, 1, command)])
         if self.lose_outcomes:

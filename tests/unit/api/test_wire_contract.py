@@ -277,3 +277,115 @@ def test_a_client_that_never_reads_its_replies_meets_back_pressure(api: Api) -> 
             replies += 1
 
     on_wire(api, scenario)
+
+
+# -- requests answered as they arrive (kvnode.http.guard) --------------------------------
+
+
+def test_requests_behind_a_write_that_waits_are_answered_after_it(api: Api) -> None:
+    """A request taken as it arrives may have to wait (a write, for Raft): requests
+    pipelined behind it wait too, stale reads included, and see the write."""
+    auth = {"Authorization": f"Bearer {ROOT}"}
+    api("PUT", "/kv/p", data=b"one", headers=auth)
+    gate = api.consensus.write_gate = asyncio.Event()
+
+    async def held() -> bool:
+        return api.consensus.held == 1
+
+    async def scenario(wire: Wire) -> None:
+        await wire.send(put("p", b"two") + get("p?consistency=stale") + get("p") + put("q", b"x"))
+        await wait_until(held, 5, "the write to wait for its log")
+        async with api.client.get("/kv/p?consistency=stale", headers=auth) as meanwhile:
+            assert await meanwhile.read() == b"one"  # not applied yet, on another connection
+        gate.set()
+        answers = [await wire.answer() for _ in range(4)]
+        assert [a.status_line[9:12] for a in answers] == [b"200", b"200", b"200", b"201"]
+        assert answers[1].body == answers[2].body == b"two"
+
+    on_wire(api, scenario)
+
+
+def test_a_client_gone_while_its_write_waits_leaves_no_error(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = api.consensus.write_gate = asyncio.Event()
+
+    async def held() -> bool:
+        return api.consensus.held == 1
+
+    async def released() -> bool:
+        return api.consensus.held == 0
+
+    async def scenario(wire: Wire) -> None:
+        await wire.send(put("gone", b"value"))
+        await wait_until(held, 5, "the write to wait for its log")
+        wire.writer.close()
+        await wire.writer.wait_closed()
+        gate.set()
+        await wait_until(released, 5, "the write to go on")
+
+    on_wire(api, scenario)
+    # Applied like any write whose client left before the reply; the node serves on.
+    assert api("GET", "/kv/gone", headers={"Authorization": f"Bearer {ROOT}"}).body == b"value"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_a_shutdown_waits_for_a_write_under_way(api: Api) -> None:
+    gate = api.consensus.write_gate = asyncio.Event()
+
+    async def held() -> bool:
+        return api.consensus.held == 1
+
+    async def scenario(wire: Wire) -> None:
+        await wire.send(put("last", b"value"))
+        await wait_until(held, 5, "the write to wait for its log")
+        handler = api.runner.server.connections[-1]
+        shutdown = asyncio.ensure_future(api.runner.cleanup())  # as a node stops
+
+        async def shutting_down() -> bool:
+            return bool(handler._force_close)
+
+        await wait_until(shutting_down, 5, "the shutdown to start")
+        gate.set()
+        answer = await wire.answer()
+        assert answer.status_line == b"HTTP/1.1 201 Created"
+        await shutdown
+        assert await wire.closed()
+
+    on_wire(api, scenario)
+
+
+def test_an_idle_connection_answered_at_once_is_closed_at_its_keep_alive_deadline(
+    api: Api,
+) -> None:
+    api.runner.server._kwargs["keepalive_timeout"] = 0.2  # for connections made from now
+
+    async def scenario(wire: Wire) -> None:
+        async def waiting_for_a_request() -> bool:
+            connections = api.runner.server.connections
+            return bool(connections) and connections[-1]._waiter is not None
+
+        await wait_until(waiting_for_a_request, 5, "the connection to wait for a request")
+        await wire.send(get("idle?consistency=stale"))
+        assert (await wire.answer()).status_line == b"HTTP/1.1 404 Not Found"
+        assert await wire.closed()  # idle past its deadline: closed by the node
+
+    on_wire(api, scenario)
+
+
+def test_a_busy_connection_answered_at_once_outlives_its_keep_alive_timeout(api: Api) -> None:
+    """The keep-alive deadline counts from the last reply, not from the connection's start."""
+    timeout = 0.3
+    api.runner.server._kwargs["keepalive_timeout"] = timeout
+
+    async def scenario(wire: Wire) -> None:
+        started = asyncio.get_running_loop().time()
+        answered = 0
+        while asyncio.get_running_loop().time() - started < 4 * timeout:
+            await wire.send(get("busy?consistency=stale"))
+            assert (await wire.answer()).status_line == b"HTTP/1.1 404 Not Found"
+            answered += 1
+        assert answered > 4
+        assert await wire.closed()  # and once idle, it is closed
+
+    on_wire(api, scenario)
