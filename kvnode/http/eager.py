@@ -1,60 +1,51 @@
-"""Run a coroutine's first step at once, in the caller's frame, and a task only if it waits.
+"""Run a coroutine at once, in the caller's frame, and on from each wait in the callback of
+the future it waits on: no task.
 
-A read that needs nothing from another thread (a stale GET, any refusal) finishes in
-its first step; making a task for it, scheduling that task and waking it again cost
-more than the read itself. Python 3.12's eager tasks do this; on 3.11 it is done here:
-`start` runs the first step and returns the result, or a `Suspended` awaitable that a
-task finishes (it hands the task the future the coroutine waits on, and resumes the
-coroutine with what the task sends or throws, as a task would have).
+A request on the lean path either needs nothing from another thread (a stale GET, any
+refusal), and then finishes in its first step, or waits on one future or two (its
+batch's outcome, a read barrier). A task for it costs a scheduled first step, a wake-up
+per wait and a scheduled done callback, more than a stale read itself; driving the
+coroutine from the futures' callbacks costs one callback per wait.
 
-The first step runs with no current task, so a coroutine started here must not need
-one before it first waits (`asyncio.timeout` does; futures, `shield` and `wait_for` on
-3.11 do not).
+What such a coroutine may await: futures and what awaits them (`shield`, another
+coroutine). It runs with no current task, so not `asyncio.timeout` (which needs one)
+nor a bare `yield` of anything but a future; it is not cancelled with a connection
+(nothing it awaits belongs to one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator
-from typing import Any, Generic, TypeVar
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+Finished = Callable[[Any], None]
+"""Called once with the coroutine's result, or with the exception it ended with."""
 
 
-class Suspended(Generic[T]):
-    """A coroutine stopped at its first wait; awaiting this finishes it."""
-
-    __slots__ = ("_coro", "_waiting_on")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], waiting_on: Any) -> None:
-        self._coro = coro
-        self._waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        coro, waiting_on = self._coro, self._waiting_on
-        while True:
-            try:
-                yield waiting_on
-            except BaseException as exc:  # a cancellation reaches the coroutine's own wait
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
-                continue
-            try:
-                waiting_on = coro.send(None)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+def drive(coro: Coroutine[Any, Any, T], finished: Finished) -> bool:
+    """Run `coro` until its first wait; True if it finished (and `finished` was called)."""
+    return _step(coro, finished, None)
 
 
-async def finish(suspended: Suspended[T]) -> T:
-    """The coroutine a task runs to finish a suspended one."""
-    return await suspended
-
-
-def start(coro: Coroutine[Any, Any, T]) -> T | Suspended[T]:
-    """The coroutine's result if it finishes without waiting, else where it waits."""
+def _step(coro: Coroutine[Any, Any, Any], finished: Finished, _done: object) -> bool:
     try:
         waiting_on = coro.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    return Suspended(coro, waiting_on)
+        finished(done.value)
+        return True
+    except BaseException as exc:  # handed to `finished`, as a task would keep it
+        finished(exc)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return True
+    if not getattr(waiting_on, "_asyncio_future_blocking", False):
+        coro.close()
+        finished(RuntimeError(f"a coroutine driven without a task awaited {waiting_on!r}"))
+        return True
+    future: asyncio.Future[Any] = waiting_on
+    future._asyncio_future_blocking = False  # what a task does before it waits on one
+    future.add_done_callback(functools.partial(_step, coro, finished))
+    return False

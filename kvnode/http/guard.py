@@ -35,7 +35,6 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from kvnode.config import ConfigError
-from kvnode.http.eager import Suspended, finish
 from kvnode.http.lean import LeanKvPath, LeanRequest, Written, answerable_at_once, takes
 from kvnode.log_limit import LogLimiter
 
@@ -84,7 +83,8 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._partial_since: float | None = None
-        self._answering_at_once: asyncio.Task[bytes] | None = None
+        self._answering = False  # in _answer_queued (reading a body re-enters data_received)
+        self._waiting_for: LeanRequest | None = None  # taken at once, now waiting (for Raft)
         super().connection_made(transport)
         guard = self._guard
         if len(guard.connections) > guard.max_connections:
@@ -96,8 +96,12 @@ class GuardedRequestHandler(RequestHandler):
             transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if not data and self._answering:
+            # Reading a body calls this to resume a parser paused by a full queue of
+            # pipelined requests; none is paused while requests are answered at once.
+            return
         before = self._request_count
-        if self._answering_at_once is not None or self._request_loop_idle():
+        if self._answering or self._waiting_for is not None or self._request_loop_idle():
             self._receive_for_answer_at_once(data)
         else:
             super().data_received(data)
@@ -143,60 +147,60 @@ class GuardedRequestHandler(RequestHandler):
             super().data_received(data)
         finally:
             self._waiter = waiter
-        if self._answering_at_once is None:
+        if not self._answering and self._waiting_for is None:
             self._answer_queued()
 
     def _answer_queued(self) -> None:
         """Answer the queued requests in order while each may be answered at once; wake
         the request loop for whatever is left."""
         messages, lean = self._messages, self._guard.lean
-        while (
-            messages
-            and not self._force_close
-            and not self._close
-            and not self.writing_paused
-            and not self._buffer_paused  # the request loop resumes reading as it drains
-            and self.transport is not None
-        ):
-            message, payload = messages[0]
-            if not isinstance(message, RawRequestMessage) or not answerable_at_once(
-                message, payload
+        self._answering = True
+        try:
+            while (
+                messages
+                and not self._force_close
+                and not self._close
+                and not self.writing_paused
+                and not self._buffer_paused  # the request loop resumes reading as it drains
+                and self.transport is not None
             ):
-                break
-            messages.popleft()
-            assert self._parser is not None and self._manager is not None
-            self._parser.message_consumed()
-            self._manager.requests_count += 1
-            request = LeanRequest(message, payload, None)
-            answer = lean.answer_at_once(request)
-            if not isinstance(answer, Suspended):
-                self._write_answer(answer)
-                continue
-            task = self._loop.create_task(finish(answer))
-            self._answering_at_once = task
-            self._request_in_progress = True
-            self._current_request = cast(BaseRequest, request)
-            task.add_done_callback(self._answered)
-            return
+                message, payload = messages[0]
+                if not isinstance(message, RawRequestMessage) or not answerable_at_once(
+                    message, payload
+                ):
+                    break
+                messages.popleft()
+                assert self._parser is not None and self._manager is not None
+                self._parser.message_consumed()
+                self._manager.requests_count += 1
+                request = LeanRequest(message, payload, None)
+                if not lean.answer_at_once(request, self._answered):
+                    self._waiting_for = request
+                    self._request_in_progress = True
+                    self._current_request = cast(BaseRequest, request)
+                    return
+        finally:
+            self._answering = False
         waiter = self._waiter
         if messages and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _answered(self, task: asyncio.Task[bytes]) -> None:
-        self._answering_at_once = None
+    def _answered(self, answer: bytes | BaseException) -> None:
+        """A request taken at once is answered: write it; if it had to wait, the
+        connection is free again for the requests queued behind it."""
+        if isinstance(answer, BaseException):
+            if not isinstance(answer, ConnectionError):  # a client gone is no error of ours
+                log.error("a single-key request failed", exc_info=answer)
+            self.force_close()
+        else:
+            self._write_answer(answer)
+        if self._waiting_for is None:
+            return  # answered without a wait: _answer_queued goes on with the next
+        self._waiting_for = None
         self._request_in_progress = False
         self._current_request = None
         if self._handler_waiter is not None and not self._handler_waiter.done():
             self._handler_waiter.set_result(None)  # a shutdown waits for the request
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            if not isinstance(error, ConnectionError):  # a client gone mid-request is not one
-                log.error("a single-key request failed", exc_info=error)
-            self.force_close()
-            return
-        self._write_answer(task.result())
         self._answer_queued()
 
     def _write_answer(self, answer: bytes) -> None:
@@ -211,7 +215,7 @@ class GuardedRequestHandler(RequestHandler):
     def _process_keepalive(self) -> None:
         """aiohttp closes a connection whose request loop is idle at the keep-alive
         deadline; one whose request is answered at once is busy, not idle."""
-        if self._answering_at_once is not None:
+        if self._waiting_for is not None:
             self._keepalive_handle = self._loop.call_later(
                 self._keepalive_timeout, self._process_keepalive
             )

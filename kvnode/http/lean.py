@@ -35,7 +35,6 @@ from kvnode.http import eager
 from kvnode.http.auth import authenticate, authorize_keys
 from kvnode.http.checks import check_cluster, check_single_headers
 from kvnode.http.cors import cors_headers, preflight
-from kvnode.http.eager import Suspended
 from kvnode.http.keys import delete_key, get_key, put_key
 from kvnode.http.metrics import Metrics
 from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, error_reply, parse_key
@@ -168,10 +167,11 @@ class LeanKvPath:
         await request.writer.write(await self.answer(request))
         return Written(request.keep_alive)
 
-    def answer_at_once(self, request: LeanRequest) -> bytes | Suspended[bytes]:
-        """The reply's bytes if it needs no wait (a stale read, a refusal), else the
-        request stopped at its first wait (for Raft, a read barrier), for a task to end."""
-        return eager.start(self.answer(request))
+    def answer_at_once(self, request: LeanRequest, finished: eager.Finished) -> bool:
+        """Start answering now: `finished` gets the reply's bytes, at once (True) for a
+        request that needs no wait (a stale read, a refusal), else once its wait (for
+        Raft, a read barrier) is over."""
+        return eager.drive(self.answer(request), finished)
 
     async def answer(self, request: LeanRequest) -> bytes:
         """The whole reply to one request, as bytes to write."""
