@@ -329,6 +329,13 @@ def update_readme(readme: Path, table: str, description: str, seconds: float, ro
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("bench-vs-etcd.json")
 )
 @click.option(
+    "--row",
+    "only_rows",
+    multiple=True,
+    type=click.Choice([f"{workload}:{connections}" for workload, connections in ROWS]),
+    help="Measure only this row (repeatable); all rows by default.",
+)
+@click.option(
     "--readme",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Write the table into this file's bench-vs-etcd block (docs/benchmarks.md).",
@@ -339,9 +346,13 @@ def main(
     value_size: int,
     etcd_binary: str,
     json_path: Path,
+    only_rows: tuple[str, ...],
     readme: Path | None,
 ) -> None:
     """Every workload row against etcd and kvnode with hey, interleaved, medians printed."""
+    if only_rows and readme is not None:
+        raise click.UsageError("--readme writes the whole table; it cannot take --row")
+    rows = [row for row in ROWS if not only_rows or f"{row[0]}:{row[1]}" in only_rows]
     binary = shutil.which(etcd_binary)
     if binary is None or shutil.which("hey") is None:
         raise click.ClickException(
@@ -359,7 +370,7 @@ def main(
             systems = [asyncio.run(kvnode_system(local)), asyncio.run(etcd_system(etcd))]
             for round_number in range(rounds):
                 order = systems if round_number % 2 == 0 else systems[::-1]
-                for workload, connections in ROWS:
+                for workload, connections in rows:
                     for system in order:
                         row = measure(system, workload, connections, duration, value, base)
                         runs[system.name].setdefault((workload, connections), []).append(row)

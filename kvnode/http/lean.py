@@ -227,18 +227,16 @@ class LeanKvPath:
         HTTP version, `Connection` only where it differs from the version's default."""
         http_1_1 = request.http_1_1
         body = reply.body
-        lines = [
-            STATUS_LINES[http_1_1][reply.status],
-            f"Content-Type: {reply.content_type}\r\nContent-Length: {len(body)}\r\n",
-        ]
-        lines += [f"{name}: {value}\r\n" for name, value in reply.headers.items()]
+        extra = "".join([f"{name}: {value}\r\n" for name, value in reply.headers.items()])
         if cors:
-            lines += [f"{name}: {value}\r\n" for name, value in cors.items()]
-        lines.append(self._service.node_header_lines())
+            extra += "".join([f"{name}: {value}\r\n" for name, value in cors.items()])
         if keep_alive != http_1_1:
-            lines.append("Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n")
-        lines.append(self._date_and_server())
-        head = "".join(lines).encode()
+            extra += "Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n"
+        head = (
+            f"{STATUS_LINES[http_1_1][reply.status]}Content-Type: {reply.content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}{self._service.node_header_lines()}"
+            f"{self._date_and_server()}"
+        ).encode()
         return head if request.method == "HEAD" else head + body
 
     def _date_and_server(self) -> str:

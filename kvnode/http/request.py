@@ -126,7 +126,10 @@ def query_of(request: HttpRequest, allowed: frozenset[str]) -> dict[str, str]:
     """The query as a dict, after refusing unknown, inapplicable and repeated parameters (a
     misspelt `tll` or `prev_vaule` must not silently become an unconditional write), and
     any that is not UTF-8 once percent-decoded."""
-    refuse_undecodable(request.rel_url.raw_query_string)
+    raw = request.rel_url.raw_query_string
+    if not raw:
+        return {}
+    refuse_undecodable(raw)
     query = request.query
     for name in query:
         if name not in allowed:
