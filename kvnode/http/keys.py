@@ -143,8 +143,9 @@ async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
     lease = parse_lease(query, ttl, when)
     request_id = parse_request_id(request)
     limit = service.config.max_value_bytes
-    too_large = ApiError(413, "value_too_large", f"the value is larger than {limit} bytes")
-    value = await read_body(request, limit, too_large, service.config.body_timeout)
+    value = await read_body(
+        request, limit, service.config.body_timeout, what="value", too_large="value_too_large"
+    )
     service.refuse_over_quota(request_id)
     issued = wall_clock_ms()
     expire_at = issued + math.ceil(ttl * 1000) if ttl else 0

@@ -227,11 +227,17 @@ def parse_request_id(request: HttpRequest) -> str:
     return request_id
 
 
-async def read_body(request: HttpRequest, limit: int, too_large: ApiError, timeout: float) -> bytes:
+async def read_body(
+    request: HttpRequest, limit: int, timeout: float, *, what: str, too_large: str
+) -> bytes:
     """The request body, for every route that takes one: `too_large` past `limit` bytes,
     408 when it arrives slower than the body timeout, 415 when it is compressed (an
     unchecked gzip body is a decompression bomb, and a malformed one would fail deep in
-    the parser)."""
+    the parser). `what` names the body in the 413's message, `too_large` is its code."""
+
+    def too_big() -> ApiError:
+        return ApiError(413, too_large, f"the {what} is larger than {limit} bytes")
+
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(
@@ -240,7 +246,7 @@ async def read_body(request: HttpRequest, limit: int, too_large: ApiError, timeo
             f"bodies with Content-Encoding {encoding!r} are not accepted; send them as is",
         )
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise too_big()
     stream = request.content
     if stream.is_eof():
         # The whole body came with the headers (a small value usually does): take it as it
@@ -249,7 +255,7 @@ async def read_body(request: HttpRequest, limit: int, too_large: ApiError, timeo
         # is still checked chunk by chunk below.
         body = stream.read_nowait()
         if len(body) > limit:
-            raise too_large
+            raise too_big()
         return body
     try:
         chunks, size = [], 0
@@ -257,7 +263,7 @@ async def read_body(request: HttpRequest, limit: int, too_large: ApiError, timeo
             async for chunk in stream.iter_any():
                 size += len(chunk)
                 if size > limit:
-                    raise too_large
+                    raise too_big()
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, "body_timeout", "the request body arrived too slowly") from None
@@ -268,8 +274,9 @@ async def read_body(request: HttpRequest, limit: int, too_large: ApiError, timeo
 
 async def read_json(request: web.Request, limit: int, *, what: str, too_large: str) -> Any:
     """The request body as JSON: 413 `too_large` past `limit` bytes, 400 if not JSON."""
-    refusal = ApiError(413, too_large, f"the {what} is larger than {limit} bytes")
-    data = await read_body(request, limit, refusal, request.app[BODY_TIMEOUT])
+    data = await read_body(
+        request, limit, request.app[BODY_TIMEOUT], what=what, too_large=too_large
+    )
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -13,25 +13,32 @@ goes as itself. When a batch's outcome is unknown, so is each write's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
 
 from kvnode import commands
-from kvnode.consensus import ProposalError
+from kvnode.consensus import Indeterminate
 from kvnode.storage.outcome import Outcome
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_COMMANDS = 256
 Waiter = asyncio.Future[Outcome]
+ProposeThen = Callable[[bytes, Callable[[Any, BaseException | None], None]], None]
 
 
 class WriteBatcher:
-    def __init__(self, propose: Callable[[bytes], Awaitable[Outcome]], max_bytes: int) -> None:
-        """`propose` replicates one encoded command; a batch holds at most `max_bytes` of
-        commands (a larger command goes alone), so it fits any peer frame one would."""
-        self._propose = propose
+    def __init__(self, propose_then: ProposeThen, max_bytes: int) -> None:
+        """`propose_then(command, settle)` replicates one encoded command and calls
+        `settle(outcome, error)` on the loop (raft/proposer.py); a batch holds at most
+        `max_bytes` of commands (a larger command goes alone), so it fits any peer frame
+        one would."""
+        self._propose_then = propose_then
         self._max_bytes = max_bytes
         self._pending: list[tuple[bytes, Waiter]] = []
         self._flush_scheduled = False
-        self._sending: set[asyncio.Task[None]] = set()
 
     async def propose(self, command: bytes) -> Outcome:
         loop = asyncio.get_running_loop()
@@ -43,12 +50,18 @@ class WriteBatcher:
         return await waiter
 
     def _flush(self) -> None:
+        """At the end of the turn: each group goes to Raft now, with no task between (a
+        write at one connection waits for no further turn of the loop)."""
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
         for group in self._groups(pending):
-            task = asyncio.ensure_future(self._send(group))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            encoded = group[0][0] if len(group) == 1 else commands.batch([c for c, _w in group])
+            settle = functools.partial(_settle, group)
+            try:
+                self._propose_then(encoded, settle)
+            except Exception as exc:  # a bug, not a refusal: the writes hear of it, not hang
+                log.exception("could not propose a batch of writes")
+                settle(None, Indeterminate(f"the write could not be proposed: {exc}"))
 
     def _groups(self, pending: list[tuple[bytes, Waiter]]) -> list[list[tuple[bytes, Waiter]]]:
         groups: list[list[tuple[bytes, Waiter]]] = []
@@ -68,16 +81,16 @@ class WriteBatcher:
             size += length
         return groups
 
-    async def _send(self, group: list[tuple[bytes, Waiter]]) -> None:
-        encoded = group[0][0] if len(group) == 1 else commands.batch([c for c, _w in group])
-        try:
-            outcome = await self._propose(encoded)
-        except ProposalError as exc:
-            for _command, waiter in group:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            return
-        parts = (outcome,) if len(group) == 1 else outcome.parts
-        for (_command, waiter), part in zip(group, parts, strict=True):
+
+def _settle(group: list[tuple[bytes, Waiter]], outcome: Any, error: BaseException | None) -> None:
+    """Each write of a group gets its own outcome (a batch's parts, in order), or the
+    group's error: when a batch's outcome is unknown, so is each write's."""
+    if error is not None:
+        for _command, waiter in group:
             if not waiter.done():
-                waiter.set_result(part)
+                waiter.set_exception(error)
+        return
+    parts = (outcome,) if len(group) == 1 else outcome.parts
+    for (_command, waiter), part in zip(group, parts, strict=True):
+        if not waiter.done():
+            waiter.set_result(part)

@@ -22,7 +22,7 @@ class RaftConsensus:
     def __init__(self, config: NodeConfig, machine: StateMachine) -> None:
         self.node = RaftNode(config, machine)
         self._proposer = Proposer(self.node, config.request_timeout)
-        self._batcher = WriteBatcher(self._proposer.propose, config.max_value_bytes)
+        self._batcher = WriteBatcher(self._proposer.propose_then, config.max_value_bytes)
         self._barrier = ReadBarrier(self.node, config.request_timeout)
         self._heard_within = config.election_timeout_max
 

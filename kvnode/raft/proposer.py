@@ -1,5 +1,6 @@
-"""Asyncio front of the Raft node: propose a command and await a definite or indeterminate
-answer; wait for a linearizable read barrier.
+"""Asyncio front of the Raft node: propose a command and get a definite or indeterminate
+answer (by callback for the batcher's writes, awaited for the rest); wait for a
+linearizable read barrier.
 
 PySyncObj's callbacks fire in its tick thread, may report LEADER_CHANGED for
 commands that were in fact applied, and may never fire at all for a forwarded
@@ -17,7 +18,9 @@ from typing import Any
 from kvnode.consensus import Indeterminate, Unavailable
 from kvnode.raft.pysyncobj.adapter import DEFINITE_FAILURES, SUCCESS
 from kvnode.raft.pysyncobj.node import RaftNode
-from kvnode.storage.outcome import Outcome
+
+Settle = Callable[[Any, BaseException | None], None]
+"""Called once on the event loop: (result, None), or (None, the error)."""
 
 
 class Proposer:
@@ -28,51 +31,80 @@ class Proposer:
         # to Raft (a batch of writes is one) by how they ended, and those under way.
         self.counts = {"committed": 0, "failed": 0, "indeterminate": 0, "pending": 0}
 
-    async def propose(self, command: bytes) -> Outcome:
-        """Replicate `command`; return its outcome once this node has applied it."""
-        result = await self.submit(lambda callback: self._node.propose(command, callback))
-        if result is None:
-            raise Indeterminate("the write was committed without an outcome")
-        assert isinstance(result, Outcome)
-        return result
+    def propose_then(self, command: bytes, settle: Settle) -> None:
+        """Replicate `command`; `settle` gets its outcome once this node has applied it.
+        A callback, not a coroutine: the batcher hands each write its outcome in the same
+        turn of the loop as the Raft thread's answer arrives (docs/benchmarks.md)."""
 
-    async def submit(self, start: Callable[[Any], None]) -> Any:
-        """Run `start(callback)` for a PySyncObj request and await its callback: the
-        result on success, `Unavailable` when it certainly was not applied, otherwise
-        `Indeterminate`."""
+        def outcome_of(result: Any, error: BaseException | None) -> None:
+            if error is None and result is None:
+                error = Indeterminate("the write was committed without an outcome")
+            settle(result, error)
+
+        self.start(lambda callback: self._node.propose(command, callback), outcome_of)
+
+    async def submit(self, begin: Callable[[Any], None]) -> Any:
+        """`start`, awaited: the result, or the error raised."""
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if answer.done():
+                return  # the caller stopped waiting (its own deadline)
+            if error is None:
+                answer.set_result(result)
+            else:
+                answer.set_exception(error)
+
+        self.start(begin, settle)
+        return await answer
+
+    def start(self, begin: Callable[[Any], None], settle: Settle) -> None:
+        """Run `begin(callback)` for a PySyncObj request (on the event loop) and settle it
+        once: with the result on success, `Unavailable` when it certainly was not applied,
+        otherwise `Indeterminate` (a lost callback included: the timeout)."""
         if self._node.leader_address() is None:
-            raise Unavailable("no_leader", "no leader is known; the cluster may be electing one")
+            settle(
+                None,
+                Unavailable("no_leader", "no leader is known; the cluster may be electing one"),
+            )
+            return
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[Any, int]] = loop.create_future()
-
-        def on_result(result: Any, error: int) -> None:  # tick thread
-            loop.call_soon_threadsafe(_settle, answer, result, error)
-
         counts = self.counts
         counts["pending"] += 1
-        start(on_result)
-        try:
-            result, error = await asyncio.wait_for(answer, self._timeout)
-        except TimeoutError:
-            counts["indeterminate"] += 1
-            raise Indeterminate(
-                f"no outcome within {self._timeout:g} s; the write may still be applied"
-            ) from None
-        finally:
+        settled = False
+
+        def finish(result: Any, error: int | None) -> None:  # event loop; None: timed out
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            timer.cancel()
             counts["pending"] -= 1
-        if error == SUCCESS:
-            counts["committed"] += 1
-            return result
-        if error in DEFINITE_FAILURES:
-            counts["failed"] += 1
-            raise Unavailable(DEFINITE_FAILURES[error], "the write was not applied; retry")
-        counts["indeterminate"] += 1
-        raise Indeterminate("leadership changed while the write was in flight")
+            if error == SUCCESS:
+                counts["committed"] += 1
+                settle(result, None)
+            elif error is None:
+                counts["indeterminate"] += 1
+                settle(
+                    None,
+                    Indeterminate(
+                        f"no outcome within {self._timeout:g} s; the write may still be applied"
+                    ),
+                )
+            elif error in DEFINITE_FAILURES:
+                counts["failed"] += 1
+                settle(
+                    None, Unavailable(DEFINITE_FAILURES[error], "the write was not applied; retry")
+                )
+            else:
+                counts["indeterminate"] += 1
+                settle(None, Indeterminate("leadership changed while the write was in flight"))
 
+        def on_result(result: Any, error: int) -> None:  # tick thread
+            loop.call_soon_threadsafe(finish, result, error)
 
-def _settle(answer: asyncio.Future[tuple[Any, int]], result: Any, error: int) -> None:
-    if not answer.done():
-        answer.set_result((result, error))
+        timer = loop.call_later(self._timeout, finish, None, None)
+        begin(on_result)
 
 
 class ReadBarrier:

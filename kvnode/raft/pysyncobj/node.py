@@ -260,6 +260,9 @@ class RaftNode(SyncObjBase):
         if self.journal[-1][1] != last_index and self._isLeader():
             # Send in this tick: the journal fsync in _after_tick then overlaps the round trip.
             self.send_append_entries()
+            # These carry the commit index too: _after_tick need not announce it again (under
+            # load, half the messages a follower decrypts, parses and answers).
+            self._announced_commit = self.raftCommitIndex
 
     # -- pre-vote (prevote.py): the ElectionView it sees PySyncObj through -----------------
 
