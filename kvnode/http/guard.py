@@ -126,9 +126,9 @@ class GuardedRequestHandler(RequestHandler):
     # for its handler, and waits for both: for a stale read that is more than the read.
     # While that loop is parked waiting for the next request, a lean request whose body
     # came whole is answered here as it is parsed (`LeanKvPath.answer_at_once`); one that
-    # must wait (for Raft, a read barrier) finishes in a task of its own, and requests
-    # parsed meanwhile queue behind it without waking the loop, so replies keep the
-    # order of requests. The first request that is not answered here wakes the loop,
+    # must wait (for Raft, a read barrier) goes on from the callback of the future it
+    # waits for (kvnode.http.eager), and requests parsed meanwhile queue behind it
+    # without waking the loop, so replies keep the order of requests. The first request that is not answered here wakes the loop,
     # which takes it and everything after it the way it always does.
 
     def _request_loop_idle(self) -> bool:
