@@ -128,8 +128,9 @@ class GuardedRequestHandler(RequestHandler):
     # came whole is answered here as it is parsed (`LeanKvPath.answer_at_once`); one that
     # must wait (for Raft, a read barrier) goes on from the callback of the future it
     # waits for (kvnode.http.eager), and requests parsed meanwhile queue behind it
-    # without waking the loop, so replies keep the order of requests. The first request that is not answered here wakes the loop,
-    # which takes it and everything after it the way it always does.
+    # without waking the loop, so replies keep the order of requests. The first request
+    # that is not answered here wakes the loop, which takes it and everything after it
+    # the way it always does.
 
     def _request_loop_idle(self) -> bool:
         waiter = self._waiter
