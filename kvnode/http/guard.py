@@ -207,8 +207,8 @@ class GuardedRequestHandler(RequestHandler):
     def _write_answer(self, answer: bytes) -> None:
         """Write a reply and restart the connection's keep-alive clock, as the request
         loop does after each request it serves."""
-        if self.transport is None:
-            return  # the client left; nothing to tell it
+        if self.transport is None or self.transport.is_closing():
+            return  # the client left, or the connection is being closed: nothing to tell
         self.transport.write(answer)
         # The timer armed when the connection was made moves itself to this deadline.
         self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout

@@ -305,6 +305,28 @@ def test_requests_behind_a_write_that_waits_are_answered_after_it(api: Api) -> N
     on_wire(api, scenario)
 
 
+def test_a_request_of_the_application_behind_a_waiting_write_keeps_its_place(api: Api) -> None:
+    """After a write that waited, the next request is one of the application's (a list):
+    aiohttp's request loop serves it, after the write, and the stale read behind it is
+    answered after the list."""
+    gate = api.consensus.write_gate = asyncio.Event()
+
+    async def held() -> bool:
+        return api.consensus.held == 1
+
+    async def scenario(wire: Wire) -> None:
+        listing = get("?prefix=l&consistency=stale")
+        await wire.send(put("l1", b"one") + listing + get("l1?consistency=stale"))
+        await wait_until(held, 5, "the write to wait for its log")
+        gate.set()
+        written, listed, read = [await wire.answer() for _ in range(3)]
+        assert written.status_line == b"HTTP/1.1 201 Created"
+        assert [item["key"] for item in orjson.loads(listed.body)] == ["l1"]
+        assert read.body == b"one"
+
+    on_wire(api, scenario)
+
+
 def test_a_client_gone_while_its_write_waits_leaves_no_error(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
