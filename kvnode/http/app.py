@@ -23,7 +23,7 @@ from kvnode.http.auth import GRANT, authenticate, authorize
 from kvnode.http.checks import check_cluster, check_single_headers
 from kvnode.http.console import add_console_routes
 from kvnode.http.cors import cors_headers, preflight
-from kvnode.http.keys import expire_at_or_none, needs_barrier
+from kvnode.http.keys import consistent_read, expire_at_or_none
 from kvnode.http.lease import add_lease_routes
 from kvnode.http.members import add_membership_routes
 from kvnode.http.metrics import Metrics
@@ -185,8 +185,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
         if extra:
             raise ApiError(400, "bad_count", f"count takes no {', '.join(sorted(extra))}")
         service = request.app[SERVICE]
-        if needs_barrier(service, query):
-            await service.read_barrier()
+        await consistent_read(service, query)
         counted, index = service.count(prefix, end)
         return json_response(200, {"count": counted, "revision": index}, index_header(index))
     limit = parse_uint(
@@ -197,8 +196,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "bad_values", "values must be true or false")
     with_values = values == "true"
     service = request.app[SERVICE]
-    if needs_barrier(service, query):
-        await service.read_barrier()
+    await consistent_read(service, query)
     found, index = service.scan(prefix, limit + 1, query.get("start_after", ""), end)
     budget = service.config.max_list_bytes
     items: list[dict[str, Any]] = []

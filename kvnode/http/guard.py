@@ -177,8 +177,7 @@ class GuardedRequestHandler(RequestHandler):
                 request = LeanRequest(message, payload, None)
                 if not lean.answer_at_once(request, self._answered):
                     self._waiting_for = request
-                    self._request_in_progress = True
-                    self._current_request = cast(BaseRequest, request)
+                    self._lean_request_started(request)
                     return
         finally:
             self._answering = False
@@ -198,10 +197,7 @@ class GuardedRequestHandler(RequestHandler):
         if self._waiting_for is None:
             return  # answered without a wait: _answer_queued goes on with the next
         self._waiting_for = None
-        self._request_in_progress = False
-        self._current_request = None
-        if self._handler_waiter is not None and not self._handler_waiter.done():
-            self._handler_waiter.set_result(None)  # a shutdown waits for the request
+        self._lean_request_ended()
         self._answer_queued()
 
     def _write_answer(self, answer: bytes) -> None:
@@ -260,19 +256,27 @@ class GuardedRequestHandler(RequestHandler):
         lean: object = request
         if not isinstance(lean, LeanRequest):
             return await super()._handle_request(request, start_time, request_handler)
-        self._request_in_progress = True
-        self._current_request = request
+        self._lean_request_started(lean)
         written = Written(keep_alive=False)
         try:
             written = await self._guard.lean.serve(lean)
         except ConnectionError:
             return cast(web.StreamResponse, written), True  # the client left: no reply
         finally:
-            self._current_request = None
-            self._request_in_progress = False
-            if self._handler_waiter is not None:
-                self._handler_waiter.set_result(None)
+            self._lean_request_ended()
         return cast(web.StreamResponse, written), False
+
+    def _lean_request_started(self, request: LeanRequest) -> None:
+        """What aiohttp notes of a request under way: a shutdown waits for it, a lost
+        connection cancels its body."""
+        self._request_in_progress = True
+        self._current_request = cast(BaseRequest, request)
+
+    def _lean_request_ended(self) -> None:
+        self._current_request = None
+        self._request_in_progress = False
+        if self._handler_waiter is not None and not self._handler_waiter.done():
+            self._handler_waiter.set_result(None)  # a shutdown waiting for it goes on
 
     def handle_error(
         self,

@@ -136,6 +136,13 @@ def needs_barrier(service: Service, query: dict[str, str]) -> bool:
     return mode == "linearizable" and not service.config.unsafe_local_reads
 
 
+async def consistent_read(service: Service, query: dict[str, str]) -> None:
+    """Wait, unless the read asks for `consistency=stale`, until this node has applied
+    everything committed when the read arrived (a read index round)."""
+    if needs_barrier(service, query):
+        await service.read_barrier()
+
+
 async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
     query = query_of(request, PUT_PARAMS)
     ttl = parse_ttl(query.get("ttl"))
@@ -180,6 +187,7 @@ async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
 async def get_key(request: HttpRequest, service: Service, key: str) -> Reply:
     """The value as the body, its revisions (and deadline) in headers; `HEAD` the same
     without the body."""
+    # Not consistent_read: a stale read (most reads) then makes no coroutine at all.
     if needs_barrier(service, query_of(request, GET_PARAMS)):
         await service.read_barrier()
     record, index = service.get(key)

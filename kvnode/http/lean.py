@@ -25,7 +25,7 @@ from http import HTTPStatus
 from typing import NamedTuple
 
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy, MultiMapping
@@ -135,10 +135,6 @@ class LeanRequest:
     @property
     def http_1_1(self) -> bool:
         return self._message.version == HttpVersion11
-
-    @property
-    def http_1_0(self) -> bool:
-        return self._message.version == HttpVersion10
 
     def _cancel(self, exc: BaseException) -> None:
         """aiohttp's protocol calls this when the connection is lost mid-request: a body

@@ -300,6 +300,7 @@ def parse_key(request: HttpRequest) -> str:
             ) from None
     if not key:
         raise ApiError(400, "bad_key", "the key is empty; use /kv/<key>")
+    # A character is at most 4 bytes in UTF-8: a short key needs no encoding to measure.
     if len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
         raise ApiError(400, "bad_key", f"the key is longer than {MAX_KEY_BYTES} bytes")
     return key
