@@ -13,7 +13,7 @@ request id). Nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,8 +82,8 @@ class StateMachine(Protocol):
 
 
 class Consensus(Protocol):
-    async def propose(self, command: bytes) -> Outcome:
-        """Replicate `command`; its outcome once this node has applied it."""
+    def propose(self, command: bytes) -> Awaitable[Outcome]:
+        """Replicate `command`; awaited, its outcome once this node has applied it."""
 
     async def read_barrier(self) -> None:
         """Return once this node has applied everything committed before the call."""

@@ -40,14 +40,16 @@ class WriteBatcher:
         self._pending: list[tuple[bytes, Waiter]] = []
         self._flush_scheduled = False
 
-    async def propose(self, command: bytes) -> Outcome:
+    def propose(self, command: bytes) -> Waiter:
+        """The future of `command`'s outcome (not a coroutine: a write awaits it directly,
+        with no coroutine frame per layer between the handler and the batch)."""
         loop = asyncio.get_running_loop()
         waiter: Waiter = loop.create_future()
         self._pending.append((command, waiter))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return await waiter
+        return waiter
 
     def _flush(self) -> None:
         """At the end of the turn: each group goes to Raft now, with no task between (a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from kvnode.config import NodeConfig
@@ -26,8 +27,8 @@ class RaftConsensus:
         self._barrier = ReadBarrier(self.node, config.request_timeout)
         self._heard_within = config.election_timeout_max
 
-    async def propose(self, command: bytes) -> Outcome:
-        return await self._batcher.propose(command)
+    def propose(self, command: bytes) -> Awaitable[Outcome]:
+        return self._batcher.propose(command)
 
     async def read_barrier(self) -> None:
         await self._barrier.wait()

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,7 +50,7 @@ class Service(Protocol):
     watches: WatchHub
     membership: Membership
 
-    async def write(self, command: bytes) -> Outcome: ...
+    def write(self, command: bytes) -> Awaitable[Outcome]: ...
     async def read_barrier(self) -> None: ...
     def get(self, key: str) -> tuple[KeyRecord | None, int]: ...
     def scan(
@@ -120,8 +120,10 @@ class KvService:
             applied_index=lambda: self.machine.last_applied,
         )
 
-    async def write(self, command: bytes) -> Outcome:
-        return await self.consensus.propose(command)
+    def write(self, command: bytes) -> Awaitable[Outcome]:
+        """Awaited by the caller: the consensus' own awaitable, without a coroutine of
+        this layer's on the way of every write."""
+        return self.consensus.propose(command)
 
     async def read_barrier(self) -> None:
         await self.consensus.read_barrier()
