@@ -19,6 +19,7 @@ from kvnode.http.request import (
     ApiError,
     HttpRequest,
     Reply,
+    body_if_whole,
     index_header,
     json_reply,
     parse_request_id,
@@ -150,9 +151,11 @@ async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
     lease = parse_lease(query, ttl, when)
     request_id = parse_request_id(request)
     limit = service.config.max_value_bytes
-    value = await read_body(
-        request, limit, service.config.body_timeout, what="value", too_large="value_too_large"
-    )
+    value = body_if_whole(request, limit, what="value", too_large="value_too_large")
+    if value is None:
+        value = await read_body(
+            request, limit, service.config.body_timeout, what="value", too_large="value_too_large"
+        )
     service.refuse_over_quota(request_id)
     issued = wall_clock_ms()
     expire_at = issued + math.ceil(ttl * 1000) if ttl else 0

@@ -227,17 +227,13 @@ def parse_request_id(request: HttpRequest) -> str:
     return request_id
 
 
-async def read_body(
-    request: HttpRequest, limit: int, timeout: float, *, what: str, too_large: str
-) -> bytes:
-    """The request body, for every route that takes one: `too_large` past `limit` bytes,
-    408 when it arrives slower than the body timeout, 415 when it is compressed (an
-    unchecked gzip body is a decompression bomb, and a malformed one would fail deep in
-    the parser). `what` names the body in the 413's message, `too_large` is its code."""
-
-    def too_big() -> ApiError:
-        return ApiError(413, too_large, f"the {what} is larger than {limit} bytes")
-
+def body_if_whole(request: HttpRequest, limit: int, *, what: str, too_large: str) -> bytes | None:
+    """The request body if it came whole with the headers (a small value usually does),
+    else None: then `read_body` waits for the rest. `too_large` past `limit` bytes, 415
+    when it is compressed (an unchecked gzip body is a decompression bomb, and a
+    malformed one would fail deep in the parser). `what` names the body in the 413's
+    message, `too_large` is its code. No coroutine, so a write whose value is here
+    makes none for its body."""
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(
@@ -246,24 +242,39 @@ async def read_body(
             f"bodies with Content-Encoding {encoding!r} are not accepted; send them as is",
         )
     if request.content_length is not None and request.content_length > limit:
-        raise too_big()
+        raise _too_large(limit, what, too_large)
     stream = request.content
-    if stream.is_eof():
-        # The whole body came with the headers (a small value usually does): take it as it
-        # is, without a timeout to arm (10% more PUTs/s at 64 connections). A body that
-        # outgrows the reader's buffer never gets here whole (reading pauses), so `limit`
-        # is still checked chunk by chunk below.
-        body = stream.read_nowait()
-        if len(body) > limit:
-            raise too_big()
+    if not stream.is_eof():
+        return None
+    # Taken as it is, without a timeout to arm (10% more PUTs/s at 64 connections). A
+    # body that outgrows the reader's buffer never gets here whole (reading pauses), so
+    # `limit` is still checked chunk by chunk in read_body.
+    body = stream.read_nowait()
+    if len(body) > limit:
+        raise _too_large(limit, what, too_large)
+    return body
+
+
+def _too_large(limit: int, what: str, too_large: str) -> ApiError:
+    return ApiError(413, too_large, f"the {what} is larger than {limit} bytes")
+
+
+async def read_body(
+    request: HttpRequest, limit: int, timeout: float, *, what: str, too_large: str
+) -> bytes:
+    """The request body, for every route that takes one (checked as `body_if_whole`
+    says); 408 when it arrives slower than the body timeout."""
+    body = body_if_whole(request, limit, what=what, too_large=too_large)
+    if body is not None:
         return body
+    stream = request.content
     try:
         chunks, size = [], 0
         async with asyncio.timeout(timeout):
             async for chunk in stream.iter_any():
                 size += len(chunk)
                 if size > limit:
-                    raise too_big()
+                    raise _too_large(limit, what, too_large)
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, "body_timeout", "the request body arrived too slowly") from None
