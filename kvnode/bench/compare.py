@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 import click
 
+from kvnode.bench import floor
 from kvnode.bench.report import latency_summary_ms
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster, free_ports
@@ -291,6 +292,24 @@ def format_comparison(medians: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def format_floor(medians: dict[str, list[dict[str, Any]]]) -> str:
+    """The floor beside etcd: what a server that only parses (aiohttp's C parser) and
+    writes a prebuilt reply gets on each row, so a ratio kvnode cannot pass is visible."""
+    lines = [
+        "floor: one process, aiohttp's C parser, a prebuilt reply (kvnode.bench.floor)",
+        f"{'workload':10} {'conns':>5} {'etcd ok/s':>10} {'floor ok/s':>11} {'ratio':>6} "
+        f"{'floor cpu us/op':>16} {'kvnode ok/s':>12} {'kvnode leader cpu us/op':>24}",
+    ]
+    for etcd, kv, bare in zip(medians["etcd"], medians["kvnode"], medians["floor"], strict=True):
+        ratio = bare["ok_per_s"] / etcd["ok_per_s"] if etcd["ok_per_s"] else float("nan")
+        lines.append(
+            f"{bare['workload']:10} {bare['connections']:>5} {etcd['ok_per_s']:>10} "
+            f"{bare['ok_per_s']:>11} {ratio:>6.2f} {bare['cpu_us_per_op']['leader']:>16} "
+            f"{kv['ok_per_s']:>12} {kv['cpu_us_per_op']['leader']:>24}"
+        )
+    return "\n".join(lines)
+
+
 def machine_description() -> str:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -340,6 +359,13 @@ def update_readme(readme: Path, table: str, description: str, seconds: float, ro
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Write the table into this file's bench-vs-etcd block (docs/benchmarks.md).",
 )
+@click.option(
+    "--floor",
+    "with_floor",
+    is_flag=True,
+    help="Also measure the HTTP floor (a bare protocol on aiohttp's parser, prebuilt reply)"
+    " in the same interleaved rounds, and print it beside etcd.",
+)
 def main(
     duration: float,
     rounds: int,
@@ -348,6 +374,7 @@ def main(
     json_path: Path,
     only_rows: tuple[str, ...],
     readme: Path | None,
+    with_floor: bool,
 ) -> None:
     """Every workload row against etcd and kvnode with hey, interleaved, medians printed."""
     if only_rows and readme is not None:
@@ -360,6 +387,9 @@ def main(
         )
     value = b"v" * value_size
     runs: dict[str, dict[tuple[str, int], list[dict[str, Any]]]] = {"etcd": {}, "kvnode": {}}
+    if with_floor:
+        runs["floor"] = {}
+    floor_server: subprocess.Popen[bytes] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         etcd = EtcdCluster(base, binary)
@@ -368,6 +398,12 @@ def main(
             local.start_all()
             asyncio.run(etcd.wait_healthy())
             systems = [asyncio.run(kvnode_system(local)), asyncio.run(etcd_system(etcd))]
+            if with_floor:
+                port = floor.free_port()
+                floor_server = floor.start("protocol", port, base)
+                floor.wait_until_listening(port, floor_server)
+                floor_url = f"http://127.0.0.1:{port}"
+                systems.append(System("floor", floor_url, {"leader": floor_server.pid}))
             for round_number in range(rounds):
                 order = systems if round_number % 2 == 0 else systems[::-1]
                 for workload, connections in rows:
@@ -383,12 +419,17 @@ def main(
         finally:
             local.stop_all()
             etcd.stop()
+            if floor_server is not None:
+                floor_server.terminate()
+                floor_server.wait(30)
     medians = {
         name: [median_row(rows) for rows in by_row.values()] for name, by_row in runs.items()
     }
     table = format_comparison(medians)
     description = machine_description()
     click.echo(f"{description}\n{table}")
+    if with_floor:
+        click.echo(f"\n{format_floor(medians)}")
     json_path.write_text(json.dumps({"machine": description, "medians": medians}, indent=2))
     click.echo(f"\nresults written to {json_path}")
     if readme is not None:

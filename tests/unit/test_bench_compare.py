@@ -4,10 +4,11 @@ writes the whole table), is refused before anything starts."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
-from kvnode.bench.compare import main
+from kvnode.bench.compare import format_floor, main
 
 
 def test_an_unknown_row_is_refused() -> None:
@@ -23,3 +24,24 @@ def test_some_rows_cannot_rewrite_the_whole_table(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cannot take --row" in result.output
     assert readme.read_text() == "before\n"
+
+
+def row(system: str, ok_per_s: float, leader_cpu: float) -> dict[str, Any]:
+    return {
+        "system": system,
+        "workload": "stale-get",
+        "connections": 64,
+        "ok_per_s": ok_per_s,
+        "cpu_us_per_op": {"leader": leader_cpu},
+    }
+
+
+def test_the_floor_is_printed_beside_etcd_with_its_ratio() -> None:
+    medians = {
+        "etcd": [row("etcd", 20000.0, 30.0)],
+        "kvnode": [row("kvnode", 12000.0, 50.0)],
+        "floor": [row("floor", 30000.0, 18.0)],
+    }
+    line = format_floor(medians).splitlines()[-1].split()
+    assert line[:5] == ["stale-get", "64", "20000.0", "30000.0", "1.50"]
+    assert line[5:] == ["18.0", "12000.0", "50.0"]
