@@ -61,7 +61,7 @@ def put(
 ) -> bytes:
     """A PUT (attached to `lease` if given), or a compare-and-swap when `when` is given.
     Each write is built here, on the event loop: the sub-message is looked up once (every
-    `command.put` makes a new wrapper), which makes this about a third cheaper."""
+    `command.put` makes a new wrapper), which makes this about a quarter cheaper."""
     command = Command(issued_at_ms=issued_at_ms)
     if request_id:
         command.request_id = request_id
