@@ -14,6 +14,11 @@ section). Meanwhile the client nemesis, on a seeded schedule:
 
 A holder is never paused: a stopped process cannot stop its command, and only
 fencing can make that safe (see the README on locks).
+
+Every kind of client fault happens in a run: if one has not yet (a waiter far enough
+back to pause is rare on a busy machine, where each `kvnode lock` takes a while to
+start), the client nemesis and the contenders go on past the run's duration until it
+has, for at most COVERAGE_GRACE_SECONDS.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ QUEUED = re.compile(r"lock (\S+): queued")
 EXIT_POLL_SECONDS = 0.05
 WAITER_LOOK_SECONDS = 0.1  # between looks for a waiter to pause
 DRAIN_SECONDS = 60.0  # after the run, how long the last contenders may wait for their turn
+COVERAGE_GRACE_SECONDS = 60.0  # at most this long past the run for a fault kind not yet made
 
 
 class LockChaos:
@@ -63,6 +69,7 @@ class LockChaos:
         self.faults: Counter[str] = Counter()
         self.fault_log: list[dict[str, Any]] = []
         self._rng = random.Random(seed)
+        self._faults_over = asyncio.Event()  # contenders start no new run once it is set
         directory.mkdir(parents=True, exist_ok=True)
         write_holder_script(directory)
 
@@ -91,7 +98,7 @@ class LockChaos:
     async def _keep_contending(self, slot: int, deadline: float) -> None:
         """Contend again each time the last run ends, until `deadline`; then let the last
         run finish (every holder holds briefly), or stop it after DRAIN_SECONDS."""
-        while time.monotonic() < deadline:
+        while not self._faults_over.is_set():
             contender = self._start(slot)
             drain_until = max(deadline, time.monotonic()) + DRAIN_SECONDS
             while (code := contender.process.poll()) is None:
@@ -111,12 +118,22 @@ class LockChaos:
             yield from self._rng.sample(CLIENT_FAULTS, len(CLIENT_FAULTS))
 
     async def _client_nemesis(self, deadline: float) -> None:
+        try:
+            await self._inject_faults(deadline, deadline + COVERAGE_GRACE_SECONDS)
+        finally:
+            self._faults_over.set()
+
+    async def _inject_faults(self, deadline: float, latest: float) -> None:
+        """Faults until `deadline`, then only the kinds not made yet, until `latest`."""
         plan = self._fault_plan()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or (self._kinds_missing() and time.monotonic() < latest):
             await asyncio.sleep(self._rng.uniform(*FAULT_GAP_SECONDS))
             fault = next(plan)
+            if time.monotonic() >= deadline and self.faults[fault]:
+                continue  # past the run: only what is still missing
             if fault == "pause-waiter":
-                target = await self._waiter_to_pause(deadline)
+                until = deadline if time.monotonic() < deadline else latest
+                target = await self._waiter_to_pause(until)
                 if target is None:
                     continue
                 target.signal(signal.SIGSTOP)
@@ -132,6 +149,9 @@ class LockChaos:
             self.fault_log.append(
                 {"fault": fault, "contender": target.name, "at": time.monotonic()}
             )
+
+    def _kinds_missing(self) -> bool:
+        return any(not self.faults[kind] for kind in CLIENT_FAULTS)
 
     async def _waiter_to_pause(self, deadline: float) -> Contender | None:
         """Look until a waiter far enough back is found (the queue changes at every
