@@ -25,7 +25,7 @@ from kvnode.http.request import (
     parse_request_id,
     parse_uint,
     query_of,
-    read_body,
+    read_rest_of_body,
     write_failure,
 )
 from kvnode.service import KeyRecord, Outcome, Service, Status
@@ -153,7 +153,7 @@ async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
     limit = service.config.max_value_bytes
     value = body_if_whole(request, limit, what="value", too_large="value_too_large")
     if value is None:
-        value = await read_body(
+        value = await read_rest_of_body(
             request, limit, service.config.body_timeout, what="value", too_large="value_too_large"
         )
     service.refuse_over_quota(request_id)

@@ -229,7 +229,7 @@ def parse_request_id(request: HttpRequest) -> str:
 
 def body_if_whole(request: HttpRequest, limit: int, *, what: str, too_large: str) -> bytes | None:
     """The request body if it came whole with the headers (a small value usually does),
-    else None: then `read_body` waits for the rest. `too_large` past `limit` bytes, 415
+    else None: then `read_rest_of_body` waits for the rest. `too_large` past `limit` bytes, 415
     when it is compressed (an unchecked gzip body is a decompression bomb, and a
     malformed one would fail deep in the parser). `what` names the body in the 413's
     message, `too_large` is its code. No coroutine, so a write whose value is here
@@ -248,7 +248,7 @@ def body_if_whole(request: HttpRequest, limit: int, *, what: str, too_large: str
         return None
     # Taken as it is, without a timeout to arm (10% more PUTs/s at 64 connections). A
     # body that outgrows the reader's buffer never gets here whole (reading pauses), so
-    # `limit` is still checked chunk by chunk in read_body.
+    # `limit` is still checked chunk by chunk in read_rest_of_body.
     body = stream.read_nowait()
     if len(body) > limit:
         raise _too_large(limit, what, too_large)
@@ -267,6 +267,14 @@ async def read_body(
     body = body_if_whole(request, limit, what=what, too_large=too_large)
     if body is not None:
         return body
+    return await read_rest_of_body(request, limit, timeout, what=what, too_large=too_large)
+
+
+async def read_rest_of_body(
+    request: HttpRequest, limit: int, timeout: float, *, what: str, too_large: str
+) -> bytes:
+    """A body `body_if_whole` found still arriving (its checks passed): read it chunk by
+    chunk, 413 past `limit`, 408 when it arrives slower than the body timeout."""
     stream = request.content
     try:
         chunks, size = [], 0
