@@ -15,6 +15,7 @@ from kvnode.contract import CONSISTENCY_MODES, MAX_TTL_SECONDS
 from kvnode.http.lease import lease_not_found
 from kvnode.http.request import (
     ASCII_SECONDS,
+    INDEX_HEADER,
     MAX_REVISION,
     ApiError,
     HttpRequest,
@@ -199,7 +200,7 @@ async def get_key(request: HttpRequest, service: Service, key: str) -> Reply:
     headers = {
         "X-KV-Revision": str(record.mod_revision),
         "X-KV-Create-Revision": str(record.create_revision),
-        **index_header(index),
+        INDEX_HEADER: str(index),  # index_header's, without a dict to merge on every read
     }
     if record.expire_at_ms:
         headers["X-KV-Expire-At"] = str(record.expire_at_ms)

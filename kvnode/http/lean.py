@@ -83,9 +83,10 @@ def answerable_at_once(message: RawRequestMessage, payload: StreamReader) -> boo
 class LeanRequest:
     """A request on the lean path: the parsed message and its body stream, read through
     the names `web.Request` has (kvnode.http.request.HttpRequest). `writer` is None for
-    a request answered as it arrived (its reply goes straight to the transport)."""
+    a request answered as it arrived (its reply goes straight to the transport). The
+    method and headers are plain attributes: a request reads them a dozen times."""
 
-    __slots__ = ("_message", "_task", "_url", "content", "writer")
+    __slots__ = ("_message", "_task", "_url", "content", "headers", "method", "writer")
 
     def __init__(
         self,
@@ -94,14 +95,12 @@ class LeanRequest:
         writer: AbstractStreamWriter | None,
     ) -> None:
         self._message = message
+        self.method: str = message.method
+        self.headers: CIMultiDictProxy[str] = message.headers
         url = message.url
         self._url = url.relative() if url.absolute else url
         self.content = payload
         self.writer = writer
-
-    @property
-    def method(self) -> str:
-        return self._message.method
 
     @property
     def path(self) -> str:
@@ -118,10 +117,6 @@ class LeanRequest:
     @property
     def query(self) -> MultiMapping[str]:
         return self._url.query
-
-    @property
-    def headers(self) -> CIMultiDictProxy[str]:
-        return self._message.headers
 
     @property
     def content_length(self) -> int | None:

@@ -130,8 +130,12 @@ def query_of(request: HttpRequest, allowed: frozenset[str]) -> dict[str, str]:
     if not raw:
         return {}
     refuse_undecodable(raw)
-    query = request.query
-    for name in query:
+    pairs = plain_query_pairs(raw) if "%" not in raw else list(request.query.items())
+    query = dict(pairs)
+    if len(query) == len(pairs) and allowed.issuperset(query):
+        return query
+    names = [name for name, _value in pairs]
+    for name in names:  # the first that is unknown or repeated, in the order given
         if name not in allowed:
             takes = ", ".join(sorted(allowed)) or "no parameters"
             raise ApiError(
@@ -141,11 +145,23 @@ def query_of(request: HttpRequest, allowed: frozenset[str]) -> dict[str, str]:
                 f" (it takes {takes})",
                 parameter=name,
             )
-        if len(query.getall(name)) > 1:
+        if names.count(name) > 1:
             raise ApiError(
                 400, "repeated_parameter", f"{name!r} is given more than once", parameter=name
             )
-    return dict(query)
+    raise AssertionError("a query with no unknown or repeated name was refused")
+
+
+def plain_query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a query with nothing percent-encoded, as yarl's
+    `URL.query` gives them (only `+` stands for a space), without the multidict it builds
+    for each request: this runs on every read's path."""
+    pairs = []
+    for pair in raw_query.replace("+", " ").split("&"):
+        if pair:
+            name, _equals, value = pair.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 def refuse_undecodable(raw_query: str) -> None:
@@ -187,9 +203,12 @@ def parse_seconds(raw: str, source: str, code: str, minimum: float, maximum: flo
     return float(raw)
 
 
+INDEX_HEADER = "X-KV-Index"
+
+
 def index_header(index: int) -> dict[str, str]:
     """`X-KV-Index`: the store revision a reply reflects (watch from it + 1 to miss nothing)."""
-    return {"X-KV-Index": str(index)}
+    return {INDEX_HEADER: str(index)}
 
 
 def write_failure(outcome: Outcome, key: str) -> ApiError:

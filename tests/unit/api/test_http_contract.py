@@ -193,6 +193,9 @@ def test_a_chunked_value_without_a_length_is_held_to_the_same_limit(api: Api) ->
     [
         ("PUT", "/kv/a?tll=5", 400, "unknown_parameter"),
         ("PUT", "/kv/a?ttl=5&ttl=6", 400, "repeated_parameter"),
+        ("PUT", "/kv/a?tll=1&ttl=5&ttl=6", 400, "unknown_parameter"),  # the first in order
+        ("PUT", "/kv/a?ttl=5&tll=1&ttl=6", 400, "repeated_parameter"),
+        ("PUT", "/kv/a?tt%6C=5&ttl=6", 400, "repeated_parameter"),  # the same name, encoded
         ("GET", "/kv/a?ttl=5", 400, "unknown_parameter"),
         ("DELETE", "/kv/a?prev_exist=false", 400, "unknown_parameter"),
         ("PUT", "/kv/a?ttl=abc", 400, "bad_ttl"),
