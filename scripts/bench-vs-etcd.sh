@@ -2,7 +2,7 @@
 # kvnode against a local 3-member etcd (v2 API), both driven by hey, a native load
 # generator: interleaved rounds, medians, CPU per operation of every server process.
 # Installs etcd-server and hey from Debian's packages when they are missing (needs root).
-# Usage: scripts/bench-vs-etcd.sh [--duration SECONDS] [--rounds N] [--row WORKLOAD:CONNS ...] [--floor] [--json FILE] [--readme docs/benchmarks.md]
+# Usage: scripts/bench-vs-etcd.sh [--duration SECONDS] [--rounds N] [--row WORKLOAD:CONNS ...] [--floor] [--raft-floor] [--json FILE] [--readme docs/benchmarks.md]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -13,20 +13,14 @@ core the generator itself used, so the bottleneck is visible.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import os
 import platform
 import re
-import resource
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,11 +28,17 @@ from typing import Any
 import aiohttp
 import click
 
-from kvnode.bench import floor
-from kvnode.bench.report import latency_summary_ms
+from kvnode.bench import floor, raft_floor
+from kvnode.bench.hey_rows import (
+    BENCH_KEY,
+    LEADER_THREADS,
+    System,
+    by_role,
+    measure,
+    median_row,
+)
 from kvnode.client import Client
 from kvnode.cluster.supervisor import LocalCluster, free_ports
-from kvnode.thread_names import HTTP_THREAD, RAFT_THREAD, SYNC_THREAD
 
 ROWS = [
     ("put", 1),
@@ -48,113 +48,8 @@ ROWS = [
     ("get", 64),
     ("stale-get", 64),
 ]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 README_BEGIN = "<!-- bench-vs-etcd:begin -->"
 README_END = "<!-- bench-vs-etcd:end -->"
-BENCH_KEY = "bench"
-LEADER_THREADS = (HTTP_THREAD, RAFT_THREAD, SYNC_THREAD)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
-    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
-
-
-def stat_cpu_seconds(stat: Path) -> float:
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time so far of each named thread of a process (kvnode names its threads:
-    thread_names.py), from /proc/PID/task/TID/{comm,stat}; a thread that ended is gone."""
-    totals: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            totals[name] = totals.get(name, 0.0) + stat_cpu_seconds(task / "stat")
-        except FileNotFoundError:
-            continue
-    return totals
-
-
-@dataclass
-class System:
-    """One cluster under test: where to send each workload, and its processes by role."""
-
-    name: str
-    leader_url: str
-    pids: dict[str, int]  # "leader", "follower1", "follower2"
-
-    def request(self, workload: str, value: bytes) -> tuple[str, str, bytes, str]:
-        """(method, url, body, content type) of one request of `workload`."""
-        if self.name == "etcd":
-            url = f"{self.leader_url}/v2/keys/{BENCH_KEY}"
-            if workload == "put":
-                return "PUT", url, b"value=" + value, "application/x-www-form-urlencoded"
-            return "GET", url + ("?quorum=true" if workload == "get" else ""), b"", ""
-        url = f"{self.leader_url}/kv/{BENCH_KEY}"
-        if workload == "put":
-            return "PUT", url, value, "application/octet-stream"
-        return "GET", url + ("?consistency=stale" if workload == "stale-get" else ""), b"", ""
-
-
-def run_hey(
-    method: str,
-    url: str,
-    body: bytes,
-    content_type: str,
-    connections: int,
-    seconds: float,
-    workdir: Path,
-) -> dict[str, Any]:
-    """One hey run: successful ops/s, latency percentiles, and hey's own CPU share."""
-    command = ["hey", "-z", f"{seconds:g}s", "-c", str(connections), "-m", method, "-o", "csv"]
-    if body:
-        body_path = workdir / "body"
-        body_path.write_bytes(body)
-        command += ["-D", str(body_path), "-T", content_type]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rows = list(csv.DictReader(io.StringIO(output)))
-    ok = [float(r["response-time"]) for r in rows if r["status-code"].startswith("2")]
-    generator_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {
-        "ok": len(ok),
-        "errors": len(rows) - len(ok),
-        "ok_per_s": round(len(ok) / seconds, 1),
-        "latency": latency_summary_ms(ok),
-        "generator_core_share": round(generator_cpu / seconds, 2),
-    }
-
-
-def measure(
-    system: System,
-    workload: str,
-    connections: int,
-    seconds: float,
-    value: bytes,
-    workdir: Path,
-) -> dict[str, Any]:
-    """One row for one system, with each server process's CPU µs per successful op."""
-    method, url, body, content_type = system.request(workload, value)
-    before = {role: cpu_seconds(pid) for role, pid in system.pids.items()}
-    threads_before = thread_cpu_seconds(system.pids["leader"])
-    result = run_hey(method, url, body, content_type, connections, seconds, workdir)
-    ops = max(result["ok"], 1)
-    result["cpu_us_per_op"] = {
-        role: round((cpu_seconds(pid) - before[role]) * 1e6 / ops, 1)
-        for role, pid in system.pids.items()
-    }
-    if system.name == "kvnode":  # where the leader's time goes: HTTP, Raft, fsync thread
-        threads_after = thread_cpu_seconds(system.pids["leader"])
-        result["leader_thread_us_per_op"] = {
-            name: round((threads_after[name] - threads_before.get(name, 0.0)) * 1e6 / ops, 1)
-            for name in LEADER_THREADS
-            if name in threads_after
-        }
-    return {"system": system.name, "workload": workload, "connections": connections, **result}
 
 
 class EtcdCluster:
@@ -216,11 +111,6 @@ class EtcdCluster:
             process.wait(timeout=30)
 
 
-def by_role(pids: list[int], leader: int) -> dict[str, int]:
-    followers = [pid for i, pid in enumerate(pids) if i != leader]
-    return {"leader": pids[leader], **{f"follower{n + 1}": pid for n, pid in enumerate(followers)}}
-
-
 async def kvnode_system(local: LocalCluster) -> System:
     async with Client(local.urls, timeout=2) as client:
         leader = await local.wait_for_leader(client)
@@ -239,32 +129,6 @@ async def etcd_system(etcd: EtcdCluster) -> System:
                 pids = [process.pid for process in etcd.processes]
                 return System("etcd", url, by_role(pids, index))
     raise TimeoutError("etcd has no leader")
-
-
-def median(values: Iterable[float]) -> float:
-    return round(float(statistics.median(values)), 2)
-
-
-def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median of each measured number over the rounds of one row."""
-    first = rows[0]
-    return {
-        "system": first["system"],
-        "workload": first["workload"],
-        "connections": first["connections"],
-        "rounds": len(rows),
-        "ok_per_s": median(r["ok_per_s"] for r in rows),
-        "errors": sum(r["errors"] for r in rows),
-        "latency": {key: median(r["latency"][key] for r in rows) for key in first["latency"]},
-        "generator_core_share": median(r["generator_core_share"] for r in rows),
-        "cpu_us_per_op": {
-            role: median(r["cpu_us_per_op"][role] for r in rows) for role in first["cpu_us_per_op"]
-        },
-        "leader_thread_us_per_op": {
-            name: median(r["leader_thread_us_per_op"][name] for r in rows)
-            for name in first.get("leader_thread_us_per_op", {})
-        },
-    }
 
 
 def format_comparison(medians: dict[str, list[dict[str, Any]]]) -> str:
@@ -292,19 +156,34 @@ def format_comparison(medians: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def format_floor(medians: dict[str, list[dict[str, Any]]]) -> str:
-    """The floor beside etcd: what a server that only parses (aiohttp's C parser) and
-    writes a prebuilt reply gets on each row, so a ratio kvnode cannot pass is visible."""
+FLOOR_TITLES = {
+    "floor": "floor: one process, aiohttp's C parser, a prebuilt reply (kvnode.bench.floor)",
+    "raft-floor": "raft floor: three bare PySyncObj nodes, no fsync, one thread each, an entry"
+    " per loop turn, the floor's front (kvnode.bench.raft_floor)",
+}
+
+
+def format_floor(medians: dict[str, list[dict[str, Any]]], name: str) -> str:
+    """A floor beside etcd: what a server that does less than kvnode can (FLOOR_TITLES)
+    gets on each row it was measured on, so a ratio kvnode cannot pass is visible."""
     lines = [
-        "floor: one process, aiohttp's C parser, a prebuilt reply (kvnode.bench.floor)",
+        FLOOR_TITLES[name],
         f"{'workload':10} {'conns':>5} {'etcd ok/s':>10} {'floor ok/s':>11} {'ratio':>6} "
-        f"{'floor cpu us/op':>16} {'kvnode ok/s':>12} {'kvnode leader cpu us/op':>24}",
+        f"{'etcd p50':>9} {'floor p50':>10} {'floor cpu us/op':>16} {'kvnode ok/s':>12} "
+        f"{'kvnode leader cpu us/op':>24}",
     ]
-    for etcd, kv, bare in zip(medians["etcd"], medians["kvnode"], medians["floor"], strict=True):
+    etcd_rows = {(r["workload"], r["connections"]): r for r in medians["etcd"]}
+    kv_rows = {(r["workload"], r["connections"]): r for r in medians["kvnode"]}
+    for bare in medians[name]:
+        etcd, kv = (
+            etcd_rows[bare["workload"], bare["connections"]],
+            kv_rows[bare["workload"], bare["connections"]],
+        )
         ratio = bare["ok_per_s"] / etcd["ok_per_s"] if etcd["ok_per_s"] else float("nan")
         lines.append(
             f"{bare['workload']:10} {bare['connections']:>5} {etcd['ok_per_s']:>10} "
-            f"{bare['ok_per_s']:>11} {ratio:>6.2f} {bare['cpu_us_per_op']['leader']:>16} "
+            f"{bare['ok_per_s']:>11} {ratio:>6.2f} {etcd['latency']['p50_ms']:>9} "
+            f"{bare['latency']['p50_ms']:>10} {bare['cpu_us_per_op']['leader']:>16} "
             f"{kv['ok_per_s']:>12} {kv['cpu_us_per_op']['leader']:>24}"
         )
     return "\n".join(lines)
@@ -366,6 +245,13 @@ def update_readme(readme: Path, table: str, description: str, seconds: float, ro
     help="Also measure the HTTP floor (a bare protocol on aiohttp's parser, prebuilt reply)"
     " in the same interleaved rounds, and print it beside etcd.",
 )
+@click.option(
+    "--raft-floor",
+    "with_raft_floor",
+    is_flag=True,
+    help="Also measure three bare PySyncObj nodes behind the HTTP floor's front (no fsync)"
+    " on the PUT rows, in the same interleaved rounds, and print them beside etcd.",
+)
 def main(
     duration: float,
     rounds: int,
@@ -375,6 +261,7 @@ def main(
     only_rows: tuple[str, ...],
     readme: Path | None,
     with_floor: bool,
+    with_raft_floor: bool,
 ) -> None:
     """Every workload row against etcd and kvnode with hey, interleaved, medians printed."""
     if only_rows and readme is not None:
@@ -389,7 +276,10 @@ def main(
     runs: dict[str, dict[tuple[str, int], list[dict[str, Any]]]] = {"etcd": {}, "kvnode": {}}
     if with_floor:
         runs["floor"] = {}
+    if with_raft_floor:
+        runs["raft-floor"] = {}
     floor_server: subprocess.Popen[bytes] | None = None
+    raft_floor_cluster: raft_floor.RaftFloorCluster | None = None
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         etcd = EtcdCluster(base, binary)
@@ -404,10 +294,15 @@ def main(
                 floor.wait_until_listening(port, floor_server)
                 floor_url = f"http://127.0.0.1:{port}"
                 systems.append(System("floor", floor_url, {"leader": floor_server.pid}))
+            if with_raft_floor:
+                raft_floor_cluster = raft_floor.RaftFloorCluster("loop", True, base)
+                systems.append(raft_floor_cluster.system("raft-floor"))
             for round_number in range(rounds):
                 order = systems if round_number % 2 == 0 else systems[::-1]
                 for workload, connections in rows:
                     for system in order:
+                        if system.name == "raft-floor" and workload != "put":
+                            continue  # its reads are a dict's, neither linearizable nor kvnode's
                         row = measure(system, workload, connections, duration, value, base)
                         runs[system.name].setdefault((workload, connections), []).append(row)
                         click.echo(
@@ -422,14 +317,17 @@ def main(
             if floor_server is not None:
                 floor_server.terminate()
                 floor_server.wait(30)
+            if raft_floor_cluster is not None:
+                raft_floor_cluster.stop()
     medians = {
         name: [median_row(rows) for rows in by_row.values()] for name, by_row in runs.items()
     }
     table = format_comparison(medians)
     description = machine_description()
     click.echo(f"{description}\n{table}")
-    if with_floor:
-        click.echo(f"\n{format_floor(medians)}")
+    for name in ("floor", "raft-floor"):
+        if name in medians:
+            click.echo(f"\n{format_floor(medians, name)}")
     json_path.write_text(json.dumps({"machine": description, "medians": medians}, indent=2))
     click.echo(f"\nresults written to {json_path}")
     if readme is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from kvnode.bench.compare import cpu_seconds
+from kvnode.bench.hey_rows import cpu_seconds
 from kvnode.bench.report import latency_summary_ms
 
 KEY_PREFIX = "watchbench/"

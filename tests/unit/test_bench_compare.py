@@ -26,12 +26,15 @@ def test_some_rows_cannot_rewrite_the_whole_table(tmp_path: Path) -> None:
     assert readme.read_text() == "before\n"
 
 
-def row(system: str, ok_per_s: float, leader_cpu: float) -> dict[str, Any]:
+def row(
+    system: str, ok_per_s: float, leader_cpu: float, workload: str = "stale-get", p50: float = 1.0
+) -> dict[str, Any]:
     return {
         "system": system,
-        "workload": "stale-get",
+        "workload": workload,
         "connections": 64,
         "ok_per_s": ok_per_s,
+        "latency": {"p50_ms": p50},
         "cpu_us_per_op": {"leader": leader_cpu},
     }
 
@@ -42,6 +45,20 @@ def test_the_floor_is_printed_beside_etcd_with_its_ratio() -> None:
         "kvnode": [row("kvnode", 12000.0, 50.0)],
         "floor": [row("floor", 30000.0, 18.0)],
     }
-    line = format_floor(medians).splitlines()[-1].split()
+    line = format_floor(medians, "floor").splitlines()[-1].split()
     assert line[:5] == ["stale-get", "64", "20000.0", "30000.0", "1.50"]
-    assert line[5:] == ["18.0", "12000.0", "50.0"]
+    assert line[5:] == ["1.0", "1.0", "18.0", "12000.0", "50.0"]
+
+
+def test_the_raft_floor_is_printed_beside_the_rows_it_was_measured_on() -> None:
+    medians = {
+        "etcd": [row("etcd", 20000.0, 30.0), row("etcd", 8000.0, 90.0, "put", p50=7.5)],
+        "kvnode": [row("kvnode", 12000.0, 50.0), row("kvnode", 6000.0, 120.0, "put", p50=9.6)],
+        "raft-floor": [row("raft-floor", 12000.0, 40.0, "put", p50=5.3)],
+    }
+    lines = format_floor(medians, "raft-floor").splitlines()
+    assert "PySyncObj" in lines[0]
+    assert len(lines) == 3  # the title, the header and the one PUT row
+    assert lines[-1].split() == [
+        *("put", "64", "8000.0", "12000.0", "1.50", "7.5", "5.3", "40.0", "6000.0", "120.0")
+    ]

@@ -74,7 +74,8 @@ def importers_of(prefix: str) -> set[str]:
 
 def test_only_the_pysyncobj_folder_imports_pysyncobj() -> None:
     outside = {n for n in importers_of("pysyncobj") if not n.startswith("kvnode.raft.pysyncobj")}
-    assert outside == set()
+    # The Raft floor benchmark measures PySyncObj as it comes, without kvnode's patches.
+    assert outside <= {"kvnode.bench.raft_floor"}, outside
 
 
 def test_only_the_http_layer_serves_with_aiohttp_web() -> None:

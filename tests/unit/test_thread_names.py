@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from kvnode.bench.compare import thread_cpu_seconds
+from kvnode.bench.hey_rows import thread_cpu_seconds
 from kvnode.thread_names import name_os_thread
 
 BURN_SECONDS = 0.05
