@@ -1,5 +1,6 @@
 """The layers of docs/ARCHITECTURE.md hold in the code: no module of kvnode imports itself
-back through others (type-only imports included), only raft/pysyncobj/ imports PySyncObj,
+back through others (type-only imports included), only raft/pysyncobj/ imports PySyncObj (and
+the Raft floor benchmark),
 only http/ (and the composition root) imports aiohttp's web server, and storage/ knows
 nothing of Raft, HTTP or the service."""
 
