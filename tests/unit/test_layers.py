@@ -1,8 +1,7 @@
 """The layers of docs/ARCHITECTURE.md hold in the code: no module of kvnode imports itself
-back through others (type-only imports included), only raft/pysyncobj/ imports PySyncObj (and
-the Raft floor benchmark),
-only http/ (and the composition root) imports aiohttp's web server, and storage/ knows
-nothing of Raft, HTTP or the service."""
+back through others (type-only imports included), only raft/pysyncobj/ imports PySyncObj
+(and the Raft floor benchmark), only http/ (and the composition root) imports aiohttp's
+web server, and storage/ knows nothing of Raft, HTTP or the service."""
 
 from __future__ import annotations
 
