@@ -322,20 +322,8 @@ def design_name(mode: str, batch: bool) -> str:
 
 
 @main.command("run")
-@click.option(
-    "--seconds",
-    type=click.FloatRange(min=1),
-    default=5.0,
-    show_default=True,
-    help="Per design and row.",
-)
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Interleaved rounds (medians).",
-)
+@click.option("--seconds", type=click.FloatRange(min=1), default=5.0, help="Seconds per run (5).")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, help="Interleaved rounds (3).")
 def run(seconds: float, rounds: int) -> None:
     """PUTs at 1, 16 and 64 connections against each design's cluster, interleaved."""
     from kvnode.bench import hey_rows
