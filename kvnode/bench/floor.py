@@ -19,7 +19,6 @@ http-floor [--seconds S] [--rounds N] [--connections C]`; it needs `hey` on the 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import socket
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import click
 from aiohttp.base_protocol import BaseProtocol
+
+from kvnode.bench.hey_rows import cpu_seconds
 
 VALUE = b"v" * 100
 REPLY = (
@@ -147,11 +148,6 @@ def seed_kvnode(port: int) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)  # no leader yet (503)
     raise click.ClickException(f"the kvnode node on port {port} took no write")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def drive(url: str, method: str, seconds: float, connections: int, body: Path) -> int:

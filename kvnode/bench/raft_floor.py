@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from aiohttp.base_protocol import BaseProtocol
+
+from kvnode.bench.floor import FloorProtocol
 
 MODES = ("thread", "loop")
 OK_REPLY = (
@@ -179,15 +180,11 @@ def answer_all(answers: list[Answer], reply: bytes) -> None:
         answer(reply)
 
 
-class RaftFloorProtocol(BaseProtocol):
+class RaftFloorProtocol(FloorProtocol):
     """The HTTP floor's front with a PySyncObj node behind it (see the module docstring)."""
 
     def __init__(self, store: Any, proposer: Proposer) -> None:
-        from aiohttp.http_parser import HttpRequestParser
-
-        loop = asyncio.get_running_loop()
-        super().__init__(loop)
-        self._requests = HttpRequestParser(self, loop, 2**16)
+        super().__init__()
         self._store = store
         self._proposer = proposer
 
