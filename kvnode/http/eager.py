@@ -1,11 +1,12 @@
 """Run a coroutine at once, in the caller's frame, and on from each wait in the callback of
 the future it waits on: no task.
 
-A request on the lean path either needs nothing from another thread (a stale GET, any
-refusal), and then finishes in its first step, or waits on one future or two (its
-batch's outcome, a read barrier). A task for it costs a scheduled first step, a wake-up
-per wait and a scheduled done callback, more than a stale read itself; driving the
-coroutine from the futures' callbacks costs one callback per wait.
+A request on the lean path that needs nothing from another thread (a stale GET, any
+refusal) is answered without a coroutine (kvnode.http.lean); one that waits does so on
+one future or two (its batch's outcome, a read barrier). A task for it costs a
+scheduled first step, a wake-up per wait and a scheduled done callback, more than the
+request's own work; driving the coroutine from the futures' callbacks costs one
+callback per wait.
 
 What such a coroutine may await: futures and what awaits them (`shield`, another
 coroutine). It runs with no current task, so not `asyncio.timeout` (which needs one)

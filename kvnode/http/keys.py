@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Awaitable
 
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
@@ -126,6 +127,14 @@ def parse_lease(query: dict[str, str], ttl: float | None, when: Condition | None
     return parse_uint(query["lease"], "lease", "bad_lease", 1, MAX_REVISION)
 
 
+# The queries a read of one key can have, each decided once: whether it waits for a read
+# barrier (before `unsafe_local_reads`). Any other query goes through query_of, which
+# refuses it with the reason.
+READ_QUERIES = {"": True} | {
+    f"consistency={mode}": mode == "linearizable" for mode in CONSISTENCY_MODES
+}
+
+
 def needs_barrier(service: Service, query: dict[str, str]) -> bool:
     """Whether the read must first wait until this node has applied everything committed
     when it arrived (a read index round): not with `consistency=stale`. A plain function,
@@ -188,12 +197,24 @@ async def put_key(request: HttpRequest, service: Service, key: str) -> Reply:
     )
 
 
-async def get_key(request: HttpRequest, service: Service, key: str) -> Reply:
+def get_key(request: HttpRequest, service: Service, key: str) -> Reply | Awaitable[Reply]:
     """The value as the body, its revisions (and deadline) in headers; `HEAD` the same
-    without the body."""
-    # Not consistent_read: a stale read (most reads) then makes no coroutine at all.
-    if needs_barrier(service, query_of(request, GET_PARAMS)):
-        await service.read_barrier()
+    without the body. A read that needs no barrier (`consistency=stale`, most reads) is
+    answered here and now: no coroutine, no task."""
+    barrier = READ_QUERIES.get(request.rel_url.raw_query_string)
+    if barrier is None:  # not one of the usual queries: checked in full (and maybe refused)
+        barrier = needs_barrier(service, query_of(request, GET_PARAMS))
+    if barrier and not service.config.unsafe_local_reads:
+        return _get_after_barrier(service, key)
+    return _read_key(service, key)
+
+
+async def _get_after_barrier(service: Service, key: str) -> Reply:
+    await service.read_barrier()
+    return _read_key(service, key)
+
+
+def _read_key(service: Service, key: str) -> Reply:
     record, index = service.get(key)
     if record is None:
         raise ApiError(404, "not_found", f"key {key!r} does not exist", index_header(index))

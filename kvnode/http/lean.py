@@ -37,14 +37,24 @@ from kvnode.http.checks import check_cluster, check_single_headers
 from kvnode.http.cors import cors_headers, preflight
 from kvnode.http.keys import delete_key, get_key, put_key
 from kvnode.http.metrics import Metrics
-from kvnode.http.request import KV_PREFIX, ApiError, Reply, api_error_of, error_reply, parse_key
+from kvnode.http.request import (
+    KV_PREFIX,
+    ApiError,
+    HttpRequest,
+    Reply,
+    api_error_of,
+    error_reply,
+    parse_key,
+)
 from kvnode.service import Service
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/kv/{key}"  # the latency series of these requests, as the application names it
 ALLOWED = "DELETE,GET,HEAD,PUT"
-HANDLERS: dict[str, Callable[[LeanRequest, Service, str], Awaitable[Reply]]] = {
+Handler = Callable[[HttpRequest, Service, str], Reply | Awaitable[Reply]]
+"""A route's handler: its reply, or (for one that waits, on Raft or a body) an awaitable."""
+HANDLERS: dict[str, Handler] = {
     "GET": get_key,
     "HEAD": get_key,
     "PUT": put_key,
@@ -160,26 +170,56 @@ class LeanKvPath:
 
     def answer_at_once(self, request: LeanRequest, finished: eager.Finished) -> bool:
         """Start answering now: `finished` gets the reply's bytes, at once (True) for a
-        request that needs no wait (a stale read, a refusal), else once its wait (for
-        Raft, a read barrier) is over."""
-        return eager.drive(self.answer(request), finished)
+        request that needs no wait (a stale read, a refusal: no coroutine is made), else
+        once its wait (for Raft, a read barrier) is over."""
+        started, cors, reply = self._start(request)
+        if not isinstance(reply, Reply):
+            return eager.drive(self._finish_later(request, started, cors, reply), finished)
+        try:
+            answer: bytes | Exception = self._finish(request, started, cors, reply)
+        except Exception as exc:  # a bug: the caller logs it, as it would from a coroutine
+            answer = exc
+        finished(answer)
+        return True
 
     async def answer(self, request: LeanRequest) -> bytes:
         """The whole reply to one request, as bytes to write."""
+        started, cors, reply = self._start(request)
+        if isinstance(reply, Reply):
+            return self._finish(request, started, cors, reply)
+        return await self._finish_later(request, started, cors, reply)
+
+    def _start(
+        self, request: LeanRequest
+    ) -> tuple[float, dict[str, str], Reply | Awaitable[Reply]]:
+        """When the request started, its CORS headers, and its reply or what to await
+        for it."""
         started = time.perf_counter()
-        method = request.method
         cors: dict[str, str] = {}
         try:
             cors = cors_headers(request, self._service)
-            reply = preflight(request) or await self._reply_to(request)
+            return started, cors, preflight(request) or self._reply_to(request)
         except Exception as exc:  # every failure is a JSON reply; a bug is also logged
+            return started, cors, error_reply(api_error_of(exc, request))
+
+    async def _finish_later(
+        self, request: LeanRequest, started: float, cors: dict[str, str], pending: Awaitable[Reply]
+    ) -> bytes:
+        try:
+            reply = await pending
+        except Exception as exc:  # as in _start
             reply = error_reply(api_error_of(exc, request))
+        return self._finish(request, started, cors, reply)
+
+    def _finish(
+        self, request: LeanRequest, started: float, cors: dict[str, str], reply: Reply
+    ) -> bytes:
         # Counted before it is written, like the application's replies: a client gone
         # mid-body still shows as the 400 its request got.
-        self._metrics.record(method, reply.status, time.perf_counter() - started, ROUTE)
+        self._metrics.record(request.method, reply.status, time.perf_counter() - started, ROUTE)
         return self._encode(request, reply, request.keep_alive, cors)
 
-    async def _reply_to(self, request: LeanRequest) -> Reply:
+    def _reply_to(self, request: LeanRequest) -> Reply | Awaitable[Reply]:
         service = self._service
         check_single_headers(request)
         grant = authenticate(request, service)
@@ -195,8 +235,13 @@ class LeanKvPath:
         authorize_keys(request, grant, key)
         check_cluster(request, service)
         if "Expect" in request.headers:
-            await self._expect(request)
-        return await handler(request, service, key)
+            return self._after_expect(request, handler, key)
+        return handler(request, service, key)
+
+    async def _after_expect(self, request: LeanRequest, handler: Handler, key: str) -> Reply:
+        await self._expect(request)
+        reply = handler(request, self._service, key)
+        return reply if isinstance(reply, Reply) else await reply
 
     @staticmethod
     async def _expect(request: LeanRequest) -> None:
