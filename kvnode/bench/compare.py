@@ -30,7 +30,6 @@ import click
 
 from kvnode.bench import floor, raft_floor
 from kvnode.bench.hey_rows import (
-    BENCH_KEY,
     LEADER_THREADS,
     System,
     by_role,
@@ -115,7 +114,6 @@ async def kvnode_system(local: LocalCluster) -> System:
     async with Client(local.urls, timeout=2) as client:
         leader = await local.wait_for_leader(client)
         await local.wait_until_ready(client)
-        await client.put(BENCH_KEY, b"v")
     pids = [node.process.pid for node in local.nodes if node.process is not None]
     return System("kvnode", local.urls[leader], by_role(pids, leader))
 
@@ -297,6 +295,8 @@ def main(
             if with_raft_floor:
                 raft_floor_cluster = raft_floor.RaftFloorCluster("loop", True, base)
                 systems.append(raft_floor_cluster.system("raft-floor"))
+            for system in systems:
+                system.seed(value)
             for round_number in range(rounds):
                 order = systems if round_number % 2 == 0 else systems[::-1]
                 for workload, connections in rows:

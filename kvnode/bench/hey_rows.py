@@ -14,6 +14,7 @@ import os
 import resource
 import statistics
 import subprocess
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,17 @@ class System:
         if workload == "put":
             return "PUT", url, value, "application/octet-stream"
         return "GET", url + ("?consistency=stale" if workload == "stale-get" else ""), b"", ""
+
+    def seed(self, value: bytes) -> None:
+        """Write the key the GET rows read, with the value the PUT rows write: a GET row
+        measured alone then reads what it reads after them (etcd answers a key never
+        written with a 404, which is not an ok reply)."""
+        method, url, body, content_type = self.request("put", value)
+        request = urllib.request.Request(
+            url, data=body, method=method, headers={"Content-Type": content_type}
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
 
 
 def run_hey(
