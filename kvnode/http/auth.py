@@ -20,7 +20,7 @@ or key prefixes do not cover the request is `403 forbidden`. What each route nee
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from kvnode.access import ROOT, Grant
 from kvnode.commands_pb2 import Txn
@@ -39,7 +39,7 @@ def authenticate(request: HttpRequest, service: Service) -> Grant:
     path = request.path
     if path in UNAUTHENTICATED_PATHS or is_console(path):
         return ROOT
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, secret = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     grant = service.grant_for(secret) if scheme == "Bearer" and secret else None
     if grant is None:
         raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required")

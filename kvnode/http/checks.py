@@ -3,17 +3,24 @@ each single-valued header, and the cluster it names (the token: kvnode.http.auth
 
 from __future__ import annotations
 
-from kvnode.contract import CLUSTER_HEADER, WRONG_CLUSTER
-from kvnode.http.request import ApiError, HttpRequest
+from aiohttp import hdrs
+
+from kvnode.contract import WRONG_CLUSTER
+from kvnode.http.request import (
+    CLUSTER_HEADER_NAME,
+    REQUEST_ID_HEADER,
+    ApiError,
+    HttpRequest,
+)
 from kvnode.service import Service
 
 SINGLE_HEADERS = (
-    "X-Request-Id",
-    "If-Match",
-    "If-None-Match",
-    "Authorization",
-    CLUSTER_HEADER,
-    "Content-Encoding",
+    REQUEST_ID_HEADER,
+    hdrs.IF_MATCH,
+    hdrs.IF_NONE_MATCH,
+    hdrs.AUTHORIZATION,
+    CLUSTER_HEADER_NAME,
+    hdrs.CONTENT_ENCODING,
 )
 
 
@@ -31,7 +38,7 @@ def check_cluster(request: HttpRequest, service: Service) -> None:
     """A client that names the cluster it means (`X-KV-Cluster`) is refused by a node of
     another cluster before anything is read or written, so it cannot write into the wrong
     one (ports reused by another cluster, a stale endpoint list)."""
-    expected = request.headers.get(CLUSTER_HEADER)
+    expected = request.headers.get(CLUSTER_HEADER_NAME)
     if not expected:
         return
     ours = service.cluster_id

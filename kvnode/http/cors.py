@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from aiohttp import hdrs
 from yarl import URL
 
 from kvnode.contract import CLUSTER_HEADER
@@ -54,10 +55,10 @@ def cors_headers(request: HttpRequest, service: Service) -> dict[str, str]:
     """The headers that let the page which sent the request read the reply ({} for a
     request with no `Origin`: not from a browser, or same-origin). Raises
     `403 origin_not_allowed` for a page of an origin the node does not allow."""
-    origin = request.headers.get("Origin")
+    origin = request.headers.get(hdrs.ORIGIN)
     if origin is None:
         return {}
-    if not origin_allowed(origin, request.headers.get("Host", ""), member_urls(service)):
+    if not origin_allowed(origin, request.headers.get(hdrs.HOST, ""), member_urls(service)):
         raise ApiError(
             403,
             "origin_not_allowed",
@@ -77,7 +78,7 @@ def preflight(request: HttpRequest) -> Reply | None:
     or None for any other request; the caller adds `cors_headers` as to every reply. A
     preflight carries no token, so it is answered before the token is checked; the request
     it announces is checked in full when it comes."""
-    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+    if request.method != "OPTIONS" or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
         return None
     return Reply(
         204,

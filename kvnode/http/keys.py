@@ -9,6 +9,8 @@ import base64
 import math
 from collections.abc import Awaitable
 
+from aiohttp import hdrs
+
 from kvnode import commands
 from kvnode.clock import wall_clock_ms
 from kvnode.commands_pb2 import Condition
@@ -84,8 +86,8 @@ def parse_condition(
                 prev_revision=parse_revision(query["prev_revision"], "prev_revision")
             )
         )
-    if "If-Match" in request.headers:
-        tag = request.headers["If-Match"].strip()
+    if hdrs.IF_MATCH in request.headers:
+        tag = request.headers[hdrs.IF_MATCH].strip()
         if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')):
             raise ApiError(400, "bad_if_match", 'If-Match must be a quoted revision, e.g. "42"')
         found.append(commands.condition(prev_revision=parse_revision(tag[1:-1], "If-Match")))
@@ -94,7 +96,7 @@ def parse_condition(
         if value not in ("true", "false"):
             raise ApiError(400, "bad_prev_exist", "prev_exist must be true or false")
         found.append(commands.condition(prev_exist=value == "true"))
-    if "If-None-Match" in request.headers:
+    if hdrs.IF_NONE_MATCH in request.headers:
         if not allow_exist:
             raise ApiError(
                 400,
@@ -102,7 +104,7 @@ def parse_condition(
                 f"If-None-Match does not apply to {request.method}; use If-Match or"
                 " prev_revision / prev_value",
             )
-        if request.headers["If-None-Match"].strip() != "*":
+        if request.headers[hdrs.IF_NONE_MATCH].strip() != "*":
             raise ApiError(400, "bad_if_none_match", "only If-None-Match: * is supported")
         found.append(commands.condition(prev_exist=False))
     if len(found) > 1:

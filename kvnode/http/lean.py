@@ -24,6 +24,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import NamedTuple
 
+from aiohttp import hdrs
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.http_parser import RawRequestMessage
@@ -85,7 +86,7 @@ def answerable_at_once(message: RawRequestMessage, payload: StreamReader) -> boo
     return (
         not message.should_close
         and payload.is_eof()
-        and "Expect" not in message.headers
+        and hdrs.EXPECT not in message.headers
         and takes(message)
     )
 
@@ -130,7 +131,7 @@ class LeanRequest:
 
     @property
     def content_length(self) -> int | None:
-        length = self._message.headers.get("Content-Length")
+        length = self._message.headers.get(hdrs.CONTENT_LENGTH)
         return None if length is None else int(length)
 
     @property
@@ -234,7 +235,7 @@ class LeanKvPath:
         key = parse_key(request)
         authorize_keys(request, grant, key)
         check_cluster(request, service)
-        if "Expect" in request.headers:
+        if hdrs.EXPECT in request.headers:
             return self._after_expect(request, handler, key)
         return handler(request, service, key)
 
@@ -250,7 +251,7 @@ class LeanKvPath:
         if not request.http_1_1:
             return  # HTTP/1.0 has no interim replies; the body comes anyway
         assert request.writer is not None  # a request with `Expect` is never answered at once
-        expect = request.headers["Expect"]
+        expect = request.headers[hdrs.EXPECT]
         if expect.lower() != "100-continue":
             raise ApiError(417, "expectation_failed", f"Expect: {expect!r} is not supported")
         await request.writer.write(CONTINUE)

@@ -10,13 +10,14 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.streams import StreamReader
-from multidict import CIMultiDictProxy, MultiMapping
+from multidict import CIMultiDictProxy, MultiMapping, istr
 from yarl import URL
 
 from kvnode.config import MAX_KEY_BYTES
 from kvnode.consensus import Indeterminate, Unavailable
+from kvnode.contract import CLUSTER_HEADER
 from kvnode.service import QuotaExceeded
 from kvnode.storage.outcome import Outcome, Status
 
@@ -32,6 +33,10 @@ BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds a request body may take
 RETRY_AFTER_SECONDS = "1"
 MAX_REQUEST_ID_LENGTH = 128
+# Request header names as multidict's case-insensitive strings (like aiohttp's `hdrs`): a
+# lookup with one skips folding the name's case, on every request's path.
+REQUEST_ID_HEADER = istr("X-Request-Id")
+CLUSTER_HEADER_NAME = istr(CLUSTER_HEADER)
 REQUEST_ID = re.compile(f"[!-~]{{0,{MAX_REQUEST_ID_LENGTH}}}", re.ASCII)  # visible ASCII
 
 
@@ -236,7 +241,7 @@ def write_failure(outcome: Outcome, key: str) -> ApiError:
 
 def parse_request_id(request: HttpRequest) -> str:
     """The client's id for this write (X-Request-Id); a retry under it is applied at most once."""
-    request_id = request.headers.get("X-Request-Id", "")
+    request_id = request.headers.get(REQUEST_ID_HEADER, "")
     if not REQUEST_ID.fullmatch(request_id):
         raise ApiError(
             400,
@@ -253,7 +258,7 @@ def body_if_whole(request: HttpRequest, limit: int, *, what: str, too_large: str
     malformed one would fail deep in the parser). `what` names the body in the 413's
     message, `too_large` is its code. No coroutine, so a write whose value is here
     makes none for its body."""
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise ApiError(
             415,
