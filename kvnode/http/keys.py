@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 
 from aiohttp import hdrs
 
@@ -129,15 +129,14 @@ def parse_lease(query: dict[str, str], ttl: float | None, when: Condition | None
     return parse_uint(query["lease"], "lease", "bad_lease", 1, MAX_REVISION)
 
 
-# The queries a read of one key can have, each decided once: whether it waits for a read
-# barrier (before `unsafe_local_reads`). Any other query goes through query_of, which
-# refuses it with the reason.
-READ_QUERIES = {"": True} | {
-    f"consistency={mode}": mode == "linearizable" for mode in CONSISTENCY_MODES
+# The queries a read of one key usually has, parsed once (as query_of parses them; shared,
+# so read only). Any other query goes through query_of, which refuses it with the reason.
+READ_QUERIES: dict[str, Mapping[str, str]] = {"": {}} | {
+    f"consistency={mode}": {"consistency": mode} for mode in CONSISTENCY_MODES
 }
 
 
-def needs_barrier(service: Service, query: dict[str, str]) -> bool:
+def needs_barrier(service: Service, query: Mapping[str, str]) -> bool:
     """Whether the read must first wait until this node has applied everything committed
     when it arrived (a read index round): not with `consistency=stale`. A plain function,
     so a stale read makes no coroutine."""
@@ -203,10 +202,10 @@ def get_key(request: HttpRequest, service: Service, key: str) -> Reply | Awaitab
     """The value as the body, its revisions (and deadline) in headers; `HEAD` the same
     without the body. A read that needs no barrier (`consistency=stale`, most reads) is
     answered here and now: no coroutine, no task."""
-    barrier = READ_QUERIES.get(request.rel_url.raw_query_string)
-    if barrier is None:  # not one of the usual queries: checked in full (and maybe refused)
-        barrier = needs_barrier(service, query_of(request, GET_PARAMS))
-    if barrier and not service.config.unsafe_local_reads:
+    query = READ_QUERIES.get(request.rel_url.raw_query_string)
+    if query is None:  # not one of the usual queries: checked in full (and maybe refused)
+        query = query_of(request, GET_PARAMS)
+    if needs_barrier(service, query):
         return _get_after_barrier(service, key)
     return _read_key(service, key)
 
