@@ -52,6 +52,7 @@ import orjson
 from kvnode.config import NodeConfig
 from kvnode.consensus import StateMachine
 from kvnode.raft.catch_up import CatchUp
+from kvnode.raft.commit_notice import CommitNotice
 from kvnode.raft.failstop import fail_stop
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.leader_match import LeaderMatch
@@ -148,7 +149,7 @@ class RaftNode(SyncObjBase):
         self.snapshots_installed = 0
         self.dump_path = Path(config.data_dir) / RAFT_SNAPSHOT
         self.wakeup = Wakeup()
-        self._announced_commit = 0
+        self.commit_notice = CommitNotice()
         self._known_leader: str | None = None
         self.leader_changes = 0
         self._leaderless_since: float | None = time.monotonic()
@@ -206,7 +207,7 @@ class RaftNode(SyncObjBase):
             logCompactionSplit=False,  # True confines compaction to per-node time slots
             commandsWaitLeader=False,
             dynamicMembershipChange=True,
-            onStateChanged=self._log_role_change,
+            onStateChanged=self._on_role_change,
         )
         super().__init__(
             config.raft_addr,
@@ -233,10 +234,11 @@ class RaftNode(SyncObjBase):
             return None
 
     # -- event-driven commit path ------------------------------------------------------
-    # PySyncObj replicates on a timer. These three hooks make it replicate when there is
+    # PySyncObj replicates on a timer. These hooks make it replicate when there is
     # something to replicate: a proposal wakes the loop, new log entries are sent at
-    # once, and a new commit index is announced at once (so followers apply, and answer
-    # their clients, without waiting for the next heartbeat).
+    # once, and a new commit index reaches the followers within a few milliseconds, at
+    # once for a follower that waits for it (commit_notice.py), so followers apply, and
+    # answer their clients, without waiting for the next heartbeat.
 
     def propose(self, command: bytes, callback: Any) -> None:
         """Queue a command (any thread) and wake the tick loop to process it now."""
@@ -259,10 +261,8 @@ class RaftNode(SyncObjBase):
         super()._checkCommandsToApply()
         if self.journal[-1][1] != last_index and self._isLeader():
             # Send in this tick: the journal fsync in _after_tick then overlaps the round trip.
+            # These carry the commit index too (the transport tells commit_notice).
             self.send_append_entries()
-            # These carry the commit index too: _after_tick need not announce it again (under
-            # load, half the messages a follower decrypts, parses and answers).
-            self._announced_commit = self.raftCommitIndex
 
     # -- pre-vote (prevote.py): the ElectionView it sees PySyncObj through -----------------
 
@@ -287,6 +287,10 @@ class RaftNode(SyncObjBase):
             self.postpone_election(time.monotonic())  # no candidacy while catching up
         else:
             self.prevote.before_tick()
+        if self._isLeader():  # wake in time to tell the followers a commit index
+            notice_wait = self.commit_notice.wait_at_most(self.journal[-1][1])
+            if notice_wait is not None:
+                timeToWait = min(timeToWait, notice_wait)
         super()._onTick(timeToWait)
 
     def _release_synced(self) -> None:
@@ -313,6 +317,7 @@ class RaftNode(SyncObjBase):
         restarted or wiped node starts over)."""
         self.forget_match_index(node)
         self.leader_match.forget(node)
+        self.commit_notice.forget(node)
 
     def hand_over_leadership(self, callback: Any) -> None:
         """PySyncObj hands over only to a follower whose matchIndex is the leader's last
@@ -374,8 +379,10 @@ class RaftNode(SyncObjBase):
         )
         self.adopt_term(term)
 
-    def _log_role_change(self, old: int, new: int) -> None:
+    def _on_role_change(self, old: int, new: int) -> None:
         log.info("role %s -> %s in term %d", ROLES.get(old), ROLES.get(new), self.raftCurrentTerm)
+        if ROLES.get(new) == "leader":  # before PySyncObj sends its first messages as leader
+            self.commit_notice.start_leading()
 
     def _after_tick(self) -> None:
         # Entries the leader appended and sent this tick: synced in the background while
@@ -397,8 +404,9 @@ class RaftNode(SyncObjBase):
             # log, and this process's memory, without bound. (A no-op while one is written.)
             self.forceLogCompaction()
         self.read_index.tick()
-        if self._isLeader() and self.raftCommitIndex > self._announced_commit:
-            self._announced_commit = self.raftCommitIndex
+        if self._isLeader() and self.commit_notice.due(
+            self.raftCommitIndex, self.peers(), time.monotonic()
+        ):
             self._send_append_entries_now()
         self._sync_machine()
 

@@ -175,8 +175,23 @@ class SyncedTransport(TransportBase):
             # when it is released is lost like any other on a broken connection.
             self._outbox.hold(node, self.journal.generation if depends else 0, message)
             self.syncer.request()
-            return True
-        return self._send_now(node, message)
+            sent = True
+        else:
+            sent = self._send_now(node, message)
+        if sent:
+            self._note_commit_news(node, message)
+        return sent
+
+    def _note_commit_news(self, node: Any, message: dict[str, Any]) -> None:
+        """What a follower was told of the commit index, or now waits to see committed: a
+        forwarded write's log index, a read index (commit_notice.py)."""
+        kind = message.get("type")
+        if kind == "append_entries":
+            self.node.commit_notice.told(node, message.get("commit_index", 0))
+        elif kind == "apply_command_response" and "log_idx" in message:
+            self.node.commit_notice.awaited_by(node, message["log_idx"])
+        elif kind == read_index.READ_INDEX_REPLY and "index" in message:
+            self.node.commit_notice.awaited_by(node, message["index"])
 
     def release_synced(self) -> None:
         """Send the held messages whose journal changes are now on disk (tick thread)."""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pysyncobj.transport import TCPTransport
 
+from kvnode.raft.commit_notice import CommitNotice
 from kvnode.raft.journal_sync import JournalSyncer
 from kvnode.raft.leader_match import LeaderMatch
 from kvnode.raft.outbox import Outbox
@@ -63,6 +64,7 @@ def transport_for(journal: DurableJournal, syncer: Any) -> Any:
         encryptor=None,
         machine=SimpleNamespace(cluster_id=""),
         prevote=SimpleNamespace(mark_vote_request=lambda message: None),
+        commit_notice=CommitNotice(),
         raftCurrentTerm=1,
     )
     return transport
@@ -303,3 +305,19 @@ def test_a_clear_before_the_rewrite_empties_the_file_of_forgotten_entries_too(
     journal._destroy()
     reopened = open_journal(tmp_path)
     assert [(entry[1], entry[2]) for entry in reopened[:]] == [(19, 2), (20, 2)]
+
+
+def test_what_leaves_tells_the_commit_notice_what_each_follower_knows_and_awaits(
+    tmp_path: Path, order: list[str]
+) -> None:
+    transport = transport_for(open_journal(tmp_path), RecordingSyncer())
+    notice = transport._syncObj.commit_notice
+    transport.send("b", {"type": "append_entries", "term": 1, "commit_index": 7})
+    transport.send("c", {"type": "append_entries", "term": 1, "commit_index": 7})
+    assert not notice.due(7, ["b", "c"], now=1.0)  # both were sent 7 already
+    # b forwarded a write, now at index 9; c was given read index 8.
+    transport.send("b", {"type": "apply_command_response", "request_id": 1, "log_idx": 9})
+    transport.send("c", {"type": "kv_read_index_reply", "id": 5, "index": 8})
+    assert notice.due(8, ["b", "c"], now=1.0)  # c waits for 8: at once
+    assert not notice.due(8, ["b", "c"], now=1.0)
+    assert notice.due(9, ["b", "c"], now=1.0)  # b waits for 9
