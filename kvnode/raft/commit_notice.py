@@ -8,9 +8,9 @@ follower an empty append-entries message after each commit. At one client connec
 doubled a write's messages: the leader sent four and read four answers, each follower read
 and answered two, and the notice's extra tick held the GIL just when the event loop was
 answering the client. With three nodes on two cores, where a write at one connection costs
-more CPU than its latency, dropping the notice cut the leader's Raft thread from 830-980 to
-550-600 µs a write and each follower's from 555-680 to 340-415, and the median latency from
-1.9-2.2 to 1.4-1.6 ms (docs/benchmarks.md).
+more CPU than its latency, waiting for a carrier instead cut the leader's Raft thread from
+830-930 to 590-680 µs a write and each follower's from 490-600 to 350-420, and the median
+latency from 1.8-2.0 to 1.4-1.7 ms (docs/benchmarks.md).
 
 Under load the next write's append-entries goes out within a millisecond or so and carries
 the commit index anyway, so the notice waits `COMMIT_NOTICE_DELAY` for such a carrier and is
