@@ -36,7 +36,8 @@ class CommitNotice:
     def __init__(self, delay: float = COMMIT_NOTICE_DELAY) -> None:
         self.delay = delay
         self._told: dict[Any, int] = {}  # follower -> the highest commit index sent to it
-        self._awaited: dict[Any, int] = {}  # follower -> a commit it waits for (to apply)
+        # follower -> a commit it waits for (to apply), always beyond what it was told
+        self._awaited: dict[Any, int] = {}
         self._covered = 0  # every commit index up to this one was sent, or a notice asked
         # (commit index, when this leader first had it) not yet told to every follower
         self._untold: collections.deque[tuple[int, float]] = collections.deque()
@@ -45,10 +46,12 @@ class CommitNotice:
         """A message carrying `commit_index` went to `follower`."""
         if commit_index > self._told.get(follower, 0):
             self._told[follower] = commit_index
+        if self._awaited.get(follower, commit_index + 1) <= commit_index:
+            del self._awaited[follower]  # it has what it waited for
 
     def awaited_by(self, follower: Any, index: int) -> None:
         """`follower` waits until it has applied `index`: tell it as soon as it is committed."""
-        if index > self._awaited.get(follower, 0):
+        if index > max(self._awaited.get(follower, 0), self._told.get(follower, 0)):
             self._awaited[follower] = index
 
     def forget(self, follower: Any) -> None:
@@ -90,7 +93,4 @@ class CommitNotice:
         return None
 
     def _awaited_now(self, commit_index: int) -> bool:
-        return any(
-            self._told.get(follower, 0) < index <= commit_index
-            for follower, index in self._awaited.items()
-        )
+        return any(index <= commit_index for index in self._awaited.values())

@@ -288,7 +288,7 @@ class RaftNode(SyncObjBase):
         else:
             self.prevote.before_tick()
         if self._isLeader():  # wake in time to tell the followers a commit index
-            notice_wait = self.commit_notice.wait_at_most(self.journal[-1][1])
+            notice_wait = self.commit_notice.wait_at_most(self.journal.last_index)
             if notice_wait is not None:
                 timeToWait = min(timeToWait, notice_wait)
         super()._onTick(timeToWait)
